@@ -1,0 +1,83 @@
+//! The command line: argument types and one function per subcommand. Kept thin: the library
+//! does the work.
+
+pub mod inspect;
+pub mod score;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "miascan", version, about = "Was this text in a language model's training data?")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Score passages: per-token log-probs in one forward pass, every score from them.
+    Score(score::Args),
+    /// Describe a model file: architecture, size, context, vocabulary, tokenizer, BOS policy.
+    Inspect(inspect::Args),
+}
+
+/// Options shared by commands that load a model.
+#[derive(Debug, clap::Args)]
+pub struct ModelArgs {
+    /// Model file (.gguf). Default: SmolLM2-135M-Instruct (Q4_1) in the model cache, as
+    /// fetched by scripts/fetch-models.sh.
+    #[arg(long, short = 'm', env = "MIASCAN_MODEL")]
+    pub model: Option<PathBuf>,
+    /// Compute device: cpu, cuda, cuda:N or metal (the latter two need the cargo features).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Worker threads (default: RAYON_NUM_THREADS, else all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+/// File name of the default model.
+pub const DEFAULT_MODEL: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+
+/// Where scripts/fetch-models.sh puts models: `$MIASCAN_MODELS`, else
+/// `~/.cache/miascan/models`.
+pub fn model_cache() -> PathBuf {
+    if let Some(d) = std::env::var_os("MIASCAN_MODELS") {
+        return PathBuf::from(d);
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+    home.join(".cache/miascan/models")
+}
+
+impl ModelArgs {
+    /// The model path, or the default model with a hint when it has not been fetched.
+    pub fn model_path(&self) -> anyhow::Result<PathBuf> {
+        if let Some(p) = &self.model {
+            return Ok(p.clone());
+        }
+        let p = model_cache().join(DEFAULT_MODEL);
+        if !p.exists() {
+            anyhow::bail!(miascan::Error::ModelIo {
+                path: p,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "the default model is not in the cache; run scripts/fetch-models.sh (or pass --model)",
+                ),
+            });
+        }
+        Ok(p)
+    }
+
+    /// Sizes the thread pools (rayon's, and candle's matmul, which reads RAYON_NUM_THREADS).
+    pub fn setup_threads(&self) -> anyhow::Result<()> {
+        if let Some(n) = self.threads {
+            if n == 0 {
+                anyhow::bail!(miascan::Error::Usage("--threads must be at least 1".into()));
+            }
+            std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+            rayon::ThreadPoolBuilder::new().num_threads(n).build_global()?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,113 @@
+//! JSONL: one JSON object per line, text in a configurable field, `id` kept. Blank lines
+//! are allowed; anything else that is not an object with a string text field is an error
+//! naming the line.
+
+use super::{decode_utf8, Passage, ReadOptions};
+use crate::error::{Error, Result};
+use serde_json::Value;
+use std::path::Path;
+
+pub(super) fn parse(path: &Path, bytes: &[u8], opts: &ReadOptions) -> Result<Vec<Passage>> {
+    let name = path.display().to_string();
+    let mut out = Vec::new();
+    for (i, raw) in bytes.split(|&b| b == b'\n').enumerate() {
+        let lineno = i + 1;
+        let err = |message: String| Error::InvalidInput {
+            path: path.to_path_buf(),
+            line: Some(lineno),
+            message,
+        };
+        let line = decode_utf8(path, Some(lineno), raw.to_vec())?;
+        let line = line.strip_prefix('\u{feff}').unwrap_or(&line);
+        if line.trim().is_empty() {
+            continue;
+        }
+        let value: Value =
+            serde_json::from_str(line).map_err(|e| err(format!("malformed JSON: {e}")))?;
+        let Value::Object(obj) = value else {
+            return Err(err("expected a JSON object".into()));
+        };
+        let text = match obj.get(&opts.text_field) {
+            Some(Value::String(s)) => s.clone(),
+            Some(_) => {
+                return Err(err(format!(
+                    "field \"{}\" is not a string",
+                    opts.text_field
+                )))
+            }
+            None => {
+                return Err(err(format!(
+                    "no \"{}\" field (choose another with --text-field)",
+                    opts.text_field
+                )))
+            }
+        };
+        let source = format!("{name}:{lineno}");
+        let id = match obj.get(&opts.id_field) {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            None | Some(Value::Null) => source.clone(),
+            Some(_) => {
+                return Err(err(format!(
+                    "field \"{}\" must be a string or a number",
+                    opts.id_field
+                )))
+            }
+        };
+        out.push(Passage { id, text, source });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts() -> ReadOptions {
+        ReadOptions::default()
+    }
+
+    #[test]
+    fn reads_ids_texts_and_skips_blank_lines() {
+        let src = b"{\"id\": \"a\", \"text\": \"one\"}\n\n{\"id\": 7, \"text\": \"two\"}\n{\"text\": \"three\"}\n";
+        let ps = parse(Path::new("f.jsonl"), src, &opts()).unwrap();
+        let ids: Vec<_> = ps.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(ids, ["a", "7", "f.jsonl:4"]);
+        assert_eq!(ps[2].text, "three");
+    }
+
+    #[test]
+    fn malformed_line_names_the_line() {
+        let src = b"{\"text\": \"ok\"}\n{\"text\": \"unterminated}\n";
+        let e = parse(Path::new("f.jsonl"), src, &opts()).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.starts_with("f.jsonl:2: malformed JSON"), "{msg}");
+    }
+
+    #[test]
+    fn missing_or_wrong_text_field_is_an_error() {
+        let e = parse(Path::new("f.jsonl"), b"{\"body\": \"x\"}\n", &opts()).unwrap_err();
+        assert!(e.to_string().contains("f.jsonl:1: no \"text\" field"), "{e}");
+        let e = parse(Path::new("f.jsonl"), b"{\"text\": 3}\n", &opts()).unwrap_err();
+        assert!(e.to_string().contains("not a string"), "{e}");
+        let e = parse(Path::new("f.jsonl"), b"[1,2]\n", &opts()).unwrap_err();
+        assert!(e.to_string().contains("expected a JSON object"), "{e}");
+    }
+
+    #[test]
+    fn configurable_text_field() {
+        let o = ReadOptions {
+            text_field: "body".into(),
+            ..opts()
+        };
+        let ps = parse(Path::new("f.jsonl"), b"{\"body\": \"x\"}\n", &o).unwrap();
+        assert_eq!(ps[0].text, "x");
+    }
+
+    #[test]
+    fn invalid_utf8_in_a_line_names_the_line() {
+        let e = parse(Path::new("f.jsonl"), b"{\"text\": \"a\"}\n{\"text\": \"\xc3\"}\n", &opts())
+            .unwrap_err();
+        assert!(e.to_string().starts_with("f.jsonl:2: invalid UTF-8"), "{e}");
+    }
+}

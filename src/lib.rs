@@ -1,0 +1,16 @@
+//! miascan: membership inference for language models — was this text in the training data?
+//!
+//! The data path is the module structure: [`input`] → [`model`] (tokenizer + forward with
+//! hidden states for every position) → [`stats`] (per-token log-prob, mu, sigma) →
+//! [`score`] (pure functions of those) → [`report`]. [`scorer`] drives it, one forward pass
+//! per passage serving every score.
+
+pub mod error;
+pub mod input;
+pub mod model;
+pub mod report;
+pub mod score;
+pub mod scorer;
+pub mod stats;
+
+pub use error::{Error, Result};

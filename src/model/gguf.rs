@@ -1,0 +1,310 @@
+//! GGUF files: metadata and tensors, dequantised to f32 on the compute device.
+//!
+//! Parsing is candle's (`candle_core::quantized::gguf_file`, bounds-checked since 0.11.1);
+//! this module adds typed, named errors and a guard so that a hostile file can never take
+//! the process down with a panic.
+
+use crate::error::{Error, Result};
+use candle_core::quantized::gguf_file::{Content, Value};
+use candle_core::{Device, Tensor};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+/// An opened GGUF file: its parsed header and a handle for reading tensors.
+pub struct Gguf {
+    path: PathBuf,
+    content: Content,
+    file: File,
+}
+
+impl std::fmt::Debug for Gguf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gguf").field("path", &self.path).finish()
+    }
+}
+
+/// Runs `f`, turning a panic inside a dependency's parser into an error: user-supplied files
+/// must never abort the process.
+fn guarded<T>(path: &Path, what: &str, f: impl FnOnce() -> candle_core::Result<T>) -> Result<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(Error::InvalidModel {
+            path: path.to_path_buf(),
+            message: format!("{what}: {e}"),
+        }),
+        Err(_) => Err(Error::InvalidModel {
+            path: path.to_path_buf(),
+            message: format!("{what}: malformed file (parser rejected it)"),
+        }),
+    }
+}
+
+impl Gguf {
+    /// Opens and parses the header (metadata and tensor directory) of a GGUF file.
+    pub fn open(path: &Path) -> Result<Self> {
+        let mut file = File::open(path).map_err(|source| Error::ModelIo {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let content = guarded(path, "not a readable GGUF file", || {
+            Content::read(&mut file)
+        })?;
+        let g = Gguf {
+            path: path.to_path_buf(),
+            content,
+            file,
+        };
+        g.check_tensor_extents()?;
+        Ok(g)
+    }
+
+    /// Refuses a truncated file up front, naming the first tensor that does not fit, rather
+    /// than failing halfway through loading.
+    fn check_tensor_extents(&self) -> Result<()> {
+        let len = self
+            .file
+            .metadata()
+            .map_err(|source| Error::ModelIo {
+                path: self.path.clone(),
+                source,
+            })?
+            .len();
+        let mut worst: Option<(&str, u64)> = None;
+        for (name, info) in &self.content.tensor_infos {
+            let elems = info.shape.elem_count() as u64;
+            let block = info.ggml_dtype.block_size() as u64;
+            let bytes = (elems / block.max(1)).saturating_mul(info.ggml_dtype.type_size() as u64);
+            let end = self
+                .content
+                .tensor_data_offset
+                .saturating_add(info.offset)
+                .saturating_add(bytes);
+            if end > len && worst.is_none_or(|(_, e)| end > e) {
+                worst = Some((name, end));
+            }
+        }
+        match worst {
+            Some((name, end)) => Err(self.invalid(format!(
+                "truncated: tensor {name} ends at byte {end} but the file has {len} bytes"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn invalid(&self, message: String) -> Error {
+        Error::InvalidModel {
+            path: self.path.clone(),
+            message,
+        }
+    }
+
+    pub(crate) fn unsupported(&self, message: String) -> Error {
+        Error::UnsupportedModel {
+            path: self.path.clone(),
+            message,
+        }
+    }
+
+    fn value(&self, key: &str) -> Result<&Value> {
+        self.content
+            .metadata
+            .get(key)
+            .ok_or_else(|| self.invalid(format!("metadata key {key} is missing")))
+    }
+
+    /// Whether a metadata key is present.
+    pub fn has(&self, key: &str) -> bool {
+        self.content.metadata.contains_key(key)
+    }
+
+    /// An integer metadata value, whatever integer type the writer chose.
+    pub fn u64(&self, key: &str) -> Result<u64> {
+        let v = self.value(key)?;
+        as_u64(v).ok_or_else(|| self.invalid(format!("metadata {key} is not an unsigned integer")))
+    }
+
+    pub fn usize(&self, key: &str) -> Result<usize> {
+        let v = self.u64(key)?;
+        usize::try_from(v).map_err(|_| self.invalid(format!("metadata {key} = {v} is too large")))
+    }
+
+    pub fn usize_or(&self, key: &str, default: usize) -> Result<usize> {
+        if self.has(key) {
+            self.usize(key)
+        } else {
+            Ok(default)
+        }
+    }
+
+    /// A float metadata value (f32 or f64).
+    pub fn f64(&self, key: &str) -> Result<f64> {
+        match self.value(key)? {
+            Value::F32(x) => Ok(*x as f64),
+            Value::F64(x) => Ok(*x),
+            v => as_u64(v)
+                .map(|x| x as f64)
+                .ok_or_else(|| self.invalid(format!("metadata {key} is not a number"))),
+        }
+    }
+
+    pub fn f64_or(&self, key: &str, default: f64) -> Result<f64> {
+        if self.has(key) {
+            self.f64(key)
+        } else {
+            Ok(default)
+        }
+    }
+
+    pub fn bool_or(&self, key: &str, default: bool) -> Result<bool> {
+        match self.content.metadata.get(key) {
+            None => Ok(default),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(_) => Err(self.invalid(format!("metadata {key} is not a boolean"))),
+        }
+    }
+
+    pub fn str(&self, key: &str) -> Result<&str> {
+        match self.value(key)? {
+            Value::String(s) => Ok(s),
+            _ => Err(self.invalid(format!("metadata {key} is not a string"))),
+        }
+    }
+
+    pub fn str_opt(&self, key: &str) -> Result<Option<&str>> {
+        if self.has(key) {
+            self.str(key).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    fn array(&self, key: &str) -> Result<&Vec<Value>> {
+        match self.value(key)? {
+            Value::Array(a) => Ok(a),
+            _ => Err(self.invalid(format!("metadata {key} is not an array"))),
+        }
+    }
+
+    /// An array of strings (vocabularies, merges).
+    pub fn str_array(&self, key: &str) -> Result<Vec<&str>> {
+        self.array(key)?
+            .iter()
+            .enumerate()
+            .map(|(i, v)| match v {
+                Value::String(s) => Ok(s.as_str()),
+                _ => Err(self.invalid(format!("metadata {key}[{i}] is not a string"))),
+            })
+            .collect()
+    }
+
+    /// An array of integers (token types).
+    pub fn int_array(&self, key: &str) -> Result<Vec<i64>> {
+        self.array(key)?
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                as_i64(v).ok_or_else(|| self.invalid(format!("metadata {key}[{i}] is not an integer")))
+            })
+            .collect()
+    }
+
+    /// An array of floats (SentencePiece scores).
+    pub fn f32_array(&self, key: &str) -> Result<Vec<f32>> {
+        self.array(key)?
+            .iter()
+            .enumerate()
+            .map(|(i, v)| match v {
+                Value::F32(x) => Ok(*x),
+                Value::F64(x) => Ok(*x as f32),
+                _ => Err(self.invalid(format!("metadata {key}[{i}] is not a float"))),
+            })
+            .collect()
+    }
+
+    pub fn has_tensor(&self, name: &str) -> bool {
+        self.content.tensor_infos.contains_key(name)
+    }
+
+    /// The tensor's shape in candle's order (outermost first: `[rows, cols]` for a matrix
+    /// whose rows are output features).
+    pub fn tensor_shape(&self, name: &str) -> Result<Vec<usize>> {
+        self.content
+            .tensor_infos
+            .get(name)
+            .map(|i| i.shape.dims().to_vec())
+            .ok_or_else(|| self.invalid(format!("tensor {name} is missing")))
+    }
+
+    /// Total number of weights (for `inspect`).
+    pub fn parameter_count(&self) -> u64 {
+        self.content
+            .tensor_infos
+            .values()
+            .map(|i| i.shape.elem_count() as u64)
+            .sum()
+    }
+
+    /// Names of the quantisation types present, for `inspect` (e.g. `Q4_1 x 210, F32 x 61`).
+    pub fn dtype_summary(&self) -> String {
+        let mut counts = std::collections::BTreeMap::<String, usize>::new();
+        for i in self.content.tensor_infos.values() {
+            *counts.entry(format!("{:?}", i.ggml_dtype)).or_default() += 1;
+        }
+        counts
+            .iter()
+            .map(|(k, v)| format!("{k} x {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Reads a tensor, dequantised to f32 on `device`, checking its shape.
+    pub fn tensor(&mut self, name: &str, shape: &[usize], device: &Device) -> Result<Tensor> {
+        let found = self.tensor_shape(name)?;
+        if found != shape {
+            return Err(self.invalid(format!(
+                "tensor {name} has shape {found:?}, expected {shape:?} from the metadata"
+            )));
+        }
+        let Gguf {
+            path,
+            content,
+            file,
+        } = self;
+        let what = format!("tensor {name}");
+        guarded(path, &what, || {
+            content.tensor(file, name, device)?.dequantize(device)
+        })
+    }
+}
+
+fn as_u64(v: &Value) -> Option<u64> {
+    match v {
+        Value::U8(x) => Some(*x as u64),
+        Value::U16(x) => Some(*x as u64),
+        Value::U32(x) => Some(*x as u64),
+        Value::U64(x) => Some(*x),
+        Value::I8(x) => u64::try_from(*x).ok(),
+        Value::I16(x) => u64::try_from(*x).ok(),
+        Value::I32(x) => u64::try_from(*x).ok(),
+        Value::I64(x) => u64::try_from(*x).ok(),
+        _ => None,
+    }
+}
+
+fn as_i64(v: &Value) -> Option<i64> {
+    match v {
+        Value::U8(x) => Some(*x as i64),
+        Value::U16(x) => Some(*x as i64),
+        Value::U32(x) => Some(*x as i64),
+        Value::U64(x) => i64::try_from(*x).ok(),
+        Value::I8(x) => Some(*x as i64),
+        Value::I16(x) => Some(*x as i64),
+        Value::I32(x) => Some(*x as i64),
+        Value::I64(x) => Some(*x),
+        _ => None,
+    }
+}

@@ -1,0 +1,299 @@
+//! Building blocks every architecture shares, written once: linear maps, RMS norm, rotary
+//! position embeddings (interleaved and half-split), and causal / sliding-window attention
+//! over packed sequences.
+
+use crate::error::Result;
+use candle_core::{DType, Device, Tensor, D};
+
+/// A linear map without bias, `y = x Wᵀ`, with `W` stored `[out, in]` as in the files.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    weight: Tensor,
+}
+
+impl Linear {
+    pub fn new(weight: Tensor) -> Self {
+        Linear { weight }
+    }
+
+    /// `x`: `[T, in]` → `[T, out]`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(x.matmul(&self.weight.t()?)?)
+    }
+}
+
+/// Root-mean-square layer norm: `x / sqrt(mean(x²) + eps) * w`, in f32.
+#[derive(Debug, Clone)]
+pub struct RmsNorm {
+    weight: Tensor,
+    eps: f32,
+}
+
+impl RmsNorm {
+    pub fn new(weight: Tensor, eps: f64) -> Self {
+        RmsNorm {
+            weight,
+            eps: eps as f32,
+        }
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(candle_nn::ops::rms_norm(x, &self.weight, self.eps)?)
+    }
+}
+
+/// How rotary pairs are laid out inside a head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RopeStyle {
+    /// Pairs are adjacent `(x0, x1), (x2, x3)…`: GGUF `llama` weights, whose q/k rows
+    /// llama.cpp's converter permuted.
+    Interleaved,
+    /// Pairs are `(x_i, x_{i+d/2})`: Hugging Face llama/qwen2/mistral, GPT-NeoX, Gemma.
+    Halves,
+}
+
+/// Rotary position embedding over the first `dim` features of each head.
+#[derive(Debug, Clone)]
+pub struct Rotary {
+    inv_freq: Vec<f32>,
+    style: RopeStyle,
+}
+
+impl Rotary {
+    /// Frequencies as transformers computes them, in f32 (`1 / base^(2i/dim)`), so that angles
+    /// round the same way as the reference.
+    pub fn new(dim: usize, base: f64, style: RopeStyle) -> Self {
+        let base = base as f32;
+        let inv_freq = (0..dim / 2)
+            .map(|i| 1.0 / base.powf((2 * i) as f32 / dim as f32))
+            .collect();
+        Rotary { inv_freq, style }
+    }
+
+    /// cos and sin tables `[T, dim/2]` for the given positions (only these: no table for the
+    /// whole context is kept).
+    pub fn tables(&self, positions: &[u32], device: &Device) -> Result<(Tensor, Tensor)> {
+        let half = self.inv_freq.len();
+        let mut cos = Vec::with_capacity(positions.len() * half);
+        let mut sin = Vec::with_capacity(positions.len() * half);
+        for &p in positions {
+            for &f in &self.inv_freq {
+                let angle = (p as f32 * f) as f64;
+                cos.push(angle.cos() as f32);
+                sin.push(angle.sin() as f32);
+            }
+        }
+        let shape = (positions.len(), half);
+        Ok((
+            Tensor::from_vec(cos, shape, device)?,
+            Tensor::from_vec(sin, shape, device)?,
+        ))
+    }
+
+    /// Applies the rotation to `x`: `[1, heads, T, head_dim]`, contiguous. When the rotary
+    /// dimension is smaller than the head, only the leading features rotate.
+    pub fn apply(&self, x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+        let rot = 2 * self.inv_freq.len();
+        let head_dim = x.dim(D::Minus1)?;
+        let (xr, rest) = if rot < head_dim {
+            (
+                x.narrow(D::Minus1, 0, rot)?.contiguous()?,
+                Some(x.narrow(D::Minus1, rot, head_dim - rot)?),
+            )
+        } else {
+            (x.clone(), None)
+        };
+        let y = match self.style {
+            RopeStyle::Interleaved => candle_nn::rotary_emb::rope_i(&xr, cos, sin)?,
+            RopeStyle::Halves => candle_nn::rotary_emb::rope(&xr, cos, sin)?,
+        };
+        Ok(match rest {
+            Some(rest) => Tensor::cat(&[&y, &rest], D::Minus1)?,
+            None => y,
+        })
+    }
+}
+
+/// Queries processed per attention block: bounds the score matrix to
+/// `heads × QUERY_BLOCK × keys` floats however long the passage.
+const QUERY_BLOCK: usize = 512;
+
+/// Causal self-attention of one sequence, optionally restricted to a sliding window.
+///
+/// `q`: `[heads, T, d]`, `k`, `v`: `[kv_heads, T, d]` (grouped-query: query head `h` reads
+/// kv head `h / (heads / kv_heads)`). With `window = Some(w)`, position `i` attends to
+/// `j` with `i - w < j <= i` (w keys including itself, as transformers and llama.cpp do).
+/// Returns `[T, heads * d]`.
+pub fn attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    scale: f64,
+    window: Option<usize>,
+) -> Result<Tensor> {
+    let (heads, t, d) = q.dims3()?;
+    let kv_heads = k.dim(0)?;
+    let groups = heads / kv_heads;
+    let device = q.device();
+    let mut outs = Vec::with_capacity(t.div_ceil(QUERY_BLOCK));
+    let mut qs = 0;
+    while qs < t {
+        let qn = QUERY_BLOCK.min(t - qs);
+        let qe = qs + qn;
+        // keys this block can see
+        let ks = match window {
+            Some(w) => (qs + 1).saturating_sub(w),
+            None => 0,
+        };
+        let kn = qe - ks;
+        // [heads, qn, d] → [kv_heads, groups*qn, d]
+        let qb = q
+            .narrow(1, qs, qn)?
+            .contiguous()?
+            .reshape((kv_heads, groups * qn, d))?;
+        let kb = k.narrow(1, ks, kn)?;
+        let vb = v.narrow(1, ks, kn)?.contiguous()?;
+        let scores = (qb.matmul(&kb.t()?)? * scale)?;
+        let scores = scores.reshape((kv_heads, groups, qn, kn))?;
+        let mask = mask_block(qs, qn, ks, kn, window, device)?;
+        let scores = scores.broadcast_add(&mask)?;
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        let out = probs.reshape((kv_heads, groups * qn, kn))?.matmul(&vb)?;
+        // [kv_heads, groups*qn, d] → [heads, qn, d] → [qn, heads*d]
+        let out = out
+            .reshape((heads, qn, d))?
+            .transpose(0, 1)?
+            .reshape((qn, heads * d))?;
+        outs.push(out);
+        qs = qe;
+    }
+    Ok(if outs.len() == 1 {
+        outs.pop().expect("one block")
+    } else {
+        Tensor::cat(&outs, 0)?
+    })
+}
+
+/// Additive mask `[qn, kn]` for queries `qs..qs+qn` against keys `ks..ks+kn`.
+fn mask_block(
+    qs: usize,
+    qn: usize,
+    ks: usize,
+    kn: usize,
+    window: Option<usize>,
+    device: &Device,
+) -> Result<Tensor> {
+    let mut m = vec![0f32; qn * kn];
+    for i in 0..qn {
+        let qi = qs + i;
+        for j in 0..kn {
+            let kj = ks + j;
+            let visible = kj <= qi && window.is_none_or(|w| qi - kj < w);
+            if !visible {
+                m[i * kn + j] = f32::NEG_INFINITY;
+            }
+        }
+    }
+    Ok(Tensor::from_vec(m, (qn, kn), device)?.to_dtype(DType::F32)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Attention computed naively, one query at a time, for comparison.
+    fn naive(q: &[Vec<Vec<f32>>], k: &[Vec<Vec<f32>>], v: &[Vec<Vec<f32>>], window: Option<usize>) -> Vec<Vec<f32>> {
+        let heads = q.len();
+        let t = q[0].len();
+        let d = q[0][0].len();
+        let groups = heads / k.len();
+        let mut out = vec![vec![0f32; heads * d]; t];
+        for h in 0..heads {
+            let kh = h / groups;
+            for i in 0..t {
+                let lo = window.map_or(0, |w| (i + 1).saturating_sub(w));
+                let s: Vec<f64> = (lo..=i)
+                    .map(|j| (0..d).map(|x| (q[h][i][x] * k[kh][j][x]) as f64).sum::<f64>() / (d as f64).sqrt())
+                    .collect();
+                let m = s.iter().cloned().fold(f64::MIN, f64::max);
+                let z: f64 = s.iter().map(|x| (x - m).exp()).sum();
+                for (jj, j) in (lo..=i).enumerate() {
+                    let p = (s[jj] - m).exp() / z;
+                    for x in 0..d {
+                        out[i][h * d + x] += (p * v[kh][j][x] as f64) as f32;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn rand3(a: usize, b: usize, c: usize, seed: u64) -> Vec<Vec<Vec<f32>>> {
+        let mut s = seed;
+        (0..a)
+            .map(|_| {
+                (0..b)
+                    .map(|_| {
+                        (0..c)
+                            .map(|_| {
+                                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                                ((s >> 33) as f32 / (1u64 << 31) as f32) - 0.5
+                            })
+                            .collect()
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn tensor(x: &[Vec<Vec<f32>>]) -> Tensor {
+        let (a, b, c) = (x.len(), x[0].len(), x[0][0].len());
+        let flat: Vec<f32> = x.iter().flatten().flatten().copied().collect();
+        Tensor::from_vec(flat, (a, b, c), &Device::Cpu).unwrap()
+    }
+
+    fn check(t: usize, window: Option<usize>) {
+        let (heads, kvh, d) = (4, 2, 8);
+        let q = rand3(heads, t, d, 1);
+        let k = rand3(kvh, t, d, 2);
+        let v = rand3(kvh, t, d, 3);
+        let got = attention(&tensor(&q), &tensor(&k), &tensor(&v), 1.0 / (d as f64).sqrt(), window)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+        let want = naive(&q, &k, &v, window);
+        for i in 0..t {
+            for x in 0..heads * d {
+                assert!((got[i][x] - want[i][x]).abs() < 1e-5, "t={t} w={window:?} i={i} x={x}");
+            }
+        }
+    }
+
+    #[test]
+    fn attention_matches_naive_causal_gqa_across_query_blocks() {
+        check(5, None);
+        check(QUERY_BLOCK + 37, None);
+    }
+
+    #[test]
+    fn sliding_window_matches_naive() {
+        check(40, Some(7));
+        check(QUERY_BLOCK + 37, Some(100));
+    }
+
+    #[test]
+    fn rotary_halves_and_interleaved_rotate_the_right_pairs() {
+        // position 1, one frequency (dim 2): rotation by exactly 1 radian
+        let r = Rotary::new(2, 10_000.0, RopeStyle::Interleaved);
+        let (c, s) = r.tables(&[1], &Device::Cpu).unwrap();
+        let x = Tensor::from_vec(vec![1f32, 0.0], (1, 1, 1, 2), &Device::Cpu).unwrap();
+        let y: Vec<f32> = r.apply(&x, &c, &s).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        assert!((y[0] - 1f32.cos()).abs() < 1e-6 && (y[1] - 1f32.sin()).abs() < 1e-6);
+        // halves with dim 4: pairs (0,2) and (1,3)
+        let r = Rotary::new(4, 10_000.0, RopeStyle::Halves);
+        let (c, s) = r.tables(&[1], &Device::Cpu).unwrap();
+        let x = Tensor::from_vec(vec![1f32, 0.0, 0.0, 0.0], (1, 1, 1, 4), &Device::Cpu).unwrap();
+        let y: Vec<f32> = r.apply(&x, &c, &s).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        assert!((y[0] - 1f32.cos()).abs() < 1e-6 && (y[2] - 1f32.sin()).abs() < 1e-6, "{y:?}");
+    }
+}

@@ -1,0 +1,185 @@
+//! Models: what `--model` names, loaded into a tokenizer plus a causal LM that returns hidden
+//! states for every position (candle-transformers' models keep only the last one).
+
+pub mod arch;
+pub mod gguf;
+pub mod layers;
+pub mod tokenizer;
+
+use crate::error::{Error, Result};
+use candle_core::{Device, Tensor};
+use gguf::Gguf;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+pub use tokenizer::Tokenizer;
+
+/// Several token sequences packed into one forward pass: their tokens are concatenated, and
+/// attention never crosses from one sequence to another (positions restart at 0 in each).
+#[derive(Debug, Default, Clone)]
+pub struct Batch {
+    pub ids: Vec<u32>,
+    pub positions: Vec<u32>,
+    /// `(start, len)` of each sequence in `ids`.
+    pub spans: Vec<(usize, usize)>,
+}
+
+impl Batch {
+    pub fn push(&mut self, seq: &[u32]) {
+        self.spans.push((self.ids.len(), seq.len()));
+        self.ids.extend_from_slice(seq);
+        self.positions.extend(0..seq.len() as u32);
+    }
+
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+}
+
+/// A causal language model with its hidden states exposed.
+pub trait CausalLm: Send + Sync {
+    /// Final-normed hidden states `[T, hidden]` for every position of the batch.
+    fn forward(&self, batch: &Batch) -> Result<Tensor>;
+    /// The output projection `[vocab, hidden]` (tied to the embeddings where the model is).
+    fn lm_head(&self) -> &Tensor;
+    /// `tanh` soft-capping of the logits (`cap · tanh(logits / cap)`), if the model uses it.
+    fn logit_softcap(&self) -> Option<f64> {
+        None
+    }
+    /// Longest sequence the model was trained for, from its own metadata.
+    fn context_length(&self) -> usize;
+    fn device(&self) -> &Device;
+    fn describe(&self) -> ArchInfo;
+}
+
+/// Architecture facts for `inspect` and reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct ArchInfo {
+    pub architecture: String,
+    pub layers: usize,
+    pub hidden: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+    pub vocab: usize,
+    pub context_length: usize,
+    pub sliding_window: Option<usize>,
+}
+
+/// What identifies the model in every output line.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ModelIdentity {
+    /// File name (GGUF) of the model.
+    pub name: String,
+    /// First 16 hex digits of the file's sha256.
+    pub sha256: String,
+    /// How the weights are computed: `f32` (dequantised).
+    pub compute: String,
+    pub device: String,
+}
+
+/// A loaded model: tokenizer, network, identity.
+pub struct Model {
+    pub tokenizer: Tokenizer,
+    pub lm: Box<dyn CausalLm>,
+    pub identity: ModelIdentity,
+    pub path: PathBuf,
+    /// Total weights in the file.
+    pub parameters: u64,
+    /// Quantisation types in the file, e.g. `Q4_1 x 210, F32 x 61`.
+    pub file_dtypes: String,
+}
+
+impl Model {
+    /// Loads a model file. The weights are dequantised to f32 on `device`.
+    pub fn load(path: &Path, device: &Device) -> Result<Model> {
+        if !path.exists() {
+            return Err(Error::ModelIo {
+                path: path.to_path_buf(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+            });
+        }
+        if path.is_dir() {
+            return Err(Error::UnsupportedModel {
+                path: path.to_path_buf(),
+                message: "is a directory; give a .gguf file".into(),
+            });
+        }
+        let mut g = Gguf::open(path)?;
+        let tokenizer = Tokenizer::from_gguf(&g)?;
+        let lm = arch::load_gguf(&mut g, device)?;
+        if lm.lm_head().dim(0)? != tokenizer.vocab_size() {
+            return Err(g.invalid(format!(
+                "the output layer has {} rows but the tokenizer {} tokens",
+                lm.lm_head().dim(0)?,
+                tokenizer.vocab_size()
+            )));
+        }
+        let identity = ModelIdentity {
+            name: path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            sha256: sha256_file(path)?[..16].to_string(),
+            compute: "f32".into(),
+            device: device_name(device),
+        };
+        Ok(Model {
+            tokenizer,
+            lm,
+            identity,
+            path: path.to_path_buf(),
+            parameters: g.parameter_count(),
+            file_dtypes: g.dtype_summary(),
+        })
+    }
+}
+
+/// sha256 of a file, hex.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let io = |source| Error::ModelIo {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut f = std::fs::File::open(path).map_err(io)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(tokenizer::hex(&h.finalize()))
+}
+
+/// Parses `--device`: `cpu`, `cuda`, `cuda:N` or `metal`. CUDA and Metal need the cargo
+/// features of the same names.
+pub fn parse_device(spec: &str) -> Result<Device> {
+    let err = |e: candle_core::Error| Error::Device(format!("{spec}: {e}"));
+    match spec {
+        "cpu" => Ok(Device::Cpu),
+        "cuda" => Device::new_cuda(0).map_err(err),
+        "metal" => Device::new_metal(0).map_err(err),
+        s => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
+            Some(Ok(n)) => Device::new_cuda(n).map_err(err),
+            _ => Err(Error::Device(format!(
+                "{spec}: unknown device (expected cpu, cuda, cuda:N or metal)"
+            ))),
+        },
+    }
+}
+
+fn device_name(d: &Device) -> String {
+    match d {
+        Device::Cpu => "cpu".into(),
+        Device::Cuda(_) => "cuda".into(),
+        Device::Metal(_) => "metal".into(),
+    }
+}

@@ -1,0 +1,101 @@
+//! Reports: one JSON object per passage (the stable output schema, see the README), and a
+//! plain-text table for people.
+
+use crate::model::ModelIdentity;
+use crate::scorer::PassageResult;
+use serde_json::{json, Map, Value};
+
+/// A float for JSON: non-finite values become `null` (JSON has no NaN).
+fn num(x: Option<f64>) -> Value {
+    match x {
+        Some(v) if v.is_finite() => json!(v),
+        _ => Value::Null,
+    }
+}
+
+/// The JSONL record of one passage.
+pub fn record(r: &PassageResult, model: &ModelIdentity) -> Value {
+    let mut o = Map::new();
+    o.insert("id".into(), json!(r.id));
+    o.insert("n_tokens".into(), json!(r.n_tokens));
+    o.insert("n_scored".into(), json!(r.n_scored));
+    let s = &r.scores.stats;
+    o.insert(
+        "stats".into(),
+        json!({
+            "loss": num(s.loss),
+            "ppl": num(s.ppl),
+            "bits_per_byte": num(s.bits_per_byte),
+            "zlib_bytes": s.zlib_bytes,
+        }),
+    );
+    let scores: Map<String, Value> = r
+        .scores
+        .scores
+        .iter()
+        .map(|(k, v)| (k.clone(), num(*v)))
+        .collect();
+    o.insert("scores".into(), Value::Object(scores));
+    if let Some(reason) = &r.reason {
+        o.insert("reason".into(), json!(reason));
+    }
+    o.insert("model".into(), json!(model));
+    if let Some(d) = &r.details {
+        o.insert("token_ids".into(), json!(d.ids));
+        o.insert("tokens".into(), json!(d.tokens));
+        let col = |f: fn(&crate::stats::TokenStat) -> f64| -> Value {
+            Value::Array(d.stats.iter().map(|s| num(Some(f(s)))).collect())
+        };
+        o.insert("token_logprobs".into(), col(|s| s.logp));
+        o.insert("token_mu".into(), col(|s| s.mu));
+        o.insert("token_sigma".into(), col(|s| s.sigma));
+    }
+    Value::Object(o)
+}
+
+/// A fixed-width table: id, tokens, loss, ppl, then every score.
+pub fn table(results: &[PassageResult]) -> String {
+    let Some(first) = results.first() else {
+        return String::new();
+    };
+    let names: Vec<&str> = first.scores.scores.iter().map(|(n, _)| n.as_str()).collect();
+    let idw = results
+        .iter()
+        .map(|r| r.id.chars().count())
+        .max()
+        .unwrap_or(2)
+        .clamp(2, 40);
+    let mut out = format!("{:<idw$}  {:>6}  {:>7}  {:>9}", "id", "tokens", "loss", "ppl");
+    for n in &names {
+        out.push_str(&format!("  {:>11}", n));
+    }
+    out.push('\n');
+    let f = |x: Option<f64>, prec: usize| match x {
+        Some(v) if v.is_finite() => format!("{v:.prec$}"),
+        _ => "-".into(),
+    };
+    for r in results {
+        let id: String = if r.id.chars().count() > idw {
+            let tail: String = r.id.chars().rev().take(idw - 1).collect::<Vec<_>>().into_iter().rev().collect();
+            format!("…{tail}")
+        } else {
+            r.id.clone()
+        };
+        out.push_str(&format!(
+            "{:<idw$}  {:>6}  {:>7}  {:>9}",
+            id,
+            r.n_tokens,
+            f(r.scores.stats.loss, 3),
+            f(r.scores.stats.ppl, 2)
+        ));
+        for (_, v) in &r.scores.scores {
+            out.push_str(&format!("  {:>11}", f(*v, 4)));
+        }
+        if let Some(reason) = &r.reason {
+            out.push_str(&format!("  ({reason})"));
+        }
+        out.push('\n');
+    }
+    out.push_str("scores: higher = more likely a member of the training data\n");
+    out
+}

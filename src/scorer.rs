@@ -1,0 +1,298 @@
+//! The scoring pipeline: passages → token ids → windows → packed forward passes → token
+//! statistics → scores. One forward pass per passage (plus one for the lowercased text when
+//! the lowercase score is on) serves every score.
+//!
+//! **Scored positions.** With ids `t_0 … t_{n-1}` (BOS first if the model adds one), positions
+//! `1 … n-1` are scored: the BOS is never scored and, for models without BOS, the first text
+//! token is context only.
+//!
+//! **Long passages.** A passage longer than the context `C` is scored in overlapping windows
+//! of `C` tokens with stride `C/2`: the first window scores its positions `1 … C-1`; each
+//! later window ends `C/2` tokens further on and scores only its last `C/2` (new) tokens, so
+//! every token is scored exactly once and has at least `C/2 - 1` tokens of left context. For
+//! models with a BOS, every window begins with the BOS. Nothing is ever truncated.
+
+use crate::error::Result;
+use crate::input::Passage;
+use crate::model::{Batch, Model};
+use crate::score::{score_passage, PassageScores};
+use crate::stats::{token_stats, TokenStat};
+
+/// Settings of a scoring run.
+#[derive(Debug, Clone)]
+pub struct ScoreOptions {
+    /// Fractions for Min-K% and Min-K%++ (default `[0.2]`).
+    pub ks: Vec<f64>,
+    /// Also score the lowercased text (the `lowercase` score; a second forward).
+    pub lowercase: bool,
+    /// Use a context shorter than the model's (windows of this many tokens).
+    pub max_context: Option<usize>,
+    /// Tokens packed into one forward pass.
+    pub batch_tokens: usize,
+    /// Keep per-token arrays in the results.
+    pub token_details: bool,
+}
+
+impl Default for ScoreOptions {
+    fn default() -> Self {
+        ScoreOptions {
+            ks: vec![0.2],
+            lowercase: true,
+            max_context: None,
+            batch_tokens: 2048,
+            token_details: false,
+        }
+    }
+}
+
+/// Per-token arrays of one passage, aligned with its scored positions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenDetails {
+    /// Ids as scored (BOS included).
+    pub ids: Vec<u32>,
+    /// Text of each id.
+    pub tokens: Vec<String>,
+    /// One per scored position (`ids[1..]`).
+    pub stats: Vec<TokenStat>,
+}
+
+/// The result for one passage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PassageResult {
+    pub id: String,
+    pub source: String,
+    pub n_tokens: usize,
+    pub n_scored: usize,
+    pub scores: PassageScores,
+    /// Why there are no numbers (`n_scored = 0`).
+    pub reason: Option<String>,
+    pub details: Option<TokenDetails>,
+}
+
+/// One forward sequence: a window of a tokenised text and the positions it scores.
+struct Job {
+    seq: usize,
+    /// Window content starts at `ids[start]` (after a BOS when `bos` is set).
+    start: usize,
+    end: usize,
+    bos: Option<u32>,
+    /// Positions `from..to` of the full sequence scored by this window.
+    from: usize,
+    to: usize,
+}
+
+impl Job {
+    fn len(&self) -> usize {
+        self.end - self.start + usize::from(self.bos.is_some())
+    }
+}
+
+/// Splits a sequence of `n` ids into windows of at most `ctx` tokens (see the module docs).
+fn windows(seq: usize, ids: &[u32], ctx: usize, bos: Option<u32>) -> Vec<Job> {
+    let n = ids.len();
+    if n < 2 {
+        return Vec::new();
+    }
+    if n <= ctx {
+        return vec![Job { seq, start: 0, end: n, bos: None, from: 1, to: n }];
+    }
+    let stride = (ctx / 2).max(1);
+    let mut jobs = vec![Job { seq, start: 0, end: ctx, bos: None, from: 1, to: ctx }];
+    let mut done = ctx;
+    while done < n {
+        let end = (done + stride).min(n);
+        // a later window repeats the BOS, then as much left context as fits
+        let (start, bos) = match bos {
+            Some(b) => (end - (ctx - 1), Some(b)),
+            None => (end - ctx, None),
+        };
+        jobs.push(Job { seq, start, end, bos, from: done, to: end });
+        done = end;
+    }
+    jobs
+}
+
+/// Scores passages with one model.
+pub struct Scorer<'m> {
+    model: &'m Model,
+    opts: ScoreOptions,
+    ctx: usize,
+}
+
+impl<'m> Scorer<'m> {
+    pub fn new(model: &'m Model, opts: ScoreOptions) -> Self {
+        let model_ctx = model.lm.context_length();
+        let ctx = opts.max_context.map_or(model_ctx, |c| c.min(model_ctx)).max(2);
+        Scorer { model, opts, ctx }
+    }
+
+    /// The context (window length) in use.
+    pub fn context(&self) -> usize {
+        self.ctx
+    }
+
+    /// Scores `passages` and hands each result to `sink`, in input order.
+    pub fn score_all(
+        &self,
+        passages: &[Passage],
+        mut sink: impl FnMut(PassageResult) -> Result<()>,
+    ) -> Result<()> {
+        // Groups bound the memory held for pending results; packing happens inside a group.
+        let budget = self.opts.batch_tokens * 4;
+        let mut i = 0;
+        while i < passages.len() {
+            let mut j = i;
+            let mut tokens = 0;
+            let mut encoded = Vec::new();
+            while j < passages.len() && (j == i || tokens < budget) && j - i < 512 {
+                let p = &passages[j];
+                let ids = self.model.tokenizer.encode(&p.id, &p.text)?;
+                let lower = if self.opts.lowercase {
+                    Some(self.model.tokenizer.encode(&p.id, &p.text.to_lowercase())?)
+                } else {
+                    None
+                };
+                tokens += ids.len() + lower.as_ref().map_or(0, Vec::len);
+                encoded.push((ids, lower));
+                j += 1;
+            }
+            for r in self.score_group(&passages[i..j], encoded)? {
+                sink(r)?;
+            }
+            i = j;
+        }
+        Ok(())
+    }
+
+    fn score_group(
+        &self,
+        passages: &[Passage],
+        encoded: Vec<(Vec<u32>, Option<Vec<u32>>)>,
+    ) -> Result<Vec<PassageResult>> {
+        // sequences: 2p = text of passage p, 2p+1 = its lowercased text
+        let mut seqs: Vec<Vec<u32>> = Vec::with_capacity(2 * encoded.len());
+        for (ids, lower) in encoded {
+            seqs.push(ids);
+            seqs.push(lower.unwrap_or_default());
+        }
+        let bos = self.model.tokenizer.bos();
+        let jobs: Vec<Job> = seqs
+            .iter()
+            .enumerate()
+            .flat_map(|(s, ids)| windows(s, ids, self.ctx, bos))
+            .collect();
+        let mut stats: Vec<Vec<TokenStat>> =
+            seqs.iter().map(|s| Vec::with_capacity(s.len().saturating_sub(1))).collect();
+        let mut k = 0;
+        while k < jobs.len() {
+            let mut end = k;
+            let mut n = 0;
+            while end < jobs.len() && (end == k || n + jobs[end].len() <= self.opts.batch_tokens) {
+                n += jobs[end].len();
+                end += 1;
+            }
+            self.run_batch(&jobs[k..end], &seqs, &mut stats)?;
+            k = end;
+        }
+        let mut out = Vec::with_capacity(passages.len());
+        let mut stats = stats.into_iter();
+        let mut seqs = seqs.into_iter();
+        for p in passages {
+            let (ids, st) = (seqs.next().expect("text seq"), stats.next().expect("text stats"));
+            let (_, lower_st) = (seqs.next(), stats.next().expect("lower stats"));
+            let lower: Option<Vec<f64>> =
+                self.opts.lowercase.then(|| lower_st.iter().map(|s| s.logp).collect());
+            let scores = score_passage(&p.text, &st, lower.as_deref(), &self.opts.ks);
+            let reason = st.is_empty().then(|| {
+                format!(
+                    "too short: {} token(s), nothing to score ({})",
+                    ids.len(),
+                    self.model.tokenizer.bos_policy()
+                )
+            });
+            let details = self.opts.token_details.then(|| TokenDetails {
+                tokens: self.model.tokenizer.token_strings(&ids),
+                ids: ids.clone(),
+                stats: st.clone(),
+            });
+            out.push(PassageResult {
+                id: p.id.clone(),
+                source: p.source.clone(),
+                n_tokens: ids.len(),
+                n_scored: st.len(),
+                scores,
+                reason,
+                details,
+            });
+        }
+        Ok(out)
+    }
+
+    fn run_batch(&self, jobs: &[Job], seqs: &[Vec<u32>], stats: &mut [Vec<TokenStat>]) -> Result<()> {
+        let mut batch = Batch::default();
+        let mut rows = Vec::new();
+        let mut targets = Vec::new();
+        let mut window = Vec::with_capacity(self.ctx);
+        for job in jobs {
+            let ids = &seqs[job.seq];
+            let span_start = batch.len();
+            window.clear();
+            window.extend(job.bos);
+            window.extend_from_slice(&ids[job.start..job.end]);
+            batch.push(&window);
+            let offset = usize::from(job.bos.is_some());
+            for p in job.from..job.to {
+                // local index of position p in the window; its prediction comes from the row before
+                let local = p - job.start + offset;
+                rows.push((span_start + local - 1) as u32);
+                targets.push(ids[p]);
+            }
+        }
+        let hidden = self.model.lm.forward(&batch)?;
+        let computed = token_stats(self.model.lm.as_ref(), &hidden, &rows, &targets)?;
+        let mut it = computed.into_iter();
+        for job in jobs {
+            stats[job.seq].extend(it.by_ref().take(job.to - job.from));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scored(jobs: &[Job]) -> Vec<usize> {
+        jobs.iter().flat_map(|j| j.from..j.to).collect()
+    }
+
+    #[test]
+    fn short_sequences_are_one_window() {
+        let ids: Vec<u32> = (0..10).collect();
+        let j = windows(0, &ids, 16, None);
+        assert_eq!(j.len(), 1);
+        assert_eq!(scored(&j), (1..10).collect::<Vec<_>>());
+        assert!(windows(0, &[5], 16, None).is_empty());
+        assert!(windows(0, &[], 16, None).is_empty());
+    }
+
+    #[test]
+    fn long_sequences_score_every_token_once_with_enough_context() {
+        for bos in [None, Some(99)] {
+            for n in [17, 33, 40, 100] {
+                let ids: Vec<u32> = (0..n as u32).collect();
+                let ctx = 16;
+                let jobs = windows(0, &ids, ctx, bos);
+                assert_eq!(scored(&jobs), (1..n).collect::<Vec<_>>(), "n={n}");
+                for j in &jobs {
+                    assert!(j.len() <= ctx, "window too long");
+                    assert!(j.from >= j.start + 1 && j.to <= j.end);
+                    if j.start > 0 {
+                        assert!(j.from - j.start >= ctx / 2 - 1, "left context");
+                        assert_eq!(j.bos, bos);
+                    }
+                }
+            }
+        }
+    }
+}
