@@ -73,7 +73,9 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::InputIo { .. } | Error::InvalidInput { .. } | Error::EmptyInput(_) => 3,
-            Error::ModelIo { .. } | Error::InvalidModel { .. } | Error::UnsupportedModel { .. } => 4,
+            Error::ModelIo { .. } | Error::InvalidModel { .. } | Error::UnsupportedModel { .. } => {
+                4
+            }
             Error::Usage(_) | Error::Device(_) => 2,
             Error::Tokenizer { .. } | Error::OutputIo { .. } | Error::Compute(_) => 1,
         }

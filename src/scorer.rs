@@ -94,10 +94,24 @@ fn windows(seq: usize, ids: &[u32], ctx: usize, bos: Option<u32>) -> Vec<Job> {
         return Vec::new();
     }
     if n <= ctx {
-        return vec![Job { seq, start: 0, end: n, bos: None, from: 1, to: n }];
+        return vec![Job {
+            seq,
+            start: 0,
+            end: n,
+            bos: None,
+            from: 1,
+            to: n,
+        }];
     }
     let stride = (ctx / 2).max(1);
-    let mut jobs = vec![Job { seq, start: 0, end: ctx, bos: None, from: 1, to: ctx }];
+    let mut jobs = vec![Job {
+        seq,
+        start: 0,
+        end: ctx,
+        bos: None,
+        from: 1,
+        to: ctx,
+    }];
     let mut done = ctx;
     while done < n {
         let end = (done + stride).min(n);
@@ -106,7 +120,14 @@ fn windows(seq: usize, ids: &[u32], ctx: usize, bos: Option<u32>) -> Vec<Job> {
             Some(b) => (end - (ctx - 1), Some(b)),
             None => (end - ctx, None),
         };
-        jobs.push(Job { seq, start, end, bos, from: done, to: end });
+        jobs.push(Job {
+            seq,
+            start,
+            end,
+            bos,
+            from: done,
+            to: end,
+        });
         done = end;
     }
     jobs
@@ -122,7 +143,10 @@ pub struct Scorer<'m> {
 impl<'m> Scorer<'m> {
     pub fn new(model: &'m Model, opts: ScoreOptions) -> Self {
         let model_ctx = model.lm.context_length();
-        let ctx = opts.max_context.map_or(model_ctx, |c| c.min(model_ctx)).max(2);
+        let ctx = opts
+            .max_context
+            .map_or(model_ctx, |c| c.min(model_ctx))
+            .max(2);
         Scorer { model, opts, ctx }
     }
 
@@ -181,8 +205,10 @@ impl<'m> Scorer<'m> {
             .enumerate()
             .flat_map(|(s, ids)| windows(s, ids, self.ctx, bos))
             .collect();
-        let mut stats: Vec<Vec<TokenStat>> =
-            seqs.iter().map(|s| Vec::with_capacity(s.len().saturating_sub(1))).collect();
+        let mut stats: Vec<Vec<TokenStat>> = seqs
+            .iter()
+            .map(|s| Vec::with_capacity(s.len().saturating_sub(1)))
+            .collect();
         let mut k = 0;
         while k < jobs.len() {
             let mut end = k;
@@ -198,10 +224,15 @@ impl<'m> Scorer<'m> {
         let mut stats = stats.into_iter();
         let mut seqs = seqs.into_iter();
         for p in passages {
-            let (ids, st) = (seqs.next().expect("text seq"), stats.next().expect("text stats"));
+            let (ids, st) = (
+                seqs.next().expect("text seq"),
+                stats.next().expect("text stats"),
+            );
             let (_, lower_st) = (seqs.next(), stats.next().expect("lower stats"));
-            let lower: Option<Vec<f64>> =
-                self.opts.lowercase.then(|| lower_st.iter().map(|s| s.logp).collect());
+            let lower: Option<Vec<f64>> = self
+                .opts
+                .lowercase
+                .then(|| lower_st.iter().map(|s| s.logp).collect());
             let scores = score_passage(&p.text, &st, lower.as_deref(), &self.opts.ks);
             let reason = st.is_empty().then(|| {
                 format!(
@@ -228,7 +259,12 @@ impl<'m> Scorer<'m> {
         Ok(out)
     }
 
-    fn run_batch(&self, jobs: &[Job], seqs: &[Vec<u32>], stats: &mut [Vec<TokenStat>]) -> Result<()> {
+    fn run_batch(
+        &self,
+        jobs: &[Job],
+        seqs: &[Vec<u32>],
+        stats: &mut [Vec<TokenStat>],
+    ) -> Result<()> {
         let mut batch = Batch::default();
         let mut rows = Vec::new();
         let mut targets = Vec::new();
@@ -241,11 +277,11 @@ impl<'m> Scorer<'m> {
             window.extend_from_slice(&ids[job.start..job.end]);
             batch.push(&window);
             let offset = usize::from(job.bos.is_some());
-            for p in job.from..job.to {
+            for (p, &target) in ids.iter().enumerate().take(job.to).skip(job.from) {
                 // local index of position p in the window; its prediction comes from the row before
                 let local = p - job.start + offset;
                 rows.push((span_start + local - 1) as u32);
-                targets.push(ids[p]);
+                targets.push(target);
             }
         }
         let hidden = self.model.lm.forward(&batch)?;
@@ -286,7 +322,7 @@ mod tests {
                 assert_eq!(scored(&jobs), (1..n).collect::<Vec<_>>(), "n={n}");
                 for j in &jobs {
                     assert!(j.len() <= ctx, "window too long");
-                    assert!(j.from >= j.start + 1 && j.to <= j.end);
+                    assert!(j.from > j.start && j.to <= j.end);
                     if j.start > 0 {
                         assert!(j.from - j.start >= ctx / 2 - 1, "left context");
                         assert_eq!(j.bos, bos);

@@ -89,7 +89,10 @@ mod tests {
 
     /// Straightforward two-pass reference: full log-softmax, then expectations.
     fn reference(row: &[f32], t: usize) -> TokenStat {
-        let m = row.iter().map(|&v| v as f64).fold(f64::NEG_INFINITY, f64::max);
+        let m = row
+            .iter()
+            .map(|&v| v as f64)
+            .fold(f64::NEG_INFINITY, f64::max);
         let lse = m + row.iter().map(|&v| (v as f64 - m).exp()).sum::<f64>().ln();
         let lp: Vec<f64> = row.iter().map(|&v| v as f64 - lse).collect();
         let mu: f64 = lp.iter().map(|l| l.exp() * l).sum();
@@ -103,7 +106,9 @@ mod tests {
 
     #[test]
     fn fused_reduction_matches_two_pass_reference() {
-        let row: Vec<f32> = (0..1000).map(|i| ((i * 7919) % 1000) as f32 / 37.0 - 10.0).collect();
+        let row: Vec<f32> = (0..1000)
+            .map(|i| ((i * 7919) % 1000) as f32 / 37.0 - 10.0)
+            .collect();
         for t in [0, 17, 999] {
             let a = row_stats(&row, t, None);
             let b = reference(&row, t);

@@ -16,7 +16,11 @@ fn smollm2_matches_the_golden_token_for_token() {
 }
 
 pub fn check_parity(model: &Model, golden: &str, tol: f64) {
-    let passages = read_inputs(&[shared().join("golden/corpus.jsonl")], &ReadOptions::default()).unwrap();
+    let passages = read_inputs(
+        &[shared().join("golden/corpus.jsonl")],
+        &ReadOptions::default(),
+    )
+    .unwrap();
     let golden = goldens(golden);
     assert_eq!(passages.len(), golden.len());
     let opts = ScoreOptions {
@@ -36,16 +40,28 @@ pub fn check_parity(model: &Model, golden: &str, tol: f64) {
         assert_eq!(r.id, g.id);
         let d = r.details.as_ref().unwrap();
         assert_eq!(d.ids, g.ids, "token ids of {}", g.id);
-        assert_eq!(r.scores.stats.zlib_bytes, g.zlib_bytes, "zlib_bytes of {}", g.id);
+        assert_eq!(
+            r.scores.stats.zlib_bytes, g.zlib_bytes,
+            "zlib_bytes of {}",
+            g.id
+        );
         assert_eq!(d.stats.len(), g.logprobs.len(), "{}", g.id);
         for (i, s) in d.stats.iter().enumerate() {
-            for (what, got, want) in [("logp", s.logp, g.logprobs[i]), ("mu", s.mu, g.mu[i]), ("sigma", s.sigma, g.sigma[i])] {
+            for (what, got, want) in [
+                ("logp", s.logp, g.logprobs[i]),
+                ("mu", s.mu, g.mu[i]),
+                ("sigma", s.sigma, g.sigma[i]),
+            ] {
                 let diff = (got - want).abs();
                 if what == "logp" && diff > max_diff {
                     max_diff = diff;
                     worst = format!("{} token {i}", g.id);
                 }
-                assert!(diff <= tol, "{what} of {} token {i}: {got} vs golden {want}", g.id);
+                assert!(
+                    diff <= tol,
+                    "{what} of {} token {i}: {got} vs golden {want}",
+                    g.id
+                );
             }
         }
         let scores: std::collections::HashMap<_, _> = r.scores.scores.iter().cloned().collect();
@@ -59,7 +75,11 @@ pub fn check_parity(model: &Model, golden: &str, tol: f64) {
         ] {
             let want = gs.get(name).copied().flatten();
             match (got, want) {
-                (Some(a), Some(b)) => assert!((a - b).abs() <= 1e-3 * b.abs().max(1e-9), "{name} of {}: {a} vs {b}", g.id),
+                (Some(a), Some(b)) => assert!(
+                    (a - b).abs() <= 1e-3 * b.abs().max(1e-9),
+                    "{name} of {}: {a} vs {b}",
+                    g.id
+                ),
                 (None, None) => assert_eq!(r.n_scored, 0),
                 _ => panic!("{name} of {}: {got:?} vs golden {want:?}", g.id),
             }

@@ -45,10 +45,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     println!("architecture    {}", a.architecture);
     println!("parameters      {} ({millions:.1} M)", model.parameters);
     println!("file dtypes     {}", model.file_dtypes);
-    println!("compute         {} on {}", model.identity.compute, model.identity.device);
+    println!(
+        "compute         {} on {}",
+        model.identity.compute, model.identity.device
+    );
     println!("layers          {}", a.layers);
     println!("hidden          {}", a.hidden);
-    println!("heads           {} (kv {}, head dim {})", a.heads, a.kv_heads, a.head_dim);
+    println!(
+        "heads           {} (kv {}, head dim {})",
+        a.heads, a.kv_heads, a.head_dim
+    );
     println!("context length  {}", a.context_length);
     if let Some(w) = a.sliding_window {
         println!("sliding window  {w}");

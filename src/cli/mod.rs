@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "miascan", version, about = "Was this text in a language model's training data?")]
+#[command(
+    name = "miascan",
+    version,
+    about = "Was this text in a language model's training data?"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -46,7 +50,9 @@ pub fn model_cache() -> PathBuf {
     if let Some(d) = std::env::var_os("MIASCAN_MODELS") {
         return PathBuf::from(d);
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
     home.join(".cache/miascan/models")
 }
 
@@ -76,7 +82,9 @@ impl ModelArgs {
                 anyhow::bail!(miascan::Error::Usage("--threads must be at least 1".into()));
             }
             std::env::set_var("RAYON_NUM_THREADS", n.to_string());
-            rayon::ThreadPoolBuilder::new().num_threads(n).build_global()?;
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build_global()?;
         }
         Ok(())
     }

@@ -94,7 +94,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let scorer = Scorer::new(&model, opts);
 
-    let out_name = args.out.clone().unwrap_or_else(|| PathBuf::from("<stdout>"));
+    let out_name = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("<stdout>"));
     let write_err = |source| miascan::Error::OutputIo {
         path: out_name.clone(),
         source,

@@ -87,7 +87,10 @@ mod tests {
     #[test]
     fn missing_or_wrong_text_field_is_an_error() {
         let e = parse(Path::new("f.jsonl"), b"{\"body\": \"x\"}\n", &opts()).unwrap_err();
-        assert!(e.to_string().contains("f.jsonl:1: no \"text\" field"), "{e}");
+        assert!(
+            e.to_string().contains("f.jsonl:1: no \"text\" field"),
+            "{e}"
+        );
         let e = parse(Path::new("f.jsonl"), b"{\"text\": 3}\n", &opts()).unwrap_err();
         assert!(e.to_string().contains("not a string"), "{e}");
         let e = parse(Path::new("f.jsonl"), b"[1,2]\n", &opts()).unwrap_err();
@@ -106,8 +109,12 @@ mod tests {
 
     #[test]
     fn invalid_utf8_in_a_line_names_the_line() {
-        let e = parse(Path::new("f.jsonl"), b"{\"text\": \"a\"}\n{\"text\": \"\xc3\"}\n", &opts())
-            .unwrap_err();
+        let e = parse(
+            Path::new("f.jsonl"),
+            b"{\"text\": \"a\"}\n{\"text\": \"\xc3\"}\n",
+            &opts(),
+        )
+        .unwrap_err();
         assert!(e.to_string().starts_with("f.jsonl:2: invalid UTF-8"), "{e}");
     }
 }

@@ -182,7 +182,7 @@ mod tests {
     fn text_file_is_one_passage_and_bom_is_removed() {
         let d = tempfile::tempdir().unwrap();
         let p = write(&d, "a.txt", "\u{feff}Hello\nworld\n".as_bytes());
-        let ps = read_inputs(&[p.clone()], &ReadOptions::default()).unwrap();
+        let ps = read_inputs(std::slice::from_ref(&p), &ReadOptions::default()).unwrap();
         assert_eq!(ps.len(), 1);
         assert_eq!(ps[0].text, "Hello\nworld\n");
         assert_eq!(ps[0].id, p.display().to_string());

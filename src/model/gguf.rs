@@ -207,7 +207,8 @@ impl Gguf {
             .iter()
             .enumerate()
             .map(|(i, v)| {
-                as_i64(v).ok_or_else(|| self.invalid(format!("metadata {key}[{i}] is not an integer")))
+                as_i64(v)
+                    .ok_or_else(|| self.invalid(format!("metadata {key}[{i}] is not an integer")))
             })
             .collect()
     }

@@ -202,7 +202,12 @@ mod tests {
     use super::*;
 
     /// Attention computed naively, one query at a time, for comparison.
-    fn naive(q: &[Vec<Vec<f32>>], k: &[Vec<Vec<f32>>], v: &[Vec<Vec<f32>>], window: Option<usize>) -> Vec<Vec<f32>> {
+    fn naive(
+        q: &[Vec<Vec<f32>>],
+        k: &[Vec<Vec<f32>>],
+        v: &[Vec<Vec<f32>>],
+        window: Option<usize>,
+    ) -> Vec<Vec<f32>> {
         let heads = q.len();
         let t = q[0].len();
         let d = q[0][0].len();
@@ -213,7 +218,12 @@ mod tests {
             for i in 0..t {
                 let lo = window.map_or(0, |w| (i + 1).saturating_sub(w));
                 let s: Vec<f64> = (lo..=i)
-                    .map(|j| (0..d).map(|x| (q[h][i][x] * k[kh][j][x]) as f64).sum::<f64>() / (d as f64).sqrt())
+                    .map(|j| {
+                        (0..d)
+                            .map(|x| (q[h][i][x] * k[kh][j][x]) as f64)
+                            .sum::<f64>()
+                            / (d as f64).sqrt()
+                    })
                     .collect();
                 let m = s.iter().cloned().fold(f64::MIN, f64::max);
                 let z: f64 = s.iter().map(|x| (x - m).exp()).sum();
@@ -236,7 +246,9 @@ mod tests {
                     .map(|_| {
                         (0..c)
                             .map(|_| {
-                                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                                s = s
+                                    .wrapping_mul(6364136223846793005)
+                                    .wrapping_add(1442695040888963407);
                                 ((s >> 33) as f32 / (1u64 << 31) as f32) - 0.5
                             })
                             .collect()
@@ -257,14 +269,23 @@ mod tests {
         let q = rand3(heads, t, d, 1);
         let k = rand3(kvh, t, d, 2);
         let v = rand3(kvh, t, d, 3);
-        let got = attention(&tensor(&q), &tensor(&k), &tensor(&v), 1.0 / (d as f64).sqrt(), window)
-            .unwrap()
-            .to_vec2::<f32>()
-            .unwrap();
+        let got = attention(
+            &tensor(&q),
+            &tensor(&k),
+            &tensor(&v),
+            1.0 / (d as f64).sqrt(),
+            window,
+        )
+        .unwrap()
+        .to_vec2::<f32>()
+        .unwrap();
         let want = naive(&q, &k, &v, window);
         for i in 0..t {
             for x in 0..heads * d {
-                assert!((got[i][x] - want[i][x]).abs() < 1e-5, "t={t} w={window:?} i={i} x={x}");
+                assert!(
+                    (got[i][x] - want[i][x]).abs() < 1e-5,
+                    "t={t} w={window:?} i={i} x={x}"
+                );
             }
         }
     }
@@ -287,13 +308,28 @@ mod tests {
         let r = Rotary::new(2, 10_000.0, RopeStyle::Interleaved);
         let (c, s) = r.tables(&[1], &Device::Cpu).unwrap();
         let x = Tensor::from_vec(vec![1f32, 0.0], (1, 1, 1, 2), &Device::Cpu).unwrap();
-        let y: Vec<f32> = r.apply(&x, &c, &s).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let y: Vec<f32> = r
+            .apply(&x, &c, &s)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
         assert!((y[0] - 1f32.cos()).abs() < 1e-6 && (y[1] - 1f32.sin()).abs() < 1e-6);
         // halves with dim 4: pairs (0,2) and (1,3)
         let r = Rotary::new(4, 10_000.0, RopeStyle::Halves);
         let (c, s) = r.tables(&[1], &Device::Cpu).unwrap();
         let x = Tensor::from_vec(vec![1f32, 0.0, 0.0, 0.0], (1, 1, 1, 4), &Device::Cpu).unwrap();
-        let y: Vec<f32> = r.apply(&x, &c, &s).unwrap().flatten_all().unwrap().to_vec1().unwrap();
-        assert!((y[0] - 1f32.cos()).abs() < 1e-6 && (y[2] - 1f32.sin()).abs() < 1e-6, "{y:?}");
+        let y: Vec<f32> = r
+            .apply(&x, &c, &s)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        assert!(
+            (y[0] - 1f32.cos()).abs() < 1e-6 && (y[2] - 1f32.sin()).abs() < 1e-6,
+            "{y:?}"
+        );
     }
 }

@@ -95,6 +95,15 @@ pub struct Model {
     pub file_dtypes: String,
 }
 
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("path", &self.path)
+            .field("identity", &self.identity)
+            .finish()
+    }
+}
+
 impl Model {
     /// Loads a model file. The weights are dequantised to f32 on `device`.
     pub fn load(path: &Path, device: &Device) -> Result<Model> {

@@ -58,14 +58,22 @@ pub fn table(results: &[PassageResult]) -> String {
     let Some(first) = results.first() else {
         return String::new();
     };
-    let names: Vec<&str> = first.scores.scores.iter().map(|(n, _)| n.as_str()).collect();
+    let names: Vec<&str> = first
+        .scores
+        .scores
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .collect();
     let idw = results
         .iter()
         .map(|r| r.id.chars().count())
         .max()
         .unwrap_or(2)
         .clamp(2, 40);
-    let mut out = format!("{:<idw$}  {:>6}  {:>7}  {:>9}", "id", "tokens", "loss", "ppl");
+    let mut out = format!(
+        "{:<idw$}  {:>6}  {:>7}  {:>9}",
+        "id", "tokens", "loss", "ppl"
+    );
     for n in &names {
         out.push_str(&format!("  {:>11}", n));
     }
@@ -76,7 +84,14 @@ pub fn table(results: &[PassageResult]) -> String {
     };
     for r in results {
         let id: String = if r.id.chars().count() > idw {
-            let tail: String = r.id.chars().rev().take(idw - 1).collect::<Vec<_>>().into_iter().rev().collect();
+            let tail: String =
+                r.id.chars()
+                    .rev()
+                    .take(idw - 1)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
             format!("…{tail}")
         } else {
             r.id.clone()

@@ -75,7 +75,8 @@ pub fn z_score(s: &TokenStat) -> f64 {
 /// `len(zlib.compress(text))` at zlib's default level 6, as Python computes it.
 pub fn zlib_bytes(text: &str) -> usize {
     let mut enc = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(6));
-    enc.write_all(text.as_bytes()).expect("writing to a Vec cannot fail");
+    enc.write_all(text.as_bytes())
+        .expect("writing to a Vec cannot fail");
     enc.finish().expect("writing to a Vec cannot fail").len()
 }
 
@@ -157,11 +158,18 @@ mod tests {
     fn loss_and_ppl_by_hand() {
         assert_eq!(loss(&[-1.0, -3.0]), Some(2.0));
         assert_eq!(loss(&[]), None);
-        let s = score_passage("ab", &[ts(-1.0, 0.0, 1.0), ts(-3.0, 0.0, 1.0)], None, &[0.2]);
+        let s = score_passage(
+            "ab",
+            &[ts(-1.0, 0.0, 1.0), ts(-3.0, 0.0, 1.0)],
+            None,
+            &[0.2],
+        );
         assert_eq!(s.stats.loss, Some(2.0));
         assert!((s.stats.ppl.unwrap() - 2f64.exp()).abs() < 1e-12);
         // 4 nats over 2 bytes = 4/ln2/2 bits per byte
-        assert!((s.stats.bits_per_byte.unwrap() - 4.0 / std::f64::consts::LN_2 / 2.0).abs() < 1e-12);
+        assert!(
+            (s.stats.bits_per_byte.unwrap() - 4.0 / std::f64::consts::LN_2 / 2.0).abs() < 1e-12
+        );
         assert_eq!(s.scores[0], ("neg_loss".into(), Some(-2.0)));
     }
 
@@ -184,7 +192,11 @@ mod tests {
 
     #[test]
     fn minkpp_normalises_and_handles_zero_sigma() {
-        let s = [ts(-2.0, -1.0, 0.5), ts(-1.0, -1.0, 2.0), ts(-9.0, -9.0, 0.0)];
+        let s = [
+            ts(-2.0, -1.0, 0.5),
+            ts(-1.0, -1.0, 2.0),
+            ts(-9.0, -9.0, 0.0),
+        ];
         // z = [-2, 0, 0]; k = 0.34 → floor(1.02) = 1 → -2
         assert_eq!(minkpp(&s, 0.34), Some(-2.0));
         // k = 1 → mean(-2, 0, 0)
@@ -217,7 +229,18 @@ mod tests {
         assert_eq!(s.stats.bits_per_byte, None);
         assert!(s.scores.iter().all(|(_, v)| v.is_none()), "{:?}", s.scores);
         let names: Vec<_> = s.scores.iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(names, ["neg_loss", "mink_0.1", "mink_0.2", "minkpp_0.1", "minkpp_0.2", "zlib", "lowercase"]);
+        assert_eq!(
+            names,
+            [
+                "neg_loss",
+                "mink_0.1",
+                "mink_0.2",
+                "minkpp_0.1",
+                "minkpp_0.2",
+                "zlib",
+                "lowercase"
+            ]
+        );
     }
 
     #[test]

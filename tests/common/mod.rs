@@ -6,7 +6,11 @@ use std::path::PathBuf;
 /// `../shared` beside the repository (CI puts it there).
 pub fn shared() -> PathBuf {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared");
-    assert!(p.is_dir(), "../shared is missing beside the repository: {}", p.display());
+    assert!(
+        p.is_dir(),
+        "../shared is missing beside the repository: {}",
+        p.display()
+    );
     p
 }
 
@@ -15,9 +19,15 @@ pub fn shared() -> PathBuf {
 pub fn model(file: &str) -> PathBuf {
     let dir = std::env::var_os("MIASCAN_MODELS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/miascan/models"));
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/miascan/models")
+        });
     let p = dir.join(file);
-    assert!(p.is_file(), "{} is missing: run scripts/fetch-models.sh all", p.display());
+    assert!(
+        p.is_file(),
+        "{} is missing: run scripts/fetch-models.sh all",
+        p.display()
+    );
     p
 }
 
@@ -38,5 +48,7 @@ pub struct Golden {
 
 pub fn goldens(name: &str) -> Vec<Golden> {
     let text = std::fs::read_to_string(shared().join("golden").join(name)).unwrap();
-    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }

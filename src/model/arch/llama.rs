@@ -41,7 +41,9 @@ impl Config {
         let head_dim = hidden / heads;
         let rope_dim = g.usize_or(&key("rope.dimension_count"), head_dim)?;
         if rope_dim > head_dim || rope_dim % 2 != 0 {
-            return Err(g.invalid(format!("rope.dimension_count {rope_dim} does not fit head dim {head_dim}")));
+            return Err(g.invalid(format!(
+                "rope.dimension_count {rope_dim} does not fit head dim {head_dim}"
+            )));
         }
         if let Some(kind) = g.str_opt(&key("rope.scaling.type"))? {
             if kind != "none" {
@@ -97,7 +99,8 @@ impl Llama {
         let embed_w = g.tensor("token_embd.weight", &[cfg.vocab, h], device)?;
         let mut blocks = Vec::with_capacity(cfg.layers);
         for i in 0..cfg.layers {
-            let mut t = |n: &str, shape: &[usize]| g.tensor(&format!("blk.{i}.{n}.weight"), shape, device);
+            let mut t =
+                |n: &str, shape: &[usize]| g.tensor(&format!("blk.{i}.{n}.weight"), shape, device);
             blocks.push(Block {
                 attn_norm: RmsNorm::new(t("attn_norm", &[h])?, cfg.rms_eps),
                 q: Linear::new(t("attn_q", &[h, h])?),
@@ -128,12 +131,22 @@ impl Llama {
         })
     }
 
-    fn block_forward(&self, b: &Block, x: &Tensor, batch: &Batch, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    fn block_forward(
+        &self,
+        b: &Block,
+        x: &Tensor,
+        batch: &Batch,
+        cos: &Tensor,
+        sin: &Tensor,
+    ) -> Result<Tensor> {
         let c = &self.cfg;
         let t = x.dim(0)?;
         let h = b.attn_norm.forward(x)?;
         let heads = |y: Tensor, n: usize| -> Result<Tensor> {
-            Ok(y.reshape((t, n, c.head_dim))?.transpose(0, 1)?.contiguous()?.unsqueeze(0)?)
+            Ok(y.reshape((t, n, c.head_dim))?
+                .transpose(0, 1)?
+                .contiguous()?
+                .unsqueeze(0)?)
         };
         let q = heads(b.q.forward(&h)?, c.heads)?;
         let k = heads(b.k.forward(&h)?, c.kv_heads)?;
@@ -143,12 +156,24 @@ impl Llama {
         let scale = 1.0 / (c.head_dim as f64).sqrt();
         let mut outs = Vec::with_capacity(batch.spans.len());
         for &(s, n) in &batch.spans {
-            outs.push(attention(&q.narrow(1, s, n)?, &k.narrow(1, s, n)?, &v.narrow(1, s, n)?, scale, None)?);
+            outs.push(attention(
+                &q.narrow(1, s, n)?,
+                &k.narrow(1, s, n)?,
+                &v.narrow(1, s, n)?,
+                scale,
+                None,
+            )?);
         }
-        let attn = if outs.len() == 1 { outs.pop().expect("one span") } else { Tensor::cat(&outs, 0)? };
+        let attn = if outs.len() == 1 {
+            outs.pop().expect("one span")
+        } else {
+            Tensor::cat(&outs, 0)?
+        };
         let x = (x + b.o.forward(&attn)?)?;
         let h = b.ffn_norm.forward(&x)?;
-        let mlp = b.down.forward(&(candle_nn::ops::silu(&b.gate.forward(&h)?)? * b.up.forward(&h)?)?)?;
+        let mlp = b
+            .down
+            .forward(&(candle_nn::ops::silu(&b.gate.forward(&h)?)? * b.up.forward(&h)?)?)?;
         Ok((x + mlp)?)
     }
 }

@@ -48,7 +48,10 @@ impl Tokenizer {
         let (inner, kind) = match model {
             "gpt2" => {
                 let pre = g.str_opt("tokenizer.ggml.pre")?.unwrap_or("default");
-                (gguf_bpe::build(g, &tokens, pre)?, format!("gguf gpt2 byte-level BPE (pre = {pre})"))
+                (
+                    gguf_bpe::build(g, &tokens, pre)?,
+                    format!("gguf gpt2 byte-level BPE (pre = {pre})"),
+                )
             }
             other => {
                 return Err(g.unsupported(format!(
@@ -117,9 +120,9 @@ impl Tokenizer {
     /// The BOS policy in words, for `inspect` and reports.
     pub fn bos_policy(&self) -> String {
         match self.bos {
-            Some(id) => format!(
-                "BOS id {id} prepended; every text token is scored (the BOS itself is not)"
-            ),
+            Some(id) => {
+                format!("BOS id {id} prepended; every text token is scored (the BOS itself is not)")
+            }
             None => "no BOS; the first text token is context only and is not scored".into(),
         }
     }
