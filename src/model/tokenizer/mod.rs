@@ -3,6 +3,7 @@
 //! wrapped with the BOS policy; special-token strings inside a passage are always plain text.
 
 mod gguf_bpe;
+mod gguf_spm;
 
 use crate::error::{Error, Result};
 use crate::model::gguf::Gguf;
@@ -53,9 +54,13 @@ impl Tokenizer {
                     format!("gguf gpt2 byte-level BPE (pre = {pre})"),
                 )
             }
+            "llama" => (
+                gguf_spm::build(g, &tokens)?,
+                "gguf SentencePiece (llama) with byte fallback".to_string(),
+            ),
             other => {
                 return Err(g.unsupported(format!(
-                    "tokenizer.ggml.model = {other} is not supported (supported: gpt2)"
+                    "tokenizer.ggml.model = {other} is not supported (supported: gpt2, llama)"
                 )))
             }
         };
