@@ -22,12 +22,18 @@ pub struct TokenStat {
     pub sigma: f64,
 }
 
-/// Logit floats materialised at once: bounds memory to ~64 MiB per chunk whatever the
-/// vocabulary.
-const LOGITS_PER_CHUNK: usize = 16 << 20;
+/// Logit floats materialised at once: bounds memory to ~64 MiB per block whatever the
+/// vocabulary or the batch.
+const LOGITS_PER_BLOCK: usize = 16 << 20;
 
 /// Statistics for the rows `rows[j]` of `hidden` (`[T, H]`, final-normed), each predicting
 /// `targets[j]`.
+///
+/// The head is applied block by block over the *vocabulary* (all positions against a slice
+/// of the head's rows), and each row's sums are carried across blocks with an online
+/// (running-max) log-sum-exp. Cutting the vocabulary rather than the positions lets the
+/// matmul prepare each slice of the 262,144-row Gemma head once per batch instead of once
+/// per handful of positions.
 pub fn token_stats(
     lm: &dyn CausalLm,
     hidden: &Tensor,
@@ -38,49 +44,114 @@ pub fn token_stats(
     let head = lm.lm_head();
     let vocab = head.dim(0)?;
     let cap = lm.logit_softcap();
-    let chunk = (LOGITS_PER_CHUNK / vocab).max(1);
     let mut out = Vec::with_capacity(rows.len());
-    for (rows, targets) in rows.chunks(chunk).zip(targets.chunks(chunk)) {
+    // at least 1,024 vocabulary entries per block; fewer positions per group if needed
+    let group = (LOGITS_PER_BLOCK / 1024).min(rows.len().max(1));
+    for (rows, targets) in rows.chunks(group).zip(targets.chunks(group)) {
         let idx = Tensor::new(rows, hidden.device())?;
         let h = hidden.index_select(&idx, 0)?;
-        let logits = h.matmul(&head.t()?)?.to_dtype(DType::F32)?;
-        let flat: Vec<f32> = logits.flatten_all()?.to_vec1()?;
-        let stats: Vec<TokenStat> = flat
-            .par_chunks(vocab)
-            .zip(targets.par_iter())
-            .map(|(row, &t)| row_stats(row, t as usize, cap))
-            .collect();
-        out.extend(stats);
+        let block = (LOGITS_PER_BLOCK / rows.len())
+            .clamp(1024, vocab.max(1))
+            .min(vocab);
+        let mut acc = vec![RowAcc::default(); rows.len()];
+        let mut v0 = 0;
+        while v0 < vocab {
+            let vb = block.min(vocab - v0);
+            let w = head.narrow(0, v0, vb)?;
+            let logits = h.matmul(&w.t()?)?.to_dtype(DType::F32)?;
+            let flat: Vec<f32> = logits.flatten_all()?.to_vec1()?;
+            flat.par_chunks(vb)
+                .zip(acc.par_iter_mut())
+                .zip(targets.par_iter())
+                .for_each(|((row, a), &t)| a.update(row, v0, t as usize, cap));
+            v0 += vb;
+        }
+        out.extend(acc.iter().map(RowAcc::finish));
     }
     Ok(out)
 }
 
-/// Reduces one row of logits. With `a_v = x_v − max`, `e_v = exp(a_v)`, `S = Σ e_v`:
-/// `log p(v) = a_v − ln S`, so `mu = Σ e a / S − ln S` and the variance of `log p` equals
-/// that of `a`: `Σ e a² / S − (Σ e a / S)²`. One exp per vocabulary entry.
-pub fn row_stats(row: &[f32], target: usize, softcap: Option<f64>) -> TokenStat {
-    let x = |v: f32| -> f64 {
-        match softcap {
-            Some(c) => c * (v as f64 / c).tanh(),
-            None => v as f64,
+/// Running sums of one row of logits over vocabulary blocks. With `m` the running max,
+/// `a_v = x_v − m`, `e_v = exp(a_v)`: `s = Σ e`, `s1 = Σ e a`, `s2 = Σ e a²`. When the max
+/// rises by `δ`, every `a` shifts by `−δ` and the sums are re-centred exactly.
+#[derive(Debug, Clone, Copy)]
+struct RowAcc {
+    m: f64,
+    s: f64,
+    s1: f64,
+    s2: f64,
+    target: f64,
+}
+
+impl Default for RowAcc {
+    fn default() -> Self {
+        RowAcc {
+            m: f64::NEG_INFINITY,
+            s: 0.0,
+            s1: 0.0,
+            s2: 0.0,
+            target: f64::NAN,
         }
-    };
-    let m = row.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(x(v)));
-    let (mut s, mut s1, mut s2) = (0f64, 0f64, 0f64);
-    for &v in row {
-        let a = x(v) - m;
-        let e = a.exp();
-        s += e;
-        s1 += e * a;
-        s2 += e * a * a;
     }
-    let ln_s = s.ln();
-    let mean_a = s1 / s;
-    TokenStat {
-        logp: x(row[target]) - m - ln_s,
-        mu: mean_a - ln_s,
-        sigma: (s2 / s - mean_a * mean_a).max(0.0).sqrt(),
+}
+
+impl RowAcc {
+    /// Adds the logits of vocabulary entries `v0 .. v0 + row.len()`.
+    fn update(&mut self, row: &[f32], v0: usize, target: usize, softcap: Option<f64>) {
+        let x = |v: f32| -> f64 {
+            match softcap {
+                Some(c) => c * (v as f64 / c).tanh(),
+                None => v as f64,
+            }
+        };
+        if (v0..v0 + row.len()).contains(&target) {
+            self.target = x(row[target - v0]);
+        }
+        let bm = row.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(x(v)));
+        if bm > self.m {
+            if self.s > 0.0 {
+                // a' = a + d with d = m_old − m_new < 0
+                let d = self.m - bm;
+                let f = d.exp();
+                let (s, s1, s2) = (self.s, self.s1, self.s2);
+                self.s = f * s;
+                self.s1 = f * (s1 + d * s);
+                self.s2 = f * (s2 + 2.0 * d * s1 + d * d * s);
+            }
+            self.m = bm;
+        }
+        let m = self.m;
+        let (mut s, mut s1, mut s2) = (0f64, 0f64, 0f64);
+        for &v in row {
+            let a = x(v) - m;
+            let e = a.exp();
+            s += e;
+            s1 += e * a;
+            s2 += e * a * a;
+        }
+        self.s += s;
+        self.s1 += s1;
+        self.s2 += s2;
     }
+
+    /// `log p(v) = a_v − ln s`, so `mu = s1/s − ln s` and the variance of `log p` is that of
+    /// `a`: `s2/s − (s1/s)²`, clamped at 0.
+    fn finish(&self) -> TokenStat {
+        let ln_s = self.s.ln();
+        let mean_a = self.s1 / self.s;
+        TokenStat {
+            logp: self.target - self.m - ln_s,
+            mu: mean_a - ln_s,
+            sigma: (self.s2 / self.s - mean_a * mean_a).max(0.0).sqrt(),
+        }
+    }
+}
+
+/// Reduces one whole row of logits (the single-block case of [`token_stats`]).
+pub fn row_stats(row: &[f32], target: usize, softcap: Option<f64>) -> TokenStat {
+    let mut a = RowAcc::default();
+    a.update(row, 0, target, softcap);
+    a.finish()
 }
 
 #[cfg(test)]
@@ -115,6 +186,27 @@ mod tests {
             assert!((a.logp - b.logp).abs() < 1e-12);
             assert!((a.mu - b.mu).abs() < 1e-10);
             assert!((a.sigma - b.sigma).abs() < 1e-10);
+        }
+    }
+
+    #[test]
+    fn blockwise_accumulation_matches_one_pass() {
+        // blocks whose maxima rise, fall and tie, and a target in a middle block
+        let row: Vec<f32> = (0..997)
+            .map(|i| ((i * 7919) % 997) as f32 / 31.0 - 12.0 + if i == 500 { 9.0 } else { 0.0 })
+            .collect();
+        for t in [3, 480, 996] {
+            let want = reference(&row, t);
+            for block in [1, 10, 100, 333, 997] {
+                let mut a = RowAcc::default();
+                for (b, chunk) in row.chunks(block).enumerate() {
+                    a.update(chunk, b * block, t, None);
+                }
+                let got = a.finish();
+                assert!((got.logp - want.logp).abs() < 1e-10, "block {block}");
+                assert!((got.mu - want.mu).abs() < 1e-10, "block {block}");
+                assert!((got.sigma - want.sigma).abs() < 1e-9, "block {block}");
+            }
         }
     }
 
