@@ -50,9 +50,7 @@ pub fn token_stats(
     for (rows, targets) in rows.chunks(group).zip(targets.chunks(group)) {
         let idx = Tensor::new(rows, hidden.device())?;
         let h = hidden.index_select(&idx, 0)?;
-        let block = (LOGITS_PER_BLOCK / rows.len())
-            .clamp(1024, vocab.max(1))
-            .min(vocab);
+        let block = (LOGITS_PER_BLOCK / rows.len()).max(1024).min(vocab);
         let mut acc = vec![RowAcc::default(); rows.len()];
         let mut v0 = 0;
         while v0 < vocab {

@@ -5,20 +5,56 @@
 use crate::error::Result;
 use candle_core::{DType, Device, Tensor, D};
 
-/// A linear map without bias, `y = x Wᵀ`, with `W` stored `[out, in]` as in the files.
+/// A linear map `y = x Wᵀ (+ b)`, with `W` stored `[out, in]` as in the files.
 #[derive(Debug, Clone)]
 pub struct Linear {
     weight: Tensor,
+    bias: Option<Tensor>,
 }
 
 impl Linear {
     pub fn new(weight: Tensor) -> Self {
-        Linear { weight }
+        Linear { weight, bias: None }
+    }
+
+    pub fn with_bias(weight: Tensor, bias: Option<Tensor>) -> Self {
+        Linear { weight, bias }
     }
 
     /// `x`: `[T, in]` → `[T, out]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(x.matmul(&self.weight.t()?)?)
+        let y = x.matmul(&self.weight.t()?)?;
+        Ok(match &self.bias {
+            Some(b) => y.broadcast_add(b)?,
+            None => y,
+        })
+    }
+}
+
+/// Layer norm with bias (GPT-2, GPT-NeoX): `(x − mean) / sqrt(var + eps) * w + b`.
+#[derive(Debug, Clone)]
+pub struct LayerNorm {
+    weight: Tensor,
+    bias: Tensor,
+    eps: f32,
+}
+
+impl LayerNorm {
+    pub fn new(weight: Tensor, bias: Tensor, eps: f64) -> Self {
+        LayerNorm {
+            weight,
+            bias,
+            eps: eps as f32,
+        }
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(candle_nn::ops::layer_norm(
+            x,
+            &self.weight,
+            &self.bias,
+            self.eps,
+        )?)
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod arch;
 pub mod gguf;
+pub mod hf;
 pub mod layers;
 pub mod tokenizer;
 
@@ -114,10 +115,7 @@ impl Model {
             });
         }
         if path.is_dir() {
-            return Err(Error::UnsupportedModel {
-                path: path.to_path_buf(),
-                message: "is a directory; give a .gguf file".into(),
-            });
+            return Self::load_dir(path, device);
         }
         let mut g = Gguf::open(path)?;
         let tokenizer = Tokenizer::from_gguf(&g)?;
@@ -145,6 +143,35 @@ impl Model {
             path: path.to_path_buf(),
             parameters: g.parameter_count(),
             file_dtypes: g.dtype_summary(),
+        })
+    }
+}
+
+impl Model {
+    /// A Hugging Face checkpoint folder; identity = folder name + hash of the weight files.
+    fn load_dir(dir: &Path, device: &Device) -> Result<Model> {
+        let (tokenizer, lm) = hf::load(dir, device)?;
+        let mut h = Sha256::new();
+        for f in hf::weight_files(dir)? {
+            h.update(sha256_file(&f)?.as_bytes());
+        }
+        let name = std::fs::canonicalize(dir)
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| dir.display().to_string());
+        let a = lm.describe();
+        Ok(Model {
+            tokenizer,
+            identity: ModelIdentity {
+                name,
+                sha256: tokenizer::hex(&h.finalize())[..16].to_string(),
+                compute: "f32".into(),
+                device: device_name(device),
+            },
+            path: dir.to_path_buf(),
+            parameters: 0,
+            file_dtypes: format!("safetensors ({} vocab)", a.vocab),
+            lm,
         })
     }
 }

@@ -1,8 +1,12 @@
 //! Llama (and SmolLM2, which is Llama-shaped): pre-norm decoder, RMS norm, rotary
 //! embeddings, grouped-query attention, SwiGLU MLP.
 //!
+//! The same network serves Hugging Face `llama`, `qwen2` (q/k/v biases) and `mistral`
+//! (sliding-window attention) checkpoints.
+//!
 //! GGUF `llama` q/k weights were permuted by llama.cpp's converter so that rotary pairs are
-//! adjacent: the rotation applied here is the interleaved one.
+//! adjacent: the rotation applied to GGUF weights is the interleaved one; Hugging Face
+//! weights use the half-split rotation.
 
 use crate::error::Result;
 use crate::model::gguf::Gguf;
@@ -24,6 +28,97 @@ pub struct Config {
     pub rms_eps: f64,
     pub context_length: usize,
     pub vocab: usize,
+    /// Sliding-window attention (Mistral): keys per query, itself included.
+    pub sliding_window: Option<usize>,
+    pub rope_style: RopeStyle,
+}
+
+/// The fields of a Hugging Face `config.json` this architecture reads.
+#[derive(Debug, serde::Deserialize)]
+pub struct HfConfig {
+    pub model_type: String,
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub num_key_value_heads: Option<usize>,
+    pub head_dim: Option<usize>,
+    pub rms_norm_eps: f64,
+    pub rope_theta: Option<f64>,
+    pub rope_parameters: Option<RopeParameters>,
+    pub rope_scaling: Option<serde_json::Value>,
+    pub max_position_embeddings: usize,
+    pub vocab_size: usize,
+    #[serde(default)]
+    pub tie_word_embeddings: bool,
+    pub sliding_window: Option<usize>,
+    pub use_sliding_window: Option<bool>,
+    #[serde(default)]
+    pub attention_bias: bool,
+    pub hidden_act: Option<String>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct RopeParameters {
+    pub rope_theta: Option<f64>,
+    pub rope_type: Option<String>,
+}
+
+impl HfConfig {
+    fn rope_theta(&self) -> f64 {
+        self.rope_parameters
+            .as_ref()
+            .and_then(|r| r.rope_theta)
+            .or(self.rope_theta)
+            .unwrap_or(10_000.0)
+    }
+
+    /// Checks what this implementation supports and derives the network's shape.
+    pub fn to_config(&self) -> std::result::Result<Config, String> {
+        let rope_type = self
+            .rope_parameters
+            .as_ref()
+            .and_then(|r| r.rope_type.as_deref());
+        if rope_type.is_some_and(|t| t != "default")
+            || self.rope_scaling.as_ref().is_some_and(|v| !v.is_null())
+        {
+            return Err("RoPE scaling is not supported yet".into());
+        }
+        if let Some(act) = &self.hidden_act {
+            if act != "silu" {
+                return Err(format!("hidden_act {act} is not supported (expected silu)"));
+            }
+        }
+        let heads = self.num_attention_heads;
+        let kv_heads = self.num_key_value_heads.unwrap_or(heads);
+        if heads == 0 || kv_heads == 0 || heads % kv_heads != 0 {
+            return Err(format!("{heads} heads cannot share {kv_heads} kv heads"));
+        }
+        let head_dim = self.head_dim.unwrap_or(self.hidden_size / heads);
+        // Qwen2 applies the window only with use_sliding_window; Mistral whenever it is set.
+        let sliding_window = match self.model_type.as_str() {
+            "qwen2" if self.use_sliding_window != Some(true) => None,
+            "qwen2" => {
+                return Err("qwen2 with use_sliding_window = true is not supported yet".into())
+            }
+            _ => self.sliding_window,
+        };
+        Ok(Config {
+            layers: self.num_hidden_layers,
+            hidden: self.hidden_size,
+            ffn: self.intermediate_size,
+            heads,
+            kv_heads,
+            head_dim,
+            rope_dim: head_dim,
+            rope_base: self.rope_theta(),
+            rms_eps: self.rms_norm_eps,
+            context_length: self.max_position_embeddings,
+            vocab: self.vocab_size,
+            sliding_window,
+            rope_style: RopeStyle::Halves,
+        })
+    }
 }
 
 impl Config {
@@ -63,6 +158,8 @@ impl Config {
             rms_eps: g.f64(&key("attention.layer_norm_rms_epsilon"))?,
             context_length: g.usize(&key("context_length"))?,
             vocab,
+            sliding_window: None,
+            rope_style: RopeStyle::Interleaved,
         })
     }
 }
@@ -83,6 +180,7 @@ struct Block {
 /// The network.
 #[derive(Debug)]
 pub struct Llama {
+    arch: String,
     cfg: Config,
     embed: candle_nn::Embedding,
     blocks: Vec<Block>,
@@ -119,14 +217,78 @@ impl Llama {
         } else {
             embed_w.clone() // tied embeddings
         };
-        let rotary = Rotary::new(cfg.rope_dim, cfg.rope_base, RopeStyle::Interleaved);
+        let rotary = Rotary::new(cfg.rope_dim, cfg.rope_base, cfg.rope_style);
         Ok(Llama {
+            arch: "llama".into(),
             embed: candle_nn::Embedding::new(embed_w, h),
             blocks,
             norm,
             head,
             rotary,
             device: device.clone(),
+            cfg,
+        })
+    }
+
+    /// Loads Hugging Face weights (`model.layers.N.self_attn.q_proj.weight`, …). Qwen2 has
+    /// q/k/v biases; Llama has them when `attention_bias` is set.
+    pub fn load_hf(
+        arch: &str,
+        cfg: Config,
+        biases: bool,
+        tied: bool,
+        vb: candle_nn::VarBuilder,
+    ) -> candle_core::Result<Llama> {
+        let (h, qd, kvd) = (
+            cfg.hidden,
+            cfg.heads * cfg.head_dim,
+            cfg.kv_heads * cfg.head_dim,
+        );
+        let m = vb.pp("model");
+        let lin = |vb: &candle_nn::VarBuilder,
+                   out: usize,
+                   inp: usize,
+                   bias: bool|
+         -> candle_core::Result<Linear> {
+            let b = if bias {
+                Some(vb.get(out, "bias")?)
+            } else {
+                None
+            };
+            Ok(Linear::with_bias(vb.get((out, inp), "weight")?, b))
+        };
+        let embed_w = m.get((cfg.vocab, h), "embed_tokens.weight")?;
+        let mut blocks = Vec::with_capacity(cfg.layers);
+        for i in 0..cfg.layers {
+            let l = m.pp(format!("layers.{i}"));
+            let a = l.pp("self_attn");
+            let f = l.pp("mlp");
+            blocks.push(Block {
+                attn_norm: RmsNorm::new(l.get(h, "input_layernorm.weight")?, cfg.rms_eps),
+                q: lin(&a.pp("q_proj"), qd, h, biases)?,
+                k: lin(&a.pp("k_proj"), kvd, h, biases)?,
+                v: lin(&a.pp("v_proj"), kvd, h, biases)?,
+                o: lin(&a.pp("o_proj"), h, qd, false)?,
+                ffn_norm: RmsNorm::new(l.get(h, "post_attention_layernorm.weight")?, cfg.rms_eps),
+                gate: lin(&f.pp("gate_proj"), cfg.ffn, h, false)?,
+                up: lin(&f.pp("up_proj"), cfg.ffn, h, false)?,
+                down: lin(&f.pp("down_proj"), h, cfg.ffn, false)?,
+            });
+        }
+        let norm = RmsNorm::new(m.get(h, "norm.weight")?, cfg.rms_eps);
+        let head = if tied && !vb.contains_tensor("lm_head.weight") {
+            embed_w.clone()
+        } else {
+            vb.get((cfg.vocab, h), "lm_head.weight")?
+        };
+        Ok(Llama {
+            arch: arch.into(),
+            embed: candle_nn::Embedding::new(embed_w, h),
+            blocks,
+            norm,
+            head,
+            rotary: Rotary::new(cfg.rope_dim, cfg.rope_base, cfg.rope_style),
+            device: vb.device().clone(),
             cfg,
         })
     }
@@ -161,7 +323,7 @@ impl Llama {
                 &k.narrow(1, s, n)?,
                 &v.narrow(1, s, n)?,
                 scale,
-                None,
+                c.sliding_window,
             )?);
         }
         let attn = if outs.len() == 1 {
@@ -204,7 +366,7 @@ impl CausalLm for Llama {
     fn describe(&self) -> ArchInfo {
         let c = &self.cfg;
         ArchInfo {
-            architecture: "llama".into(),
+            architecture: self.arch.clone(),
             layers: c.layers,
             hidden: c.hidden,
             heads: c.heads,
@@ -212,7 +374,7 @@ impl CausalLm for Llama {
             head_dim: c.head_dim,
             vocab: c.vocab,
             context_length: c.context_length,
-            sliding_window: None,
+            sliding_window: c.sliding_window,
         }
     }
 }

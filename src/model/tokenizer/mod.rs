@@ -78,6 +78,67 @@ impl Tokenizer {
         })
     }
 
+    /// Loads a Hugging Face `tokenizer.json`. The BOS policy is the file's own: whatever its
+    /// post-processor puts before the text (checked once on a probe text) is prepended;
+    /// anything it appends (an EOS) is not, since it is not part of the passage.
+    pub fn from_json_file(path: &std::path::Path) -> Result<Self> {
+        let invalid = |message: String| Error::InvalidModel {
+            path: path.to_path_buf(),
+            message,
+        };
+        if !path.is_file() {
+            return Err(invalid("tokenizer.json is missing".into()));
+        }
+        let mut inner = tokenizers::Tokenizer::from_file(path)
+            .map_err(|e| invalid(format!("cannot read the tokenizer: {e}")))?;
+        inner.set_encode_special_tokens(true);
+        let probe = |special: bool| -> Result<Vec<u32>> {
+            Ok(inner
+                .encode_fast("a", special)
+                .map_err(|e| invalid(format!("tokenizer fails on a probe text: {e}")))?
+                .get_ids()
+                .to_vec())
+        };
+        let (with, without) = (probe(true)?, probe(false)?);
+        let lead = with
+            .windows(without.len().max(1))
+            .position(|w| w == without.as_slice())
+            .unwrap_or(0);
+        let bos = match &with[..lead] {
+            [] => None,
+            [b] => Some(*b),
+            more => {
+                return Err(Error::UnsupportedModel {
+                    path: path.to_path_buf(),
+                    message: format!(
+                        "the tokenizer prepends {} tokens; only a single BOS is supported",
+                        more.len()
+                    ),
+                })
+            }
+        };
+        let mut vocab: Vec<(String, u32)> = inner.get_vocab(true).into_iter().collect();
+        vocab.sort_by_key(|(_, id)| *id);
+        let mut h = Sha256::new();
+        for (t, _) in &vocab {
+            h.update(t.as_bytes());
+            h.update([0u8]);
+        }
+        let kind = match inner.get_model() {
+            tokenizers::ModelWrapper::BPE(_) => "tokenizer.json BPE",
+            tokenizers::ModelWrapper::Unigram(_) => "tokenizer.json Unigram",
+            tokenizers::ModelWrapper::WordPiece(_) => "tokenizer.json WordPiece",
+            tokenizers::ModelWrapper::WordLevel(_) => "tokenizer.json WordLevel",
+        };
+        Ok(Tokenizer {
+            vocab_size: inner.get_vocab_size(true),
+            inner,
+            bos,
+            kind: kind.into(),
+            vocab_hash: hex(&h.finalize()),
+        })
+    }
+
     /// Token ids as scored: BOS (if the model adds one) followed by the text's tokens.
     /// Special-token strings in `text` are encoded as plain text.
     pub fn encode(&self, id: &str, text: &str) -> Result<Vec<u32>> {

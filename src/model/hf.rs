@@ -1,0 +1,94 @@
+//! Hugging Face checkpoint folders: `config.json`, `*.safetensors` (one file, or shards
+//! listed in `model.safetensors.index.json`) and `tokenizer.json`. The architecture is chosen
+//! by `config.json`'s `model_type`.
+
+use super::arch::llama::{HfConfig, Llama};
+use super::{CausalLm, Tokenizer};
+use crate::error::{Error, Result};
+use candle_core::{DType, Device};
+use std::path::{Path, PathBuf};
+
+/// `model_type` values that load from safetensors.
+pub const SUPPORTED_HF: &[&str] = &["llama", "qwen2", "mistral"];
+
+fn invalid(dir: &Path, message: String) -> Error {
+    Error::InvalidModel {
+        path: dir.to_path_buf(),
+        message,
+    }
+}
+
+/// The weight files of a checkpoint folder, in a stable order.
+pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let index = dir.join("model.safetensors.index.json");
+    if index.is_file() {
+        let text = std::fs::read_to_string(&index).map_err(|source| Error::ModelIo {
+            path: index.clone(),
+            source,
+        })?;
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| invalid(&index, format!("malformed index: {e}")))?;
+        let map = v["weight_map"]
+            .as_object()
+            .ok_or_else(|| invalid(&index, "no weight_map".into()))?;
+        let mut files: Vec<String> = map
+            .values()
+            .filter_map(|f| f.as_str().map(String::from))
+            .collect();
+        files.sort();
+        files.dedup();
+        let files: Vec<PathBuf> = files.iter().map(|f| dir.join(f)).collect();
+        if let Some(missing) = files.iter().find(|f| !f.is_file()) {
+            return Err(invalid(
+                dir,
+                format!("shard {} listed in the index is missing", missing.display()),
+            ));
+        }
+        return Ok(files);
+    }
+    let single = dir.join("model.safetensors");
+    if single.is_file() {
+        return Ok(vec![single]);
+    }
+    Err(invalid(
+        dir,
+        "no model.safetensors or model.safetensors.index.json".into(),
+    ))
+}
+
+/// Loads the network and the tokenizer of a checkpoint folder (f32 on `device`).
+pub fn load(dir: &Path, device: &Device) -> Result<(Tokenizer, Box<dyn CausalLm>)> {
+    let cfg_path = dir.join("config.json");
+    let text = std::fs::read_to_string(&cfg_path).map_err(|source| Error::ModelIo {
+        path: cfg_path.clone(),
+        source,
+    })?;
+    let raw: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| invalid(&cfg_path, format!("malformed JSON: {e}")))?;
+    let model_type = raw["model_type"].as_str().unwrap_or("").to_string();
+    if !SUPPORTED_HF.contains(&model_type.as_str()) {
+        return Err(Error::UnsupportedModel {
+            path: dir.to_path_buf(),
+            message: format!(
+                "model_type {model_type:?} is not supported (supported: {})",
+                SUPPORTED_HF.join(", ")
+            ),
+        });
+    }
+    let tokenizer = Tokenizer::from_json_file(&dir.join("tokenizer.json"))?;
+    let files = weight_files(dir)?;
+    // SAFETY: the files are memory-mapped only while the weights are copied into tensors
+    // below; the mapping is dropped when this function returns.
+    let vb = unsafe { candle_nn::VarBuilder::from_mmaped_safetensors(&files, DType::F32, device) }
+        .map_err(|e| invalid(dir, format!("cannot read the safetensors files: {e}")))?;
+    let hf: HfConfig = serde_json::from_value(raw)
+        .map_err(|e| invalid(&cfg_path, format!("{model_type} config: {e}")))?;
+    let cfg = hf.to_config().map_err(|message| Error::UnsupportedModel {
+        path: dir.to_path_buf(),
+        message,
+    })?;
+    let biases = model_type == "qwen2" || hf.attention_bias;
+    let lm = Llama::load_hf(&model_type, cfg, biases, hf.tie_word_embeddings, vb)
+        .map_err(|e| invalid(dir, format!("weights do not match config.json: {e}")))?;
+    Ok((tokenizer, Box::new(lm)))
+}
