@@ -55,6 +55,16 @@ fn check(arch: &str) {
 }
 
 #[test]
+fn gpt2_safetensors() {
+    check("gpt2");
+}
+
+#[test]
+fn gpt_neox_safetensors_partial_rotary_parallel_residual() {
+    check("gpt_neox");
+}
+
+#[test]
 fn llama_safetensors() {
     check("llama");
 }

@@ -2,6 +2,8 @@
 //! listed in `model.safetensors.index.json`) and `tokenizer.json`. The architecture is chosen
 //! by `config.json`'s `model_type`.
 
+use super::arch::gpt2::{self, Gpt2};
+use super::arch::gpt_neox::{self, GptNeox};
 use super::arch::llama::{HfConfig, Llama};
 use super::{CausalLm, Tokenizer};
 use crate::error::{Error, Result};
@@ -9,7 +11,7 @@ use candle_core::{DType, Device};
 use std::path::{Path, PathBuf};
 
 /// `model_type` values that load from safetensors.
-pub const SUPPORTED_HF: &[&str] = &["llama", "qwen2", "mistral"];
+pub const SUPPORTED_HF: &[&str] = &["gpt2", "gpt_neox", "llama", "qwen2", "mistral"];
 
 fn invalid(dir: &Path, message: String) -> Error {
     Error::InvalidModel {
@@ -81,14 +83,33 @@ pub fn load(dir: &Path, device: &Device) -> Result<(Tokenizer, Box<dyn CausalLm>
     // below; the mapping is dropped when this function returns.
     let vb = unsafe { candle_nn::VarBuilder::from_mmaped_safetensors(&files, DType::F32, device) }
         .map_err(|e| invalid(dir, format!("cannot read the safetensors files: {e}")))?;
-    let hf: HfConfig = serde_json::from_value(raw)
-        .map_err(|e| invalid(&cfg_path, format!("{model_type} config: {e}")))?;
-    let cfg = hf.to_config().map_err(|message| Error::UnsupportedModel {
+    let unsupported = |message: String| Error::UnsupportedModel {
         path: dir.to_path_buf(),
         message,
-    })?;
-    let biases = model_type == "qwen2" || hf.attention_bias;
-    let lm = Llama::load_hf(&model_type, cfg, biases, hf.tie_word_embeddings, vb)
-        .map_err(|e| invalid(dir, format!("weights do not match config.json: {e}")))?;
-    Ok((tokenizer, Box::new(lm)))
+    };
+    let bad_config = |e: serde_json::Error| invalid(&cfg_path, format!("{model_type} config: {e}"));
+    let bad_weights =
+        |e: candle_core::Error| invalid(dir, format!("weights do not match config.json: {e}"));
+    let lm: Box<dyn CausalLm> = match model_type.as_str() {
+        "gpt2" => {
+            let cfg: gpt2::Config = serde_json::from_value(raw).map_err(bad_config)?;
+            cfg.check().map_err(unsupported)?;
+            Box::new(Gpt2::load_hf(cfg, vb).map_err(bad_weights)?)
+        }
+        "gpt_neox" => {
+            let cfg: gpt_neox::Config = serde_json::from_value(raw).map_err(bad_config)?;
+            cfg.check().map_err(unsupported)?;
+            Box::new(GptNeox::load_hf(cfg, vb).map_err(bad_weights)?)
+        }
+        _ => {
+            let hf: HfConfig = serde_json::from_value(raw).map_err(bad_config)?;
+            let cfg = hf.to_config().map_err(unsupported)?;
+            let biases = model_type == "qwen2" || hf.attention_bias;
+            Box::new(
+                Llama::load_hf(&model_type, cfg, biases, hf.tie_word_embeddings, vb)
+                    .map_err(bad_weights)?,
+            )
+        }
+    };
+    Ok((tokenizer, lm))
 }

@@ -1,6 +1,8 @@
 //! One file per architecture: its `Config` (from the file's metadata), `load`, `forward`.
 
 pub mod gemma3;
+pub mod gpt2;
+pub mod gpt_neox;
 pub mod llama;
 
 use super::gguf::Gguf;

@@ -1,0 +1,247 @@
+//! GPT-NeoX (Pythia): LayerNorms with biases, fused q/k/v laid out per head as
+//! `[heads, 3, head_dim]`, rotary embedding (half-split) on the first `rotary_pct` of each
+//! head only, exact-erf GELU, parallel residual (`x + attn(ln1 x) + mlp(ln2 x)`) when
+//! `use_parallel_residual`, untied `embed_out` head.
+
+use crate::error::Result;
+use crate::model::layers::{attention, LayerNorm, Linear, RopeStyle, Rotary};
+use crate::model::{ArchInfo, Batch, CausalLm};
+use candle_core::{Device, Module, Tensor};
+use candle_nn::VarBuilder;
+
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Config {
+    pub hidden_size: usize,
+    pub num_attention_heads: usize,
+    pub num_hidden_layers: usize,
+    pub intermediate_size: usize,
+    pub max_position_embeddings: usize,
+    pub vocab_size: usize,
+    pub layer_norm_eps: f64,
+    pub rotary_pct: Option<f64>,
+    pub rotary_emb_base: Option<f64>,
+    pub rope_parameters: Option<RopeParameters>,
+    #[serde(default = "yes")]
+    pub use_parallel_residual: bool,
+    pub hidden_act: Option<String>,
+    #[serde(default)]
+    pub tie_word_embeddings: bool,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct RopeParameters {
+    pub rope_theta: Option<f64>,
+    pub partial_rotary_factor: Option<f64>,
+    pub rope_type: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Config {
+    pub fn check(&self) -> std::result::Result<(), String> {
+        match self.hidden_act.as_deref() {
+            None | Some("gelu") => {}
+            Some(a) => return Err(format!("hidden_act {a} is not supported (expected gelu)")),
+        }
+        if self
+            .rope_parameters
+            .as_ref()
+            .and_then(|r| r.rope_type.as_deref())
+            .is_some_and(|t| t != "default")
+        {
+            return Err("RoPE scaling is not supported yet".into());
+        }
+        if self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
+            return Err("hidden_size is not divisible by num_attention_heads".into());
+        }
+        Ok(())
+    }
+
+    fn head_dim(&self) -> usize {
+        self.hidden_size / self.num_attention_heads
+    }
+
+    fn rotary_dim(&self) -> usize {
+        let pct = self
+            .rope_parameters
+            .as_ref()
+            .and_then(|r| r.partial_rotary_factor)
+            .or(self.rotary_pct)
+            .unwrap_or(1.0);
+        (self.head_dim() as f64 * pct) as usize
+    }
+
+    fn rope_base(&self) -> f64 {
+        self.rope_parameters
+            .as_ref()
+            .and_then(|r| r.rope_theta)
+            .or(self.rotary_emb_base)
+            .unwrap_or(10_000.0)
+    }
+}
+
+#[derive(Debug)]
+struct Block {
+    ln1: LayerNorm,
+    ln2: LayerNorm,
+    qkv: Linear,
+    dense: Linear,
+    up: Linear,
+    down: Linear,
+}
+
+#[derive(Debug)]
+pub struct GptNeox {
+    cfg: Config,
+    embed: candle_nn::Embedding,
+    blocks: Vec<Block>,
+    ln_f: LayerNorm,
+    head: Tensor,
+    rotary: Rotary,
+    device: Device,
+}
+
+fn linear(vb: &VarBuilder, inp: usize, out: usize) -> candle_core::Result<Linear> {
+    Ok(Linear::with_bias(
+        vb.get((out, inp), "weight")?,
+        Some(vb.get(out, "bias")?),
+    ))
+}
+
+fn layer_norm(vb: &VarBuilder, n: usize, eps: f64) -> candle_core::Result<LayerNorm> {
+    Ok(LayerNorm::new(
+        vb.get(n, "weight")?,
+        vb.get(n, "bias")?,
+        eps,
+    ))
+}
+
+impl GptNeox {
+    pub fn load_hf(cfg: Config, vb: VarBuilder) -> candle_core::Result<GptNeox> {
+        let h = cfg.hidden_size;
+        let eps = cfg.layer_norm_eps;
+        let m = vb.pp("gpt_neox");
+        let embed_w = m.get((cfg.vocab_size, h), "embed_in.weight")?;
+        let mut blocks = Vec::with_capacity(cfg.num_hidden_layers);
+        for i in 0..cfg.num_hidden_layers {
+            let l = m.pp(format!("layers.{i}"));
+            blocks.push(Block {
+                ln1: layer_norm(&l.pp("input_layernorm"), h, eps)?,
+                ln2: layer_norm(&l.pp("post_attention_layernorm"), h, eps)?,
+                qkv: linear(&l.pp("attention.query_key_value"), h, 3 * h)?,
+                dense: linear(&l.pp("attention.dense"), h, h)?,
+                up: linear(&l.pp("mlp.dense_h_to_4h"), h, cfg.intermediate_size)?,
+                down: linear(&l.pp("mlp.dense_4h_to_h"), cfg.intermediate_size, h)?,
+            });
+        }
+        let ln_f = layer_norm(&m.pp("final_layer_norm"), h, eps)?;
+        let head = if cfg.tie_word_embeddings && !vb.contains_tensor("embed_out.weight") {
+            embed_w.clone()
+        } else {
+            vb.get((cfg.vocab_size, h), "embed_out.weight")?
+        };
+        Ok(GptNeox {
+            rotary: Rotary::new(cfg.rotary_dim(), cfg.rope_base(), RopeStyle::Halves),
+            embed: candle_nn::Embedding::new(embed_w, h),
+            blocks,
+            ln_f,
+            head,
+            device: vb.device().clone(),
+            cfg,
+        })
+    }
+
+    fn attention(
+        &self,
+        b: &Block,
+        x: &Tensor,
+        batch: &Batch,
+        cos: &Tensor,
+        sin: &Tensor,
+    ) -> Result<Tensor> {
+        let (t, nh, hd) = (x.dim(0)?, self.cfg.num_attention_heads, self.cfg.head_dim());
+        // [T, 3H] → [T, heads, 3, hd]
+        let qkv = b.qkv.forward(x)?.reshape((t, nh, 3, hd))?;
+        let part = |i: usize| -> Result<Tensor> {
+            Ok(qkv
+                .narrow(2, i, 1)?
+                .squeeze(2)?
+                .transpose(0, 1)?
+                .contiguous()?)
+        };
+        let q = self
+            .rotary
+            .apply(&part(0)?.unsqueeze(0)?, cos, sin)?
+            .squeeze(0)?;
+        let k = self
+            .rotary
+            .apply(&part(1)?.unsqueeze(0)?, cos, sin)?
+            .squeeze(0)?;
+        let v = part(2)?;
+        let scale = 1.0 / (hd as f64).sqrt();
+        let mut outs = Vec::with_capacity(batch.spans.len());
+        for &(s, n) in &batch.spans {
+            outs.push(attention(
+                &q.narrow(1, s, n)?,
+                &k.narrow(1, s, n)?,
+                &v.narrow(1, s, n)?,
+                scale,
+                None,
+            )?);
+        }
+        b.dense.forward(&Tensor::cat(&outs, 0)?)
+    }
+}
+
+impl CausalLm for GptNeox {
+    fn forward(&self, batch: &Batch) -> Result<Tensor> {
+        let ids = Tensor::new(batch.ids.as_slice(), &self.device)?;
+        let mut x = self.embed.forward(&ids)?;
+        let (cos, sin) = self.rotary.tables(&batch.positions, &self.device)?;
+        for b in &self.blocks {
+            let attn = self.attention(b, &b.ln1.forward(&x)?, batch, &cos, &sin)?;
+            x = if self.cfg.use_parallel_residual {
+                let mlp = b
+                    .down
+                    .forward(&b.up.forward(&b.ln2.forward(&x)?)?.gelu_erf()?)?;
+                ((x + attn)? + mlp)?
+            } else {
+                let x = (x + attn)?;
+                let mlp = b
+                    .down
+                    .forward(&b.up.forward(&b.ln2.forward(&x)?)?.gelu_erf()?)?;
+                (x + mlp)?
+            };
+        }
+        self.ln_f.forward(&x)
+    }
+
+    fn lm_head(&self) -> &Tensor {
+        &self.head
+    }
+
+    fn context_length(&self) -> usize {
+        self.cfg.max_position_embeddings
+    }
+
+    fn device(&self) -> &Device {
+        &self.device
+    }
+
+    fn describe(&self) -> ArchInfo {
+        let c = &self.cfg;
+        ArchInfo {
+            architecture: "gpt_neox".into(),
+            layers: c.num_hidden_layers,
+            hidden: c.hidden_size,
+            heads: c.num_attention_heads,
+            kv_heads: c.num_attention_heads,
+            head_dim: c.head_dim(),
+            vocab: c.vocab_size,
+            context_length: c.max_position_embeddings,
+            sliding_window: None,
+        }
+    }
+}
