@@ -58,6 +58,19 @@ pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
     ))
 }
 
+/// Number of weights in the checkpoint's safetensors files (from their headers).
+pub fn parameter_count(dir: &Path) -> Result<u64> {
+    let files = weight_files(dir)?;
+    // SAFETY: only the headers are read, while the mapping is alive inside this function.
+    let st = unsafe { candle_core::safetensors::MmapedSafetensors::multi(&files) }
+        .map_err(|e| invalid(dir, format!("cannot read the safetensors files: {e}")))?;
+    Ok(st
+        .tensors()
+        .iter()
+        .map(|(_, t)| t.shape().iter().product::<usize>() as u64)
+        .sum())
+}
+
 /// Loads the network and the tokenizer of a checkpoint folder (f32 on `device`).
 pub fn load(dir: &Path, device: &Device) -> Result<(Tokenizer, Box<dyn CausalLm>)> {
     let cfg_path = dir.join("config.json");

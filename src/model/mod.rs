@@ -75,9 +75,10 @@ pub struct ArchInfo {
 /// What identifies the model in every output line.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct ModelIdentity {
-    /// File name (GGUF) of the model.
+    /// File name (GGUF) or folder name (checkpoint) of the model.
     pub name: String,
-    /// First 16 hex digits of the file's sha256.
+    /// First 16 hex digits of the file's sha256 (GGUF), or of the sha256 over the weight
+    /// files' sha256s in name order (checkpoint folder).
     pub sha256: String,
     /// How the weights are computed: `f32` (dequantised).
     pub compute: String,
@@ -159,7 +160,7 @@ impl Model {
             .ok()
             .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
             .unwrap_or_else(|| dir.display().to_string());
-        let a = lm.describe();
+        let files = hf::weight_files(dir)?.len();
         Ok(Model {
             tokenizer,
             identity: ModelIdentity {
@@ -169,8 +170,8 @@ impl Model {
                 device: device_name(device),
             },
             path: dir.to_path_buf(),
-            parameters: 0,
-            file_dtypes: format!("safetensors ({} vocab)", a.vocab),
+            parameters: hf::parameter_count(dir)?,
+            file_dtypes: format!("safetensors, {files} file(s), loaded as f32"),
             lm,
         })
     }
