@@ -210,6 +210,35 @@ pub fn attention(
     })
 }
 
+/// [`attention`] over every sequence of a packed batch: `q`, `k`, `v` hold all the batch's
+/// positions (`[heads, T, d]`); each span attends only within itself. Returns `[T, heads * d]`.
+pub fn packed_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    spans: &[(usize, usize)],
+    scale: f64,
+    window: Option<usize>,
+) -> Result<Tensor> {
+    let mut outs = spans
+        .iter()
+        .map(|&(s, n)| {
+            attention(
+                &q.narrow(1, s, n)?,
+                &k.narrow(1, s, n)?,
+                &v.narrow(1, s, n)?,
+                scale,
+                window,
+            )
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(if outs.len() == 1 {
+        outs.pop().expect("one span")
+    } else {
+        Tensor::cat(&outs, 0)?
+    })
+}
+
 /// Additive mask `[qn, kn]` for queries `qs..qs+qn` against keys `ks..ks+kn`.
 fn mask_block(
     qs: usize,

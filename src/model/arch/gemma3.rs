@@ -12,7 +12,7 @@
 
 use crate::error::Result;
 use crate::model::gguf::Gguf;
-use crate::model::layers::{attention, Linear, RmsNorm, RopeStyle, Rotary};
+use crate::model::layers::{packed_attention, Linear, RmsNorm, RopeStyle, Rotary};
 use crate::model::{ArchInfo, Batch, CausalLm};
 use candle_core::{Device, Module, Tensor};
 
@@ -194,21 +194,7 @@ impl Gemma3 {
         let q = rotary.apply(&q, cos, sin)?.squeeze(0)?;
         let k = rotary.apply(&k, cos, sin)?.squeeze(0)?;
         let scale = 1.0 / (c.head_dim as f64).sqrt();
-        let mut outs = Vec::with_capacity(batch.spans.len());
-        for &(s, n) in &batch.spans {
-            outs.push(attention(
-                &q.narrow(1, s, n)?,
-                &k.narrow(1, s, n)?,
-                &v.narrow(1, s, n)?,
-                scale,
-                b.window,
-            )?);
-        }
-        let attn = if outs.len() == 1 {
-            outs.pop().expect("one span")
-        } else {
-            Tensor::cat(&outs, 0)?
-        };
+        let attn = packed_attention(&q, &k, &v, &batch.spans, scale, b.window)?;
         let x = (x + b.post_attn_norm.forward(&b.o.forward(&attn)?)?)?;
         let h = b.ffn_norm.forward(&x)?;
         let mlp = b

@@ -3,7 +3,7 @@
 //! stores its projections as `Conv1D` with weights `[in, out]`: transposed once at load.
 
 use crate::error::Result;
-use crate::model::layers::{attention, LayerNorm, Linear};
+use crate::model::layers::{packed_attention, LayerNorm, Linear};
 use crate::model::{ArchInfo, Batch, CausalLm};
 use candle_core::{Device, Module, Tensor};
 use candle_nn::VarBuilder;
@@ -141,17 +141,7 @@ impl CausalLm for Gpt2 {
                     .contiguous()?)
             };
             let (q, k, v) = (split(0)?, split(1)?, split(2)?);
-            let mut outs = Vec::with_capacity(batch.spans.len());
-            for &(s, n) in &batch.spans {
-                outs.push(attention(
-                    &q.narrow(1, s, n)?,
-                    &k.narrow(1, s, n)?,
-                    &v.narrow(1, s, n)?,
-                    scale,
-                    None,
-                )?);
-            }
-            let attn = Tensor::cat(&outs, 0)?;
+            let attn = packed_attention(&q, &k, &v, &batch.spans, scale, None)?;
             x = (x + b.c_proj.forward(&attn)?)?;
             let m = b
                 .mlp_proj

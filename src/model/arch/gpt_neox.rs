@@ -4,7 +4,7 @@
 //! `use_parallel_residual`, untied `embed_out` head.
 
 use crate::error::Result;
-use crate::model::layers::{attention, LayerNorm, Linear, RopeStyle, Rotary};
+use crate::model::layers::{packed_attention, LayerNorm, Linear, RopeStyle, Rotary};
 use crate::model::{ArchInfo, Batch, CausalLm};
 use candle_core::{Device, Module, Tensor};
 use candle_nn::VarBuilder;
@@ -181,17 +181,8 @@ impl GptNeox {
             .squeeze(0)?;
         let v = part(2)?;
         let scale = 1.0 / (hd as f64).sqrt();
-        let mut outs = Vec::with_capacity(batch.spans.len());
-        for &(s, n) in &batch.spans {
-            outs.push(attention(
-                &q.narrow(1, s, n)?,
-                &k.narrow(1, s, n)?,
-                &v.narrow(1, s, n)?,
-                scale,
-                None,
-            )?);
-        }
-        b.dense.forward(&Tensor::cat(&outs, 0)?)
+        b.dense
+            .forward(&packed_attention(&q, &k, &v, &batch.spans, scale, None)?)
     }
 }
 

@@ -10,7 +10,7 @@
 
 use crate::error::Result;
 use crate::model::gguf::Gguf;
-use crate::model::layers::{attention, Linear, RmsNorm, RopeStyle, Rotary};
+use crate::model::layers::{packed_attention, Linear, RmsNorm, RopeStyle, Rotary};
 use crate::model::{ArchInfo, Batch, CausalLm};
 use candle_core::{Device, Module, Tensor};
 
@@ -316,21 +316,7 @@ impl Llama {
         let q = self.rotary.apply(&q, cos, sin)?.squeeze(0)?;
         let k = self.rotary.apply(&k, cos, sin)?.squeeze(0)?;
         let scale = 1.0 / (c.head_dim as f64).sqrt();
-        let mut outs = Vec::with_capacity(batch.spans.len());
-        for &(s, n) in &batch.spans {
-            outs.push(attention(
-                &q.narrow(1, s, n)?,
-                &k.narrow(1, s, n)?,
-                &v.narrow(1, s, n)?,
-                scale,
-                c.sliding_window,
-            )?);
-        }
-        let attn = if outs.len() == 1 {
-            outs.pop().expect("one span")
-        } else {
-            Tensor::cat(&outs, 0)?
-        };
+        let attn = packed_attention(&q, &k, &v, &batch.spans, scale, c.sliding_window)?;
         let x = (x + b.o.forward(&attn)?)?;
         let h = b.ffn_norm.forward(&x)?;
         let mlp = b
