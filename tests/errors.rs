@@ -73,25 +73,30 @@ fn not_a_gguf_file() {
     assert!(matches!(e, Error::InvalidModel { .. }), "{e}");
 }
 
+/// Writes a small GGUF with a tokenizer (`pre`), an architecture and extra metadata, and
+/// returns the error loading it gives.
+fn load_error(pre: &str, arch: &str, extra: Vec<(&'static str, Value)>) -> Error {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("m.gguf");
+    let mut meta = tokenizer_meta(pre);
+    meta.push(("general.architecture", Value::String(arch.into())));
+    meta.extend(extra);
+    write_gguf(&p, &meta);
+    Model::load(&p, &Device::Cpu).unwrap_err()
+}
+
 #[test]
 fn hostile_header_values_are_errors_not_panics() {
-    let d = tempfile::tempdir().unwrap();
-    let p = d.path().join("h.gguf");
-    let mut meta = tokenizer_meta("smollm");
-    meta.push(("general.architecture", Value::String("llama".into())));
-    meta.push(("general.alignment", Value::U32(0)));
-    write_gguf(&p, &meta);
-    assert!(Model::load(&p, &Device::Cpu).is_err());
+    load_error(
+        "smollm",
+        "llama",
+        vec![("general.alignment", Value::U32(0))],
+    );
 }
 
 #[test]
 fn unsupported_architecture_is_named() {
-    let d = tempfile::tempdir().unwrap();
-    let p = d.path().join("m.gguf");
-    let mut meta = tokenizer_meta("smollm");
-    meta.push(("general.architecture", Value::String("mamba".into())));
-    write_gguf(&p, &meta);
-    let e = Model::load(&p, &Device::Cpu).unwrap_err();
+    let e = load_error("smollm", "mamba", vec![]);
     assert!(matches!(e, Error::UnsupportedModel { .. }), "{e}");
     let msg = e.to_string();
     assert!(msg.contains("mamba") && msg.contains("supported"), "{msg}");
@@ -99,12 +104,7 @@ fn unsupported_architecture_is_named() {
 
 #[test]
 fn unknown_pre_tokenizer_is_refused_by_name() {
-    let d = tempfile::tempdir().unwrap();
-    let p = d.path().join("t.gguf");
-    let mut meta = tokenizer_meta("deepseek-coder");
-    meta.push(("general.architecture", Value::String("llama".into())));
-    write_gguf(&p, &meta);
-    let e = Model::load(&p, &Device::Cpu).unwrap_err();
+    let e = load_error("deepseek-coder", "llama", vec![]);
     assert!(matches!(e, Error::UnsupportedModel { .. }), "{e}");
     assert!(e.to_string().contains("pre = deepseek-coder"), "{e}");
 }

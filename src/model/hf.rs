@@ -58,21 +58,18 @@ pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
     ))
 }
 
-/// Number of weights in the checkpoint's safetensors files (from their headers).
-pub fn parameter_count(dir: &Path) -> Result<u64> {
-    let files = weight_files(dir)?;
-    // SAFETY: only the headers are read, while the mapping is alive inside this function.
-    let st = unsafe { candle_core::safetensors::MmapedSafetensors::multi(&files) }
-        .map_err(|e| invalid(dir, format!("cannot read the safetensors files: {e}")))?;
-    Ok(st
-        .tensors()
-        .iter()
-        .map(|(_, t)| t.shape().iter().product::<usize>() as u64)
-        .sum())
+/// A loaded checkpoint folder.
+pub struct Checkpoint {
+    pub tokenizer: Tokenizer,
+    pub lm: Box<dyn CausalLm>,
+    /// The safetensors files read, in name order.
+    pub files: Vec<PathBuf>,
+    /// Number of weights in those files.
+    pub parameters: u64,
 }
 
 /// Loads the network and the tokenizer of a checkpoint folder (f32 on `device`).
-pub fn load(dir: &Path, device: &Device) -> Result<(Tokenizer, Box<dyn CausalLm>)> {
+pub fn load(dir: &Path, device: &Device) -> Result<Checkpoint> {
     let cfg_path = dir.join("config.json");
     let text = std::fs::read_to_string(&cfg_path).map_err(|source| Error::ModelIo {
         path: cfg_path.clone(),
@@ -94,8 +91,14 @@ pub fn load(dir: &Path, device: &Device) -> Result<(Tokenizer, Box<dyn CausalLm>
     let files = weight_files(dir)?;
     // SAFETY: the files are memory-mapped only while the weights are copied into tensors
     // below; the mapping is dropped when this function returns.
-    let vb = unsafe { candle_nn::VarBuilder::from_mmaped_safetensors(&files, DType::F32, device) }
+    let st = unsafe { candle_core::safetensors::MmapedSafetensors::multi(&files) }
         .map_err(|e| invalid(dir, format!("cannot read the safetensors files: {e}")))?;
+    let parameters = st
+        .tensors()
+        .iter()
+        .map(|(_, t)| t.shape().iter().product::<usize>() as u64)
+        .sum();
+    let vb = candle_nn::VarBuilder::from_backend(Box::new(st), DType::F32, device.clone());
     let unsupported = |message: String| Error::UnsupportedModel {
         path: dir.to_path_buf(),
         message,
@@ -124,5 +127,10 @@ pub fn load(dir: &Path, device: &Device) -> Result<(Tokenizer, Box<dyn CausalLm>
             )
         }
     };
-    Ok((tokenizer, lm))
+    Ok(Checkpoint {
+        tokenizer,
+        lm,
+        files,
+        parameters,
+    })
 }

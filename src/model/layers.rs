@@ -21,6 +21,21 @@ impl Linear {
         Linear { weight, bias }
     }
 
+    /// Loads `weight` `[out, in]` (and `bias` `[out]` if `bias`) from a Hugging Face checkpoint.
+    pub fn load(
+        vb: &candle_nn::VarBuilder,
+        inp: usize,
+        out: usize,
+        bias: bool,
+    ) -> candle_core::Result<Self> {
+        let b = if bias {
+            Some(vb.get(out, "bias")?)
+        } else {
+            None
+        };
+        Ok(Linear::with_bias(vb.get((out, inp), "weight")?, b))
+    }
+
     /// `x`: `[T, in]` → `[T, out]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let y = x.matmul(&self.weight.t()?)?;
@@ -46,6 +61,15 @@ impl LayerNorm {
             bias,
             eps: eps as f32,
         }
+    }
+
+    /// Loads `weight` and `bias` `[n]` from a Hugging Face checkpoint.
+    pub fn load(vb: &candle_nn::VarBuilder, n: usize, eps: f64) -> candle_core::Result<Self> {
+        Ok(LayerNorm::new(
+            vb.get(n, "weight")?,
+            vb.get(n, "bias")?,
+            eps,
+        ))
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -367,31 +391,34 @@ mod tests {
         check(QUERY_BLOCK + 37, Some(100));
     }
 
+    /// Rotates `x` (one head, one position `pos`) and returns the result.
+    fn rotate(r: &Rotary, pos: u32, x: Vec<f32>) -> Vec<f32> {
+        let (c, s) = r.tables(&[pos], &Device::Cpu).unwrap();
+        let n = x.len();
+        let x = Tensor::from_vec(x, (1, 1, 1, n), &Device::Cpu).unwrap();
+        r.apply(&x, &c, &s)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap()
+    }
+
     #[test]
     fn rotary_halves_and_interleaved_rotate_the_right_pairs() {
         // position 1, one frequency (dim 2): rotation by exactly 1 radian
-        let r = Rotary::new(2, 10_000.0, RopeStyle::Interleaved);
-        let (c, s) = r.tables(&[1], &Device::Cpu).unwrap();
-        let x = Tensor::from_vec(vec![1f32, 0.0], (1, 1, 1, 2), &Device::Cpu).unwrap();
-        let y: Vec<f32> = r
-            .apply(&x, &c, &s)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
+        let y = rotate(
+            &Rotary::new(2, 10_000.0, RopeStyle::Interleaved),
+            1,
+            vec![1.0, 0.0],
+        );
         assert!((y[0] - 1f32.cos()).abs() < 1e-6 && (y[1] - 1f32.sin()).abs() < 1e-6);
         // halves with dim 4: pairs (0,2) and (1,3)
-        let r = Rotary::new(4, 10_000.0, RopeStyle::Halves);
-        let (c, s) = r.tables(&[1], &Device::Cpu).unwrap();
-        let x = Tensor::from_vec(vec![1f32, 0.0, 0.0, 0.0], (1, 1, 1, 4), &Device::Cpu).unwrap();
-        let y: Vec<f32> = r
-            .apply(&x, &c, &s)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
+        let y = rotate(
+            &Rotary::new(4, 10_000.0, RopeStyle::Halves),
+            1,
+            vec![1.0, 0.0, 0.0, 0.0],
+        );
         assert!(
             (y[0] - 1f32.cos()).abs() < 1e-6 && (y[2] - 1f32.sin()).abs() < 1e-6,
             "{y:?}"

@@ -52,10 +52,12 @@ pub trait CausalLm: Send + Sync {
     fn logit_softcap(&self) -> Option<f64> {
         None
     }
-    /// Longest sequence the model was trained for, from its own metadata.
-    fn context_length(&self) -> usize;
-    fn device(&self) -> &Device;
+    /// Architecture facts, from the file's own metadata or config.
     fn describe(&self) -> ArchInfo;
+    /// Longest sequence the model was trained for.
+    fn context_length(&self) -> usize {
+        self.describe().context_length
+    }
 }
 
 /// Architecture facts for `inspect` and reports.
@@ -151,18 +153,17 @@ impl Model {
 impl Model {
     /// A Hugging Face checkpoint folder; identity = folder name + hash of the weight files.
     fn load_dir(dir: &Path, device: &Device) -> Result<Model> {
-        let (tokenizer, lm) = hf::load(dir, device)?;
+        let ck = hf::load(dir, device)?;
         let mut h = Sha256::new();
-        for f in hf::weight_files(dir)? {
-            h.update(sha256_file(&f)?.as_bytes());
+        for f in &ck.files {
+            h.update(sha256_file(f)?.as_bytes());
         }
         let name = std::fs::canonicalize(dir)
             .ok()
             .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
             .unwrap_or_else(|| dir.display().to_string());
-        let files = hf::weight_files(dir)?.len();
         Ok(Model {
-            tokenizer,
+            tokenizer: ck.tokenizer,
             identity: ModelIdentity {
                 name,
                 sha256: tokenizer::hex(&h.finalize())[..16].to_string(),
@@ -170,9 +171,9 @@ impl Model {
                 device: device_name(device),
             },
             path: dir.to_path_buf(),
-            parameters: hf::parameter_count(dir)?,
-            file_dtypes: format!("safetensors, {files} file(s), loaded as f32"),
-            lm,
+            parameters: ck.parameters,
+            file_dtypes: format!("safetensors, {} file(s), loaded as f32", ck.files.len()),
+            lm: ck.lm,
         })
     }
 }

@@ -224,14 +224,6 @@ impl CausalLm for Gemma3 {
         &self.head
     }
 
-    fn context_length(&self) -> usize {
-        self.cfg.context_length
-    }
-
-    fn device(&self) -> &Device {
-        &self.device
-    }
-
     fn describe(&self) -> ArchInfo {
         let c = &self.cfg;
         ArchInfo {

@@ -72,14 +72,6 @@ fn conv1d(vb: &VarBuilder, inp: usize, out: usize) -> candle_core::Result<Linear
     Ok(Linear::with_bias(w, Some(vb.get(out, "bias")?)))
 }
 
-fn layer_norm(vb: &VarBuilder, n: usize, eps: f64) -> candle_core::Result<LayerNorm> {
-    Ok(LayerNorm::new(
-        vb.get(n, "weight")?,
-        vb.get(n, "bias")?,
-        eps,
-    ))
-}
-
 impl Gpt2 {
     pub fn load_hf(cfg: Config, vb: VarBuilder) -> candle_core::Result<Gpt2> {
         let h = cfg.n_embd;
@@ -96,15 +88,15 @@ impl Gpt2 {
         for i in 0..cfg.n_layer {
             let b = t.pp(format!("h.{i}"));
             blocks.push(Block {
-                ln_1: layer_norm(&b.pp("ln_1"), h, cfg.layer_norm_epsilon)?,
+                ln_1: LayerNorm::load(&b.pp("ln_1"), h, cfg.layer_norm_epsilon)?,
                 c_attn: conv1d(&b.pp("attn.c_attn"), h, 3 * h)?,
                 c_proj: conv1d(&b.pp("attn.c_proj"), h, h)?,
-                ln_2: layer_norm(&b.pp("ln_2"), h, cfg.layer_norm_epsilon)?,
+                ln_2: LayerNorm::load(&b.pp("ln_2"), h, cfg.layer_norm_epsilon)?,
                 c_fc: conv1d(&b.pp("mlp.c_fc"), h, inner)?,
                 mlp_proj: conv1d(&b.pp("mlp.c_proj"), inner, h)?,
             });
         }
-        let ln_f = layer_norm(&t.pp("ln_f"), h, cfg.layer_norm_epsilon)?;
+        let ln_f = LayerNorm::load(&t.pp("ln_f"), h, cfg.layer_norm_epsilon)?;
         let head = if vb.contains_tensor("lm_head.weight") {
             vb.get((cfg.vocab_size, h), "lm_head.weight")?
         } else {
@@ -153,14 +145,6 @@ impl CausalLm for Gpt2 {
 
     fn lm_head(&self) -> &Tensor {
         &self.head
-    }
-
-    fn context_length(&self) -> usize {
-        self.cfg.n_positions
-    }
-
-    fn device(&self) -> &Device {
-        &self.device
     }
 
     fn describe(&self) -> ArchInfo {

@@ -103,21 +103,6 @@ pub struct GptNeox {
     device: Device,
 }
 
-fn linear(vb: &VarBuilder, inp: usize, out: usize) -> candle_core::Result<Linear> {
-    Ok(Linear::with_bias(
-        vb.get((out, inp), "weight")?,
-        Some(vb.get(out, "bias")?),
-    ))
-}
-
-fn layer_norm(vb: &VarBuilder, n: usize, eps: f64) -> candle_core::Result<LayerNorm> {
-    Ok(LayerNorm::new(
-        vb.get(n, "weight")?,
-        vb.get(n, "bias")?,
-        eps,
-    ))
-}
-
 impl GptNeox {
     pub fn load_hf(cfg: Config, vb: VarBuilder) -> candle_core::Result<GptNeox> {
         let h = cfg.hidden_size;
@@ -128,15 +113,15 @@ impl GptNeox {
         for i in 0..cfg.num_hidden_layers {
             let l = m.pp(format!("layers.{i}"));
             blocks.push(Block {
-                ln1: layer_norm(&l.pp("input_layernorm"), h, eps)?,
-                ln2: layer_norm(&l.pp("post_attention_layernorm"), h, eps)?,
-                qkv: linear(&l.pp("attention.query_key_value"), h, 3 * h)?,
-                dense: linear(&l.pp("attention.dense"), h, h)?,
-                up: linear(&l.pp("mlp.dense_h_to_4h"), h, cfg.intermediate_size)?,
-                down: linear(&l.pp("mlp.dense_4h_to_h"), cfg.intermediate_size, h)?,
+                ln1: LayerNorm::load(&l.pp("input_layernorm"), h, eps)?,
+                ln2: LayerNorm::load(&l.pp("post_attention_layernorm"), h, eps)?,
+                qkv: Linear::load(&l.pp("attention.query_key_value"), h, 3 * h, true)?,
+                dense: Linear::load(&l.pp("attention.dense"), h, h, true)?,
+                up: Linear::load(&l.pp("mlp.dense_h_to_4h"), h, cfg.intermediate_size, true)?,
+                down: Linear::load(&l.pp("mlp.dense_4h_to_h"), cfg.intermediate_size, h, true)?,
             });
         }
-        let ln_f = layer_norm(&m.pp("final_layer_norm"), h, eps)?;
+        let ln_f = LayerNorm::load(&m.pp("final_layer_norm"), h, eps)?;
         let head = if cfg.tie_word_embeddings && !vb.contains_tensor("embed_out.weight") {
             embed_w.clone()
         } else {
@@ -211,14 +196,6 @@ impl CausalLm for GptNeox {
 
     fn lm_head(&self) -> &Tensor {
         &self.head
-    }
-
-    fn context_length(&self) -> usize {
-        self.cfg.max_position_embeddings
-    }
-
-    fn device(&self) -> &Device {
-        &self.device
     }
 
     fn describe(&self) -> ArchInfo {

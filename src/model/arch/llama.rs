@@ -245,18 +245,6 @@ impl Llama {
             cfg.kv_heads * cfg.head_dim,
         );
         let m = vb.pp("model");
-        let lin = |vb: &candle_nn::VarBuilder,
-                   out: usize,
-                   inp: usize,
-                   bias: bool|
-         -> candle_core::Result<Linear> {
-            let b = if bias {
-                Some(vb.get(out, "bias")?)
-            } else {
-                None
-            };
-            Ok(Linear::with_bias(vb.get((out, inp), "weight")?, b))
-        };
         let embed_w = m.get((cfg.vocab, h), "embed_tokens.weight")?;
         let mut blocks = Vec::with_capacity(cfg.layers);
         for i in 0..cfg.layers {
@@ -265,14 +253,14 @@ impl Llama {
             let f = l.pp("mlp");
             blocks.push(Block {
                 attn_norm: RmsNorm::new(l.get(h, "input_layernorm.weight")?, cfg.rms_eps),
-                q: lin(&a.pp("q_proj"), qd, h, biases)?,
-                k: lin(&a.pp("k_proj"), kvd, h, biases)?,
-                v: lin(&a.pp("v_proj"), kvd, h, biases)?,
-                o: lin(&a.pp("o_proj"), h, qd, false)?,
+                q: Linear::load(&a.pp("q_proj"), h, qd, biases)?,
+                k: Linear::load(&a.pp("k_proj"), h, kvd, biases)?,
+                v: Linear::load(&a.pp("v_proj"), h, kvd, biases)?,
+                o: Linear::load(&a.pp("o_proj"), qd, h, false)?,
                 ffn_norm: RmsNorm::new(l.get(h, "post_attention_layernorm.weight")?, cfg.rms_eps),
-                gate: lin(&f.pp("gate_proj"), cfg.ffn, h, false)?,
-                up: lin(&f.pp("up_proj"), cfg.ffn, h, false)?,
-                down: lin(&f.pp("down_proj"), h, cfg.ffn, false)?,
+                gate: Linear::load(&f.pp("gate_proj"), h, cfg.ffn, false)?,
+                up: Linear::load(&f.pp("up_proj"), h, cfg.ffn, false)?,
+                down: Linear::load(&f.pp("down_proj"), cfg.ffn, h, false)?,
             });
         }
         let norm = RmsNorm::new(m.get(h, "norm.weight")?, cfg.rms_eps);
@@ -339,14 +327,6 @@ impl CausalLm for Llama {
 
     fn lm_head(&self) -> &Tensor {
         &self.head
-    }
-
-    fn context_length(&self) -> usize {
-        self.cfg.context_length
-    }
-
-    fn device(&self) -> &Device {
-        &self.device
     }
 
     fn describe(&self) -> ArchInfo {
