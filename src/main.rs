@@ -13,10 +13,16 @@ fn main() {
         Command::Inspect(a) => cli::inspect::run(a),
     };
     if let Err(e) = result {
-        eprintln!("miascan: error: {e:#}");
-        let code = e
-            .downcast_ref::<miascan::Error>()
-            .map_or(1, miascan::Error::exit_code);
-        std::process::exit(code);
+        // The library's errors already name their cause; other errors print their chain.
+        match e.downcast_ref::<miascan::Error>() {
+            Some(lib) => {
+                eprintln!("miascan: error: {lib}");
+                std::process::exit(lib.exit_code());
+            }
+            None => {
+                eprintln!("miascan: error: {e:#}");
+                std::process::exit(1);
+            }
+        }
     }
 }

@@ -2,23 +2,25 @@
 
 use miascan::model::{parse_device, Model};
 use serde_json::json;
-use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Model file (.gguf).
-    pub model: PathBuf,
+    /// Model: a .gguf file, a checkpoint folder, or a hub id org/name[@revision].
+    pub model: String,
+    /// Never download: use the local Hugging Face cache only (also HF_HUB_OFFLINE=1).
+    #[arg(long)]
+    pub offline: bool,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let model = Model::load(&args.model, &parse_device("cpu")?)?;
+    let model = Model::open(&args.model, args.offline, &parse_device("cpu")?)?;
     let a = model.lm.describe();
     let t = &model.tokenizer;
     let info = json!({
-        "path": args.model.display().to_string(),
+        "path": args.model,
         "identity": model.identity,
         "architecture": a.architecture,
         "parameters": model.parameters,
@@ -40,8 +42,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     let millions = model.parameters as f64 / 1e6;
-    println!("model           {}", args.model.display());
+    println!("model           {}", args.model);
     println!("sha256          {}…", model.identity.sha256);
+    if let Some(rev) = &model.identity.revision {
+        println!("revision        {rev}");
+    }
     println!("architecture    {}", a.architecture);
     println!("parameters      {} ({millions:.1} M)", model.parameters);
     println!("file dtypes     {}", model.file_dtypes);

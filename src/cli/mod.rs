@@ -29,10 +29,15 @@ pub enum Command {
 /// Options shared by commands that load a model.
 #[derive(Debug, clap::Args)]
 pub struct ModelArgs {
-    /// Model file (.gguf). Default: SmolLM2-135M-Instruct (Q4_1) in the model cache, as
-    /// fetched by scripts/fetch-models.sh.
+    /// Model: a .gguf file, a checkpoint folder (config.json, *.safetensors, tokenizer.json),
+    /// or a Hugging Face hub id org/name[@revision]. Default: SmolLM2-135M-Instruct (Q4_1) in
+    /// the model cache, as fetched by scripts/fetch-models.sh.
     #[arg(long, short = 'm', env = "MIASCAN_MODEL")]
-    pub model: Option<PathBuf>,
+    pub model: Option<String>,
+    /// Never download: hub models come from the local Hugging Face cache only (also
+    /// HF_HUB_OFFLINE=1).
+    #[arg(long)]
+    pub offline: bool,
     /// Compute device: cpu, cuda, cuda:N or metal (the latter two need the cargo features).
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -57,11 +62,18 @@ pub fn model_cache() -> PathBuf {
 }
 
 impl ModelArgs {
-    /// The model path, or the default model with a hint when it has not been fetched.
-    pub fn model_path(&self) -> anyhow::Result<PathBuf> {
-        if let Some(p) = &self.model {
-            return Ok(p.clone());
-        }
+    /// Loads the model named by `--model`, or the default model (with a hint when it has
+    /// not been fetched).
+    pub fn load(&self) -> anyhow::Result<miascan::model::Model> {
+        let device = miascan::model::parse_device(&self.device)?;
+        let spec = match &self.model {
+            Some(m) => m.clone(),
+            None => self.default_model()?.display().to_string(),
+        };
+        Ok(miascan::model::Model::open(&spec, self.offline, &device)?)
+    }
+
+    fn default_model(&self) -> anyhow::Result<PathBuf> {
         let p = model_cache().join(DEFAULT_MODEL);
         if !p.exists() {
             anyhow::bail!(miascan::Error::ModelIo {

@@ -2,7 +2,6 @@
 
 use super::ModelArgs;
 use miascan::input::{read_inputs, Format, ReadOptions, STDIN};
-use miascan::model::{parse_device, Model};
 use miascan::report;
 use miascan::scorer::{ScoreOptions, Scorer};
 use std::io::{IsTerminal, Write};
@@ -83,8 +82,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         id_field: args.id_field.clone(),
     };
     let passages = read_inputs(&inputs, &read_opts)?;
-    let device = parse_device(&args.model.device)?;
-    let model = Model::load(&args.model.model_path()?, &device)?;
+    let model = args.model.load()?;
     let opts = ScoreOptions {
         ks: args.ks.clone(),
         lowercase: !args.no_lowercase,

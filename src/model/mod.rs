@@ -5,6 +5,7 @@ pub mod arch;
 pub mod gguf;
 pub mod hf;
 pub mod layers;
+pub mod source;
 pub mod tokenizer;
 
 use crate::error::{Error, Result};
@@ -85,6 +86,9 @@ pub struct ModelIdentity {
     /// How the weights are computed: `f32` (dequantised).
     pub compute: String,
     pub device: String,
+    /// Hub models: the commit the revision resolved to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
 }
 
 /// A loaded model: tokenizer, network, identity.
@@ -109,6 +113,22 @@ impl std::fmt::Debug for Model {
 }
 
 impl Model {
+    /// Loads what `--model` names: a GGUF file, a checkpoint folder, or a hub id
+    /// `org/name[@revision]` (downloaded into the Hugging Face cache unless `offline`; see
+    /// [`source`]).
+    pub fn open(spec: &str, offline: bool, device: &Device) -> Result<Model> {
+        match source::ModelSpec::parse(spec) {
+            source::ModelSpec::Local(p) => Model::load(&p, device),
+            source::ModelSpec::Hub { repo, revision } => {
+                let snap = source::resolve_hub(&repo, &revision, offline)?;
+                let mut m = Model::load_dir(&snap.dir, device)?;
+                m.identity.name = repo;
+                m.identity.revision = Some(snap.commit);
+                Ok(m)
+            }
+        }
+    }
+
     /// Loads a model file. The weights are dequantised to f32 on `device`.
     pub fn load(path: &Path, device: &Device) -> Result<Model> {
         if !path.exists() {
@@ -138,6 +158,7 @@ impl Model {
             sha256: sha256_file(path)?[..16].to_string(),
             compute: "f32".into(),
             device: device_name(device),
+            revision: None,
         };
         Ok(Model {
             tokenizer,
@@ -169,6 +190,7 @@ impl Model {
                 sha256: tokenizer::hex(&h.finalize())[..16].to_string(),
                 compute: "f32".into(),
                 device: device_name(device),
+                revision: None,
             },
             path: dir.to_path_buf(),
             parameters: ck.parameters,
