@@ -133,72 +133,30 @@ fn windows(seq: usize, ids: &[u32], ctx: usize, bos: Option<u32>) -> Vec<Job> {
     jobs
 }
 
-/// Scores passages with one model.
-pub struct Scorer<'m> {
+/// Computes token statistics of token sequences with one model: windows, packing into
+/// batches of at most `batch_tokens`, forward, statistics.
+struct Runner<'m> {
     model: &'m Model,
-    opts: ScoreOptions,
     ctx: usize,
+    batch_tokens: usize,
 }
 
-impl<'m> Scorer<'m> {
-    pub fn new(model: &'m Model, opts: ScoreOptions) -> Self {
+impl<'m> Runner<'m> {
+    fn new(model: &'m Model, opts: &ScoreOptions) -> Self {
         let model_ctx = model.lm.context_length();
         let ctx = opts
             .max_context
             .map_or(model_ctx, |c| c.min(model_ctx))
             .max(2);
-        Scorer { model, opts, ctx }
-    }
-
-    /// The context (window length) in use.
-    pub fn context(&self) -> usize {
-        self.ctx
-    }
-
-    /// Scores `passages` and hands each result to `sink`, in input order.
-    pub fn score_all(
-        &self,
-        passages: &[Passage],
-        mut sink: impl FnMut(PassageResult) -> Result<()>,
-    ) -> Result<()> {
-        // Groups bound the memory held for pending results; packing happens inside a group.
-        let budget = self.opts.batch_tokens * 4;
-        let mut i = 0;
-        while i < passages.len() {
-            let mut j = i;
-            let mut tokens = 0;
-            let mut encoded = Vec::new();
-            while j < passages.len() && (j == i || tokens < budget) && j - i < 512 {
-                let p = &passages[j];
-                let ids = self.model.tokenizer.encode(&p.id, &p.text)?;
-                let lower = if self.opts.lowercase {
-                    Some(self.model.tokenizer.encode(&p.id, &p.text.to_lowercase())?)
-                } else {
-                    None
-                };
-                tokens += ids.len() + lower.as_ref().map_or(0, Vec::len);
-                encoded.push((ids, lower));
-                j += 1;
-            }
-            for r in self.score_group(&passages[i..j], encoded)? {
-                sink(r)?;
-            }
-            i = j;
+        Runner {
+            model,
+            ctx,
+            batch_tokens: opts.batch_tokens,
         }
-        Ok(())
     }
 
-    fn score_group(
-        &self,
-        passages: &[Passage],
-        encoded: Vec<(Vec<u32>, Option<Vec<u32>>)>,
-    ) -> Result<Vec<PassageResult>> {
-        // sequences: 2p = text of passage p, 2p+1 = its lowercased text
-        let mut seqs: Vec<Vec<u32>> = Vec::with_capacity(2 * encoded.len());
-        for (ids, lower) in encoded {
-            seqs.push(ids);
-            seqs.push(lower.unwrap_or_default());
-        }
+    /// Statistics of positions `1..n` of every sequence.
+    fn stats(&self, seqs: &[Vec<u32>]) -> Result<Vec<Vec<TokenStat>>> {
         let bos = self.model.tokenizer.bos();
         let jobs: Vec<Job> = seqs
             .iter()
@@ -213,50 +171,14 @@ impl<'m> Scorer<'m> {
         while k < jobs.len() {
             let mut end = k;
             let mut n = 0;
-            while end < jobs.len() && (end == k || n + jobs[end].len() <= self.opts.batch_tokens) {
+            while end < jobs.len() && (end == k || n + jobs[end].len() <= self.batch_tokens) {
                 n += jobs[end].len();
                 end += 1;
             }
-            self.run_batch(&jobs[k..end], &seqs, &mut stats)?;
+            self.run_batch(&jobs[k..end], seqs, &mut stats)?;
             k = end;
         }
-        let mut out = Vec::with_capacity(passages.len());
-        let mut stats = stats.into_iter();
-        let mut seqs = seqs.into_iter();
-        for p in passages {
-            let (ids, st) = (
-                seqs.next().expect("text seq"),
-                stats.next().expect("text stats"),
-            );
-            let (_, lower_st) = (seqs.next(), stats.next().expect("lower stats"));
-            let lower: Option<Vec<f64>> = self
-                .opts
-                .lowercase
-                .then(|| lower_st.iter().map(|s| s.logp).collect());
-            let scores = score_passage(&p.text, &st, lower.as_deref(), &self.opts.ks);
-            let reason = st.is_empty().then(|| {
-                format!(
-                    "too short: {} token(s), nothing to score ({})",
-                    ids.len(),
-                    self.model.tokenizer.bos_policy()
-                )
-            });
-            let details = self.opts.token_details.then(|| TokenDetails {
-                tokens: self.model.tokenizer.token_strings(&ids),
-                ids: ids.clone(),
-                stats: st.clone(),
-            });
-            out.push(PassageResult {
-                id: p.id.clone(),
-                source: p.source.clone(),
-                n_tokens: ids.len(),
-                n_scored: st.len(),
-                scores,
-                reason,
-                details,
-            });
-        }
-        Ok(out)
+        Ok(stats)
     }
 
     fn run_batch(
@@ -291,6 +213,131 @@ impl<'m> Scorer<'m> {
             stats[job.seq].extend(it.by_ref().take(job.to - job.from));
         }
         Ok(())
+    }
+}
+
+/// Scores passages with a target model and, optionally, a reference model.
+pub struct Scorer<'m> {
+    target: Runner<'m>,
+    reference: Option<Runner<'m>>,
+    opts: ScoreOptions,
+}
+
+impl<'m> Scorer<'m> {
+    pub fn new(model: &'m Model, opts: ScoreOptions) -> Self {
+        Scorer {
+            target: Runner::new(model, &opts),
+            reference: None,
+            opts,
+        }
+    }
+
+    /// Adds a reference model: its statistics on the same texts give the `ref*` scores.
+    pub fn with_reference(mut self, reference: &'m Model) -> Self {
+        self.reference = Some(Runner::new(reference, &self.opts));
+        self
+    }
+
+    /// The context (window length) in use for the target.
+    pub fn context(&self) -> usize {
+        self.target.ctx
+    }
+
+    /// Scores `passages` and hands each result to `sink`, in input order.
+    pub fn score_all(
+        &self,
+        passages: &[Passage],
+        mut sink: impl FnMut(PassageResult) -> Result<()>,
+    ) -> Result<()> {
+        // Groups bound the memory held for pending results; packing happens inside a group.
+        let budget = self.opts.batch_tokens * 4;
+        let tokenizer = &self.target.model.tokenizer;
+        let mut i = 0;
+        while i < passages.len() {
+            let mut j = i;
+            let mut tokens = 0;
+            // sequences: 2p = text of passage p, 2p+1 = its lowercased text (or empty)
+            let mut seqs = Vec::new();
+            while j < passages.len() && (j == i || tokens < budget) && j - i < 512 {
+                let p = &passages[j];
+                let ids = tokenizer.encode(&p.id, &p.text)?;
+                let lower = if self.opts.lowercase {
+                    tokenizer.encode(&p.id, &p.text.to_lowercase())?
+                } else {
+                    Vec::new()
+                };
+                tokens += ids.len() + lower.len();
+                seqs.push(ids);
+                seqs.push(lower);
+                j += 1;
+            }
+            for r in self.score_group(&passages[i..j], seqs)? {
+                sink(r)?;
+            }
+            i = j;
+        }
+        Ok(())
+    }
+
+    fn score_group(&self, passages: &[Passage], seqs: Vec<Vec<u32>>) -> Result<Vec<PassageResult>> {
+        let stats = self.target.stats(&seqs)?;
+        let reference = match &self.reference {
+            Some(r) => {
+                let ids = passages
+                    .iter()
+                    .map(|p| r.model.tokenizer.encode(&p.id, &p.text))
+                    .collect::<Result<Vec<_>>>()?;
+                let st = r.stats(&ids)?;
+                Some((ids, st))
+            }
+            None => None,
+        };
+        let same_vocab = self.reference.as_ref().is_some_and(|r| {
+            r.model.tokenizer.vocab_hash() == self.target.model.tokenizer.vocab_hash()
+        });
+        let tokenizer = &self.target.model.tokenizer;
+        let mut out = Vec::with_capacity(passages.len());
+        let mut stats = stats.into_iter();
+        let mut seqs = seqs.into_iter();
+        for (k, p) in passages.iter().enumerate() {
+            let (ids, st) = (
+                seqs.next().expect("text seq"),
+                stats.next().expect("text stats"),
+            );
+            let (_, lower_st) = (seqs.next(), stats.next().expect("lower stats"));
+            let lower: Option<Vec<f64>> = self
+                .opts
+                .lowercase
+                .then(|| lower_st.iter().map(|s| s.logp).collect());
+            let mut scores = score_passage(&p.text, &st, lower.as_deref(), &self.opts.ks);
+            if let Some((ref_ids, ref_st)) = &reference {
+                // token-level differences only where both models tokenised the text alike
+                let aligned = same_vocab && ref_ids[k] == ids;
+                scores.add_reference(&p.text, &st, &ref_st[k], aligned, &self.opts.ks);
+            }
+            let reason = st.is_empty().then(|| {
+                format!(
+                    "too short: {} token(s), nothing to score ({})",
+                    ids.len(),
+                    tokenizer.bos_policy()
+                )
+            });
+            let details = self.opts.token_details.then(|| TokenDetails {
+                tokens: tokenizer.token_strings(&ids),
+                ids: ids.clone(),
+                stats: st.clone(),
+            });
+            out.push(PassageResult {
+                id: p.id.clone(),
+                source: p.source.clone(),
+                n_tokens: ids.len(),
+                n_scored: st.len(),
+                scores,
+                reason,
+                details,
+            });
+        }
+        Ok(out)
     }
 }
 

@@ -73,6 +73,12 @@ impl ModelArgs {
         Ok(miascan::model::Model::open(&spec, self.offline, &device)?)
     }
 
+    /// Loads another model (a reference) on the same device and with the same offline policy.
+    pub fn load_other(&self, spec: &str) -> anyhow::Result<miascan::model::Model> {
+        let device = miascan::model::parse_device(&self.device)?;
+        Ok(miascan::model::Model::open(spec, self.offline, &device)?)
+    }
+
     fn default_model(&self) -> anyhow::Result<PathBuf> {
         let p = model_cache().join(DEFAULT_MODEL);
         if !p.exists() {

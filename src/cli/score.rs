@@ -41,6 +41,10 @@ pub struct Args {
     /// Window length in tokens for long passages (default and maximum: the model's context).
     #[arg(long)]
     pub max_context: Option<usize>,
+    /// Reference model (file, folder or hub id) scoring the same passages: adds `ref`
+    /// (same vocabulary), `ref_mink_k` and `ref_bpb`.
+    #[arg(long)]
+    pub reference: Option<String>,
     /// Tokens packed into one forward pass.
     #[arg(long, default_value_t = 2048)]
     pub batch_tokens: usize,
@@ -90,7 +94,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         batch_tokens: args.batch_tokens,
         token_details: args.token_logprobs,
     };
-    let scorer = Scorer::new(&model, opts);
+    let reference = match &args.reference {
+        Some(r) => Some(args.model.load_other(r)?),
+        None => None,
+    };
+    let mut scorer = Scorer::new(&model, opts);
+    if let Some(r) = &reference {
+        scorer = scorer.with_reference(r);
+    }
+    let ref_identity = reference.as_ref().map(|r| &r.identity);
 
     let out_name = args
         .out
@@ -121,7 +133,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         if args.table {
             rows.push(r);
         } else {
-            let line = serde_json::to_string(&report::record(&r, &model.identity))
+            let line = serde_json::to_string(&report::record(&r, &model.identity, ref_identity))
                 .expect("JSON values always serialise");
             writeln!(out, "{line}").map_err(write_err)?;
         }

@@ -14,7 +14,11 @@ fn num(x: Option<f64>) -> Value {
 }
 
 /// The JSONL record of one passage.
-pub fn record(r: &PassageResult, model: &ModelIdentity) -> Value {
+pub fn record(
+    r: &PassageResult,
+    model: &ModelIdentity,
+    reference: Option<&ModelIdentity>,
+) -> Value {
     let mut o = Map::new();
     o.insert("id".into(), json!(r.id));
     o.insert("n_tokens".into(), json!(r.n_tokens));
@@ -40,6 +44,9 @@ pub fn record(r: &PassageResult, model: &ModelIdentity) -> Value {
         o.insert("reason".into(), json!(reason));
     }
     o.insert("model".into(), json!(model));
+    if let Some(reference) = reference {
+        o.insert("reference".into(), json!(reference));
+    }
     if let Some(d) = &r.details {
         o.insert("token_ids".into(), json!(d.ids));
         o.insert("tokens".into(), json!(d.tokens));

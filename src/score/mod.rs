@@ -113,6 +113,47 @@ pub struct PassageScores {
     pub scores: Vec<(String, Option<f64>)>,
 }
 
+impl PassageScores {
+    /// Adds the reference-model scores (Carlini et al. 2021), given the reference's
+    /// statistics on the same text:
+    /// - `ref_bpb = bits_per_byte(reference) − bits_per_byte(target)`, valid across
+    ///   tokenizers (always added);
+    /// - when both models tokenised the text identically (`aligned`): `ref = loss(reference)
+    ///   − loss(target)` and `ref_mink_k`, Min-K% over `logp_target_i − logp_reference_i`.
+    ///
+    /// A member is easier for the target than for the reference: higher = member.
+    pub fn add_reference(
+        &mut self,
+        text: &str,
+        target: &[TokenStat],
+        reference: &[TokenStat],
+        aligned: bool,
+        ks: &[f64],
+    ) {
+        let lt: Vec<f64> = target.iter().map(|s| s.logp).collect();
+        let lr: Vec<f64> = reference.iter().map(|s| s.logp).collect();
+        if aligned {
+            let r = match (loss(&lr), loss(&lt)) {
+                (Some(a), Some(b)) => Some(a - b),
+                _ => None,
+            };
+            self.scores.push(("ref".into(), r));
+            let diff: Vec<f64> = lt.iter().zip(&lr).map(|(t, r)| t - r).collect();
+            for &k in ks {
+                self.scores.push((format!("ref_mink_{k}"), mink(&diff, k)));
+            }
+        }
+        let bpb = match (
+            bits_per_byte(&lr, text.len()),
+            bits_per_byte(&lt, text.len()),
+        ) {
+            (Some(a), Some(b)) => Some(a - b),
+            _ => None,
+        };
+        self.scores.push(("ref_bpb".into(), bpb));
+    }
+}
+
 /// Computes all scores of a passage from its token statistics. `lower` holds the
 /// log-probs of the lowercased text (if the lowercase score is wanted).
 pub fn score_passage(
@@ -241,6 +282,26 @@ mod tests {
                 "lowercase"
             ]
         );
+    }
+
+    #[test]
+    fn reference_scores_by_hand() {
+        let t = [ts(-1.0, 0.0, 1.0), ts(-2.0, 0.0, 1.0)];
+        let r = [ts(-3.0, 0.0, 1.0), ts(-2.5, 0.0, 1.0)];
+        let mut s = score_passage("ab", &t, None, &[0.5]);
+        s.add_reference("ab", &t, &r, true, &[0.5]);
+        let get = |n: &str| s.scores.iter().find(|(k, _)| k == n).unwrap().1.unwrap();
+        // losses 1.5 (target) and 2.75 (reference)
+        assert!((get("ref") - 1.25).abs() < 1e-12);
+        // diffs [2.0, 0.5]; k = 0.5 → the smallest
+        assert!((get("ref_mink_0.5") - 0.5).abs() < 1e-12);
+        // 2.5 nats more over 2 bytes
+        assert!((get("ref_bpb") - 2.5 / std::f64::consts::LN_2 / 2.0).abs() < 1e-12);
+        // unaligned tokenisations: only ref_bpb
+        let mut u = score_passage("ab", &t, None, &[0.5]);
+        u.add_reference("ab", &t, &r[..1], false, &[0.5]);
+        assert!(u.scores.iter().all(|(k, _)| k != "ref"));
+        assert!(u.scores.iter().any(|(k, _)| k == "ref_bpb"));
     }
 
     #[test]
