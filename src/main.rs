@@ -9,7 +9,7 @@ use cli::{Cli, Command};
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Score(a) => cli::score::run(a),
+        Command::Score(a) => cli::score::run(*a),
         Command::Inspect(a) => cli::inspect::run(a),
     };
     if let Err(e) = result {

@@ -21,7 +21,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Score passages: per-token log-probs in one forward pass, every score from them.
-    Score(score::Args),
+    Score(Box<score::Args>),
     /// Describe a model file: architecture, size, context, vocabulary, tokenizer, BOS policy.
     Inspect(inspect::Args),
 }
