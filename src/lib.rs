@@ -14,3 +14,4 @@ pub mod scorer;
 pub mod stats;
 
 pub use error::{Error, Result};
+pub mod eval;
