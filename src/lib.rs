@@ -5,6 +5,7 @@
 //! [`score`] (pure functions of those) → [`report`]. [`scorer`] drives it, one forward pass
 //! per passage serving every score.
 
+pub mod calibrate;
 pub mod error;
 pub mod input;
 pub mod model;

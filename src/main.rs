@@ -10,6 +10,9 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Score(a) => cli::score::run(*a),
+        Command::Eval(a) => cli::eval::run(*a),
+        Command::Calibrate(a) => cli::calibrate::run(*a),
+        Command::DatasetTest(a) => cli::dataset_test::run(*a),
         Command::Inspect(a) => cli::inspect::run(a),
     };
     if let Err(e) = result {

@@ -15,6 +15,7 @@ fn gemma3_windows_repeat_the_bos_and_score_every_token() {
         id: "w".into(),
         text,
         source: "w".into(),
+        label: None,
     };
     let opts = miascan::scorer::ScoreOptions {
         max_context: Some(32),

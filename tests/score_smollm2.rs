@@ -20,6 +20,7 @@ fn passage(id: &str, text: &str) -> Passage {
         id: id.into(),
         text: text.into(),
         source: id.into(),
+        label: None,
     }
 }
 

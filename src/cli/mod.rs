@@ -1,6 +1,10 @@
 //! The command line: argument types and one function per subcommand. Kept thin: the library
 //! does the work.
 
+pub mod calibrate;
+pub mod common;
+pub mod dataset_test;
+pub mod eval;
 pub mod inspect;
 pub mod score;
 
@@ -22,6 +26,14 @@ pub struct Cli {
 pub enum Command {
     /// Score passages: per-token log-probs in one forward pass, every score from them.
     Score(Box<score::Args>),
+    /// Store each score's distribution on known non-members, for p-values and decisions.
+    Calibrate(Box<calibrate::Args>),
+    /// Evaluate every score on known members and non-members: AUROC with bootstrap
+    /// interval, TPR at 0.1/1/5% FPR, ROC plot, blind baseline.
+    Eval(Box<eval::Args>),
+    /// Dataset inference: does a suspect collection score higher than a validation
+    /// collection, as a whole (Welch t-test on a learned combination of the scores)?
+    DatasetTest(Box<dataset_test::Args>),
     /// Describe a model file: architecture, size, context, vocabulary, tokenizer, BOS policy.
     Inspect(inspect::Args),
 }

@@ -53,7 +53,11 @@ pub fn features(text: &str) -> Features {
     }
     idx.sort_unstable();
     idx.dedup();
-    let v = if idx.is_empty() { 0.0 } else { 1.0 / (idx.len() as f64).sqrt() };
+    let v = if idx.is_empty() {
+        0.0
+    } else {
+        1.0 / (idx.len() as f64).sqrt()
+    };
     idx.into_iter().map(|i| (i, v)).collect()
 }
 
@@ -82,8 +86,14 @@ pub fn blind_auroc(texts: &[&str], members: &[bool], seed: u64) -> Option<f64> {
             decision[i] = m.decision(&x[i]);
         }
     }
-    let pos: Vec<f64> = (0..x.len()).filter(|&i| members[i]).map(|i| decision[i]).collect();
-    let neg: Vec<f64> = (0..x.len()).filter(|&i| !members[i]).map(|i| decision[i]).collect();
+    let pos: Vec<f64> = (0..x.len())
+        .filter(|&i| members[i])
+        .map(|i| decision[i])
+        .collect();
+    let neg: Vec<f64> = (0..x.len())
+        .filter(|&i| !members[i])
+        .map(|i| decision[i])
+        .collect();
     auroc(&pos, &neg)
 }
 
@@ -105,8 +115,12 @@ mod tests {
 
     #[test]
     fn separates_different_vocabularies_and_not_random_labels() {
-        let a: Vec<String> = (0..40).map(|i| format!("the hurricane season of {} brought storms", 1990 + i % 7)).collect();
-        let b: Vec<String> = (0..40).map(|i| format!("the 2023 election results in district {}", i % 9)).collect();
+        let a: Vec<String> = (0..40)
+            .map(|i| format!("the hurricane season of {} brought storms", 1990 + i % 7))
+            .collect();
+        let b: Vec<String> = (0..40)
+            .map(|i| format!("the 2023 election results in district {}", i % 9))
+            .collect();
         let texts: Vec<&str> = a.iter().chain(&b).map(String::as_str).collect();
         let labels: Vec<bool> = (0..80).map(|i| i < 40).collect();
         assert!(blind_auroc(&texts, &labels, 0).unwrap() > 0.95);

@@ -23,7 +23,11 @@ pub fn welch_greater(a: &[f64], b: &[f64]) -> Option<(f64, f64, f64)> {
     let mv = |x: &[f64]| {
         let n = x.len() as f64;
         let m = x.iter().sum::<f64>() / n;
-        (m, x.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (n - 1.0), n)
+        (
+            m,
+            x.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (n - 1.0),
+            n,
+        )
     };
     let ((ma, va, na), (mb, vb, nb)) = (mv(a), mv(b));
     let (sa, sb) = (va / na, vb / nb);
@@ -53,6 +57,49 @@ pub struct DatasetTest {
     pub p_by_n: Vec<(usize, f64)>,
 }
 
+/// Per-passage score vectors of two sets.
+#[derive(Debug, Clone)]
+pub struct ScoreMatrix {
+    pub names: Vec<String>,
+    pub a: Vec<Vec<f64>>,
+    pub b: Vec<Vec<f64>>,
+    /// Passages left out because a score was missing (too short).
+    pub left_out: usize,
+}
+
+/// Score vectors of two sets over the scores every passage has; passages with a missing
+/// score are left out and counted.
+pub fn score_matrix(
+    a: &[crate::scorer::PassageResult],
+    b: &[crate::scorer::PassageResult],
+) -> ScoreMatrix {
+    let names: Vec<String> = a
+        .iter()
+        .chain(b)
+        .next()
+        .map(|r| r.scores.scores.iter().map(|(n, _)| n.clone()).collect())
+        .unwrap_or_default();
+    let mut left_out = 0;
+    let mut rows = |set: &[crate::scorer::PassageResult]| -> Vec<Vec<f64>> {
+        set.iter()
+            .filter_map(|r| {
+                let row: Option<Vec<f64>> = names.iter().map(|n| r.scores.get(n)).collect();
+                if row.is_none() {
+                    left_out += 1;
+                }
+                row
+            })
+            .collect()
+    };
+    let (a, b) = (rows(a), rows(b));
+    ScoreMatrix {
+        names,
+        a,
+        b,
+        left_out,
+    }
+}
+
 /// Runs the test on per-passage score vectors (same score order in both sets; rows with a
 /// missing score must be removed beforehand).
 pub fn dataset_test(
@@ -79,12 +126,19 @@ pub fn dataset_test(
         .collect();
     let sd: Vec<f64> = (0..d)
         .map(|j| {
-            let var = train.iter().map(|r| (r[j] - mean[j]).powi(2)).sum::<f64>() / train.len() as f64;
-            if var > 0.0 { var.sqrt() } else { 1.0 }
+            let var =
+                train.iter().map(|r| (r[j] - mean[j]).powi(2)).sum::<f64>() / train.len() as f64;
+            if var > 0.0 {
+                var.sqrt()
+            } else {
+                1.0
+            }
         })
         .collect();
     let feat = |r: &Vec<f64>| -> Features {
-        (0..d).map(|j| (j as u32, (r[j] - mean[j]) / sd[j])).collect()
+        (0..d)
+            .map(|j| (j as u32, (r[j] - mean[j]) / sd[j]))
+            .collect()
     };
     let x: Vec<Features> = train.iter().map(|r| feat(r)).collect();
     let y: Vec<bool> = (0..train.len()).map(|i| i < s_train.len()).collect();
@@ -107,14 +161,21 @@ pub fn dataset_test(
         }
         n = if n < 50 { n + 10 } else { n * 2 };
     }
-    p_by_n.push((max_n, welch_greater(&a[..max_n], &b[..max_n]).map_or(1.0, |r| r.2)));
+    p_by_n.push((
+        max_n,
+        welch_greater(&a[..max_n], &b[..max_n]).map_or(1.0, |r| r.2),
+    ));
     Some(DatasetTest {
         p_value,
         t,
         df,
         n_train: (s_train.len(), v_train.len()),
         n_test: (a.len(), b.len()),
-        weights: names.iter().cloned().zip(model.weights.iter().copied()).collect(),
+        weights: names
+            .iter()
+            .cloned()
+            .zip(model.weights.iter().copied())
+            .collect(),
         p_by_n,
     })
 }
@@ -126,7 +187,8 @@ mod tests {
     #[test]
     fn welch_matches_a_hand_computation() {
         // a: mean 3, var 2.5 (n 5); b: mean 1, var 2.5 (n 5): t = 2 / sqrt(1) = 2, df = 8
-        let (t, df, p) = welch_greater(&[1.0, 2.0, 3.0, 4.0, 5.0], &[-1.0, 0.0, 1.0, 2.0, 3.0]).unwrap();
+        let (t, df, p) =
+            welch_greater(&[1.0, 2.0, 3.0, 4.0, 5.0], &[-1.0, 0.0, 1.0, 2.0, 3.0]).unwrap();
         assert!((t - 2.0).abs() < 1e-12 && (df - 8.0).abs() < 1e-12);
         // P(T_8 > 2) = 0.0402581 (Simpson integration of the t density)
         assert!((p - 0.040_258_1).abs() < 1e-6, "{p}");
@@ -139,7 +201,9 @@ mod tests {
             .map(|_| {
                 (0..3)
                     .map(|_| {
-                        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                        s = s
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
                         ((s >> 11) as f64 / (1u64 << 53) as f64) - 0.5 + shift
                     })
                     .collect()
@@ -154,7 +218,13 @@ mod tests {
         assert!(r.p_value < 0.01, "{}", r.p_value);
         let fp = (0..100)
             .filter(|&seed| {
-                let r = dataset_test(&names, &noise(100, 0.0, 10 + seed), &noise(100, 0.0, 500 + seed), seed).unwrap();
+                let r = dataset_test(
+                    &names,
+                    &noise(100, 0.0, 10 + seed),
+                    &noise(100, 0.0, 500 + seed),
+                    seed,
+                )
+                .unwrap();
                 r.p_value < 0.05
             })
             .count();

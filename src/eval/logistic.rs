@@ -56,12 +56,18 @@ impl Logistic {
                 b -= lr * g;
             }
         }
-        Logistic { weights: w, bias: b }
+        Logistic {
+            weights: w,
+            bias: b,
+        }
     }
 
     /// The decision value `w·x + b` (monotone in the probability; higher = class 1).
     pub fn decision(&self, x: &Features) -> f64 {
-        self.bias + x.iter().map(|&(j, v)| self.weights[j as usize] * v).sum::<f64>()
+        self.bias
+            + x.iter()
+                .map(|&(j, v)| self.weights[j as usize] * v)
+                .sum::<f64>()
     }
 }
 
@@ -90,9 +96,20 @@ mod tests {
 
     #[test]
     fn separates_a_separable_problem() {
-        let x: Vec<Features> = (0..40).map(|i| vec![(0, i as f64 / 40.0), (1, 1.0)]).collect();
+        let x: Vec<Features> = (0..40)
+            .map(|i| vec![(0, i as f64 / 40.0), (1, 1.0)])
+            .collect();
         let y: Vec<bool> = (0..40).map(|i| i >= 20).collect();
-        let m = Logistic::fit(&x, &y, 2, Settings { epochs: 200, learning_rate: 1.0, ..Default::default() });
+        let m = Logistic::fit(
+            &x,
+            &y,
+            2,
+            Settings {
+                epochs: 200,
+                learning_rate: 1.0,
+                ..Default::default()
+            },
+        );
         assert!(m.decision(&x[39]) > m.decision(&x[0]));
         assert!(m.decision(&x[35]) > 0.0 && m.decision(&x[5]) < 0.0);
     }

@@ -7,3 +7,156 @@ pub mod dataset;
 pub mod logistic;
 pub mod plot;
 pub mod roc;
+
+use crate::scorer::PassageResult;
+use roc::AtFpr;
+use serde::Serialize;
+
+/// FPRs at which TPR is reported.
+pub const FPRS: [f64; 3] = [0.001, 0.01, 0.05];
+
+/// One score's separation of members from non-members.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScoreEval {
+    pub score: String,
+    pub n_members: usize,
+    pub n_nonmembers: usize,
+    pub auroc: f64,
+    /// 95% bootstrap interval.
+    pub auroc_ci: Option<(f64, f64)>,
+    pub at_fpr: Vec<AtFpr>,
+    #[serde(skip)]
+    pub roc: Vec<(f64, f64)>,
+}
+
+/// The evaluation of every score, plus the blind baseline.
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalReport {
+    pub scores: Vec<ScoreEval>,
+    /// Passages without a number (too short), left out of every score's figures.
+    pub excluded: Vec<String>,
+    /// Cross-validated AUROC of a text-only classifier (see [`baseline`]).
+    pub blind_baseline_auroc: Option<f64>,
+    pub warning: Option<String>,
+    pub seed: u64,
+    pub bootstrap: usize,
+}
+
+/// Member / non-member values of one score (passages lacking it are skipped).
+pub fn split_by_label(
+    results: &[PassageResult],
+    labels: &[bool],
+    name: &str,
+) -> (Vec<f64>, Vec<f64>) {
+    let mut pos = Vec::new();
+    let mut neg = Vec::new();
+    for (r, &l) in results.iter().zip(labels) {
+        if let Some(v) = r.scores.get(name) {
+            if l {
+                pos.push(v)
+            } else {
+                neg.push(v)
+            }
+        }
+    }
+    (pos, neg)
+}
+
+/// Evaluates every score of `results` against `labels` (true = member).
+pub fn evaluate(
+    results: &[PassageResult],
+    labels: &[bool],
+    texts: &[&str],
+    seed: u64,
+    bootstrap: usize,
+) -> EvalReport {
+    let names: Vec<String> = results
+        .first()
+        .map(|r| r.scores.scores.iter().map(|(n, _)| n.clone()).collect())
+        .unwrap_or_default();
+    let scores = names
+        .iter()
+        .filter_map(|name| {
+            let (pos, neg) = split_by_label(results, labels, name);
+            Some(ScoreEval {
+                score: name.clone(),
+                n_members: pos.len(),
+                n_nonmembers: neg.len(),
+                auroc: roc::auroc(&pos, &neg)?,
+                auroc_ci: roc::bootstrap_auroc(&pos, &neg, bootstrap, seed),
+                at_fpr: FPRS
+                    .iter()
+                    .filter_map(|&a| roc::tpr_at_fpr(&pos, &neg, a))
+                    .collect(),
+                roc: roc::roc_curve(&pos, &neg),
+            })
+        })
+        .collect();
+    let blind = baseline::blind_auroc(texts, labels, seed);
+    EvalReport {
+        scores,
+        excluded: results
+            .iter()
+            .filter(|r| r.n_scored == 0)
+            .map(|r| r.id.clone())
+            .collect(),
+        blind_baseline_auroc: blind,
+        warning: blind.and_then(baseline::warning),
+        seed,
+        bootstrap,
+    }
+}
+
+impl EvalReport {
+    /// A table for people.
+    pub fn table(&self) -> String {
+        let mut s = format!(
+            "{:<14} {:>5} {:>5}  {:>6}  {:>15}  {:>9} {:>9} {:>9}  {:>12}\n",
+            "score", "mem", "non", "AUROC", "95% CI", "TPR@0.1%", "TPR@1%", "TPR@5%", "thresh@1%"
+        );
+        for e in &self.scores {
+            let ci = e
+                .auroc_ci
+                .map_or("-".into(), |(a, b)| format!("[{a:.3}, {b:.3}]"));
+            let tpr = |a: f64| {
+                e.at_fpr
+                    .iter()
+                    .find(|x| x.fpr == a)
+                    .map_or("-".into(), |x| format!("{:.3}", x.tpr))
+            };
+            let th = e
+                .at_fpr
+                .iter()
+                .find(|x| x.fpr == 0.01)
+                .map_or("-".into(), |x| format!("{:.4}", x.threshold));
+            s.push_str(&format!(
+                "{:<14} {:>5} {:>5}  {:>6.3}  {:>15}  {:>9} {:>9} {:>9}  {:>12}\n",
+                e.score,
+                e.n_members,
+                e.n_nonmembers,
+                e.auroc,
+                ci,
+                tpr(0.001),
+                tpr(0.01),
+                tpr(0.05),
+                th
+            ));
+        }
+        if let Some(b) = self.blind_baseline_auroc {
+            s.push_str(&format!(
+                "blind baseline (text only, 5-fold CV): AUROC {b:.3}\n"
+            ));
+        }
+        if !self.excluded.is_empty() {
+            s.push_str(&format!(
+                "excluded (nothing to score): {}\n",
+                self.excluded.len()
+            ));
+        }
+        if let Some(w) = &self.warning {
+            s.push_str(w);
+            s.push('\n');
+        }
+        s
+    }
+}

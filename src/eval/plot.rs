@@ -10,7 +10,10 @@ pub fn escape(s: &str) -> String {
         .replace('\'', "&#39;")
 }
 
-const COLORS: &[&str] = &["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#17becf", "#bcbd22"];
+const COLORS: &[&str] = &[
+    "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+    "#17becf", "#bcbd22",
+];
 const W: f64 = 520.0;
 const H: f64 = 420.0;
 const L: f64 = 60.0;
@@ -38,8 +41,14 @@ fn frame(title: &str, xlabel: &str, ylabel: &str) -> String {
 }
 
 fn polyline(points: &[(f64, f64)], color: &str) -> String {
-    let pts: Vec<String> = points.iter().map(|(x, y)| format!("{:.1},{:.1}", L + x * PW, T + (1.0 - y) * PH)).collect();
-    format!("<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"1.5\" points=\"{}\"/>\n", pts.join(" "))
+    let pts: Vec<String> = points
+        .iter()
+        .map(|(x, y)| format!("{:.1},{:.1}", L + x * PW, T + (1.0 - y) * PH))
+        .collect();
+    format!(
+        "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"1.5\" points=\"{}\"/>\n",
+        pts.join(" ")
+    )
 }
 
 fn legend(i: usize, label: &str, color: &str) -> String {
@@ -63,8 +72,16 @@ pub fn roc_svg(title: &str, curves: &[(String, Vec<(f64, f64)>)]) -> String {
         L + PW
     ));
     for v in [0.0, 0.5, 1.0] {
-        s.push_str(&format!("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{v}</text>\n", L + v * PW, T + PH + 14.0));
-        s.push_str(&format!("<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{v}</text>\n", L - 4.0, T + (1.0 - v) * PH + 4.0));
+        s.push_str(&format!(
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{v}</text>\n",
+            L + v * PW,
+            T + PH + 14.0
+        ));
+        s.push_str(&format!(
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{v}</text>\n",
+            L - 4.0,
+            T + (1.0 - v) * PH + 4.0
+        ));
     }
     for (i, (label, pts)) in curves.iter().enumerate() {
         let c = COLORS[i % COLORS.len()];
@@ -86,10 +103,22 @@ pub fn p_by_n_svg(title: &str, points: &[(usize, f64)]) -> String {
         s.push_str(&format!("<line x1=\"{L}\" y1=\"{yy}\" x2=\"{}\" y2=\"{yy}\" stroke=\"#bbb\" stroke-dasharray=\"4 3\"/><text x=\"{}\" y=\"{}\">p = {name}</text>\n", L + PW, L + PW + 5.0, yy + 4.0));
     }
     for (e, lbl) in [(0.0, "1"), (0.5, "1e-5"), (1.0, "1e-10")] {
-        s.push_str(&format!("<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{lbl}</text>\n", L - 4.0, T + (1.0 - e) * PH + 4.0));
+        s.push_str(&format!(
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{lbl}</text>\n",
+            L - 4.0,
+            T + (1.0 - e) * PH + 4.0
+        ));
     }
-    s.push_str(&format!("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n", L + PW, T + PH + 14.0, max_n));
-    let pts: Vec<(f64, f64)> = points.iter().map(|&(n, p)| (n as f64 / max_n, y(p))).collect();
+    s.push_str(&format!(
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n",
+        L + PW,
+        T + PH + 14.0,
+        max_n
+    ));
+    let pts: Vec<(f64, f64)> = points
+        .iter()
+        .map(|&(n, p)| (n as f64 / max_n, y(p)))
+        .collect();
     s.push_str(&polyline(&pts, COLORS[0]));
     s.push_str("</svg>\n");
     s
@@ -101,7 +130,10 @@ mod tests {
 
     #[test]
     fn labels_are_escaped() {
-        let svg = roc_svg("a <b> & \"c\"", &[("<script>".into(), vec![(0.0, 0.0), (1.0, 1.0)])]);
+        let svg = roc_svg(
+            "a <b> & \"c\"",
+            &[("<script>".into(), vec![(0.0, 0.0), (1.0, 1.0)])],
+        );
         assert!(!svg.contains("<script>") && svg.contains("&lt;script&gt;"));
         assert!(svg.contains("a &lt;b&gt; &amp; &quot;c&quot;"));
     }

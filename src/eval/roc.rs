@@ -104,8 +104,12 @@ pub fn bootstrap_auroc(pos: &[f64], neg: &[f64], n_boot: usize, seed: u64) -> Op
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut stats: Vec<f64> = (0..n_boot)
         .map(|_| {
-            let p: Vec<f64> = (0..pos.len()).map(|_| *pos.choose(&mut rng).expect("non-empty")).collect();
-            let n: Vec<f64> = (0..neg.len()).map(|_| *neg.choose(&mut rng).expect("non-empty")).collect();
+            let p: Vec<f64> = (0..pos.len())
+                .map(|_| *pos.choose(&mut rng).expect("non-empty"))
+                .collect();
+            let n: Vec<f64> = (0..neg.len())
+                .map(|_| *neg.choose(&mut rng).expect("non-empty"))
+                .collect();
             auroc(&p, &n).expect("non-empty")
         })
         .collect();
@@ -123,7 +127,13 @@ mod tests {
         let mut s = 0.0;
         for p in pos {
             for n in neg {
-                s += if p > n { 1.0 } else if p == n { 0.5 } else { 0.0 };
+                s += if p > n {
+                    1.0
+                } else if p == n {
+                    0.5
+                } else {
+                    0.0
+                };
             }
         }
         s / (pos.len() * neg.len()) as f64

@@ -54,7 +54,26 @@ pub(super) fn parse(path: &Path, bytes: &[u8], opts: &ReadOptions) -> Result<Vec
                 )))
             }
         };
-        out.push(Passage { id, text, source });
+        let label = match &opts.label_field {
+            None => None,
+            Some(f) => match obj.get(f) {
+                Some(Value::Bool(b)) => Some(*b),
+                Some(Value::Number(n)) if n.as_i64() == Some(1) => Some(true),
+                Some(Value::Number(n)) if n.as_i64() == Some(0) => Some(false),
+                Some(_) => {
+                    return Err(err(format!(
+                        "label field \"{f}\" must be true/false or 1/0"
+                    )))
+                }
+                None => return Err(err(format!("no \"{f}\" label field"))),
+            },
+        };
+        out.push(Passage {
+            id,
+            text,
+            source,
+            label,
+        });
     }
     Ok(out)
 }
@@ -95,6 +114,26 @@ mod tests {
         assert!(e.to_string().contains("not a string"), "{e}");
         let e = parse(Path::new("f.jsonl"), b"[1,2]\n", &opts()).unwrap_err();
         assert!(e.to_string().contains("expected a JSON object"), "{e}");
+    }
+
+    #[test]
+    fn labels_are_read_and_checked() {
+        let o = ReadOptions {
+            label_field: Some("member".into()),
+            ..opts()
+        };
+        let src = b"{\"text\": \"a\", \"member\": true}\n{\"text\": \"b\", \"member\": 0}\n";
+        let ps = parse(Path::new("f.jsonl"), src, &o).unwrap();
+        assert_eq!((ps[0].label, ps[1].label), (Some(true), Some(false)));
+        let e = parse(
+            Path::new("f.jsonl"),
+            b"{\"text\": \"a\", \"member\": \"yes\"}\n",
+            &o,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("f.jsonl:1: label field"), "{e}");
+        let e = parse(Path::new("f.jsonl"), b"{\"text\": \"a\"}\n", &o).unwrap_err();
+        assert!(e.to_string().contains("no \"member\" label"), "{e}");
     }
 
     #[test]

@@ -19,6 +19,8 @@ pub struct Passage {
     pub text: String,
     /// Where it came from, `FILE` or `FILE:LINE`, for error messages and reports.
     pub source: String,
+    /// Membership label, when the input carries one (`--label-field`).
+    pub label: Option<bool>,
 }
 
 /// How to read an input.
@@ -41,6 +43,9 @@ pub struct ReadOptions {
     pub text_field: String,
     /// JSONL field holding the id (default `id`).
     pub id_field: String,
+    /// JSONL field holding a membership label (`true`/`false` or `1`/`0`), required on
+    /// every line when set.
+    pub label_field: Option<String>,
 }
 
 impl Default for ReadOptions {
@@ -49,6 +54,7 @@ impl Default for ReadOptions {
             format: Format::Auto,
             text_field: "text".into(),
             id_field: "id".into(),
+            label_field: None,
         }
     }
 }

@@ -15,5 +15,6 @@ pub(super) fn parse(path: &Path, bytes: Vec<u8>) -> Result<Passage> {
         id: name.clone(),
         text,
         source: name,
+        label: None,
     })
 }

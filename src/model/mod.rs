@@ -76,7 +76,7 @@ pub struct ArchInfo {
 }
 
 /// What identifies the model in every output line.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct ModelIdentity {
     /// File name (GGUF) or folder name (checkpoint) of the model.
     pub name: String,
@@ -87,7 +87,7 @@ pub struct ModelIdentity {
     pub compute: String,
     pub device: String,
     /// Hub models: the commit the revision resolved to.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<String>,
 }
 

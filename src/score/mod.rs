@@ -114,6 +114,14 @@ pub struct PassageScores {
 }
 
 impl PassageScores {
+    /// The value of a score by name (`None` if absent or not computable).
+    pub fn get(&self, name: &str) -> Option<f64> {
+        self.scores
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, v)| *v)
+    }
+
     /// Adds the reference-model scores (Carlini et al. 2021), given the reference's
     /// statistics on the same text:
     /// - `ref_bpb = bits_per_byte(reference) − bits_per_byte(target)`, valid across

@@ -1,0 +1,228 @@
+//! Calibration on known non-members: each score's non-member distribution, stored with the
+//! settings that produced it, turns a raw score into an empirical p-value and a decision at
+//! a chosen false-positive rate.
+//!
+//! p-value of a score `x`: `(1 + #{non-members scoring >= x}) / (1 + n)`. Flagging when
+//! `p <= fpr` keeps the false-positive rate at most `fpr` for passages exchangeable with the
+//! calibration non-members (the conformal guarantee); it says nothing about passages from
+//! another distribution.
+
+use crate::error::{Error, Result};
+use crate::model::ModelIdentity;
+use crate::scorer::{PassageResult, ScoreOptions};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Format version of calibration files.
+pub const VERSION: u32 = 1;
+
+/// The settings a calibration is only valid for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Settings {
+    pub model: ModelIdentity,
+    pub reference: Option<ModelIdentity>,
+    pub ks: Vec<f64>,
+    pub lowercase: bool,
+    pub max_context: Option<usize>,
+}
+
+impl Settings {
+    pub fn new(
+        model: &ModelIdentity,
+        reference: Option<&ModelIdentity>,
+        opts: &ScoreOptions,
+    ) -> Self {
+        Settings {
+            model: model.clone(),
+            reference: reference.cloned(),
+            ks: opts.ks.clone(),
+            lowercase: opts.lowercase,
+            max_context: opts.max_context,
+        }
+    }
+}
+
+/// A stored calibration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    pub version: u32,
+    pub settings: Settings,
+    /// Non-member passages used.
+    pub n: usize,
+    /// Each score's non-member values, sorted ascending.
+    pub scores: BTreeMap<String, Vec<f64>>,
+}
+
+impl Calibration {
+    /// Builds a calibration from the results of scoring known non-members.
+    pub fn from_results(settings: Settings, results: &[PassageResult]) -> Calibration {
+        let mut scores: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        for r in results {
+            for (name, v) in &r.scores.scores {
+                if let Some(v) = v {
+                    scores.entry(name.clone()).or_default().push(*v);
+                }
+            }
+        }
+        scores.values_mut().for_each(|v| v.sort_by(f64::total_cmp));
+        Calibration {
+            version: VERSION,
+            settings,
+            n: results.len(),
+            scores,
+        }
+    }
+
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let text = serde_json::to_string_pretty(self).expect("calibration serialises");
+        std::fs::write(path, text).map_err(|source| Error::OutputIo {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    pub fn load(path: &Path) -> Result<Calibration> {
+        let bad = |message: String| Error::InvalidInput {
+            path: path.to_path_buf(),
+            line: None,
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| Error::InputIo {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let c: Calibration =
+            serde_json::from_str(&text).map_err(|e| bad(format!("not a calibration file: {e}")))?;
+        if c.version != VERSION {
+            return Err(bad(format!(
+                "calibration version {} (expected {VERSION})",
+                c.version
+            )));
+        }
+        Ok(c)
+    }
+
+    /// Refuses to apply a calibration made with another model, reference or settings.
+    pub fn check(&self, current: &Settings) -> Result<()> {
+        let s = &self.settings;
+        let what = if s.model != current.model {
+            Some(format!(
+                "model {} ({}) vs {} ({})",
+                s.model.name, s.model.sha256, current.model.name, current.model.sha256
+            ))
+        } else if s.reference != current.reference {
+            let show = |r: &Option<ModelIdentity>| {
+                r.as_ref()
+                    .map_or("none".to_string(), |r| format!("{} ({})", r.name, r.sha256))
+            };
+            Some(format!(
+                "reference {} vs {}",
+                show(&s.reference),
+                show(&current.reference)
+            ))
+        } else if s.ks != current.ks
+            || s.lowercase != current.lowercase
+            || s.max_context != current.max_context
+        {
+            Some(format!(
+                "settings k={:?} lowercase={} max_context={:?} vs k={:?} lowercase={} max_context={:?}",
+                s.ks, s.lowercase, s.max_context, current.ks, current.lowercase, current.max_context
+            ))
+        } else {
+            None
+        };
+        match what {
+            Some(w) => Err(Error::Usage(format!(
+                "the calibration was made with another {w}: recalibrate with these settings"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Empirical p-value of `x` for `score`: `(1 + #{non-members >= x}) / (1 + n)`.
+    pub fn p_value(&self, score: &str, x: f64) -> Option<f64> {
+        let v = self.scores.get(score)?;
+        let below = v.partition_point(|&y| y < x);
+        Some((1 + v.len() - below) as f64 / (1 + v.len()) as f64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity(sha: &str) -> ModelIdentity {
+        ModelIdentity {
+            name: "m.gguf".into(),
+            sha256: sha.into(),
+            compute: "f32".into(),
+            device: "cpu".into(),
+            revision: None,
+        }
+    }
+
+    fn calib(values: Vec<f64>) -> Calibration {
+        let mut scores = BTreeMap::new();
+        let mut v = values;
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        scores.insert("s".to_string(), v);
+        Calibration {
+            version: VERSION,
+            settings: Settings::new(&identity("aa"), None, &ScoreOptions::default()),
+            n,
+            scores,
+        }
+    }
+
+    #[test]
+    fn p_values_by_hand() {
+        let c = calib(vec![1.0, 2.0, 3.0, 4.0]);
+        // x above all: (1 + 0) / 5
+        assert_eq!(c.p_value("s", 10.0), Some(0.2));
+        // x = 3: non-members >= 3 are {3, 4}: (1 + 2) / 5
+        assert_eq!(c.p_value("s", 3.0), Some(0.6));
+        assert_eq!(c.p_value("s", 0.0), Some(1.0));
+        assert_eq!(c.p_value("other", 1.0), None);
+    }
+
+    #[test]
+    fn refuses_other_models_and_settings() {
+        let c = calib(vec![1.0]);
+        let same = Settings::new(&identity("aa"), None, &ScoreOptions::default());
+        assert!(c.check(&same).is_ok());
+        let other = Settings::new(&identity("bb"), None, &ScoreOptions::default());
+        let e = c.check(&other).unwrap_err().to_string();
+        assert!(e.contains("another model"), "{e}");
+        let opts = ScoreOptions {
+            ks: vec![0.1],
+            ..Default::default()
+        };
+        let e = c
+            .check(&Settings::new(&identity("aa"), None, &opts))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("settings"), "{e}");
+        let e = c
+            .check(&Settings::new(
+                &identity("aa"),
+                Some(&identity("cc")),
+                &ScoreOptions::default(),
+            ))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("reference"), "{e}");
+    }
+
+    #[test]
+    fn roundtrips_through_a_file() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("c.json");
+        let c = calib(vec![3.0, 1.0]);
+        c.save(&p).unwrap();
+        assert_eq!(Calibration::load(&p).unwrap(), c);
+        std::fs::write(&p, "{}").unwrap();
+        assert!(Calibration::load(&p).is_err());
+    }
+}

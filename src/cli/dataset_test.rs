@@ -1,0 +1,89 @@
+//! `miascan dataset-test`: is a suspect collection, as a whole, scored higher than a
+//! validation collection known not to be in the training data? (Maini et al. 2024)
+
+use super::common::{InputArgs, ScoringArgs};
+use miascan::eval::dataset::{dataset_test, score_matrix};
+use miascan::eval::plot;
+use std::path::PathBuf;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub scoring: ScoringArgs,
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// The suspect passages (files or directories).
+    #[arg(long, required = true, num_args = 1..)]
+    pub suspect: Vec<PathBuf>,
+    /// Passages from the same distribution known not to be in the training data.
+    #[arg(long, required = true, num_args = 1..)]
+    pub validation: Vec<PathBuf>,
+    /// Seed of the split into learning and testing halves.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Write the result as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write the p-value against the number of passages as SVG here.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let suspect = args.input.read(&args.suspect, None)?;
+    let validation = args.input.read(&args.validation, None)?;
+    let models = args.scoring.load()?;
+    let opts = args.scoring.options(false);
+    let s = models.score_collect(&suspect, opts.clone())?;
+    let v = models.score_collect(&validation, opts)?;
+    let m = score_matrix(&s, &v);
+    let Some(r) = dataset_test(&m.names, &m.a, &m.b, args.seed) else {
+        anyhow::bail!(miascan::Error::Usage(
+            "too few scorable passages: each set needs at least 4".into()
+        ));
+    };
+    println!(
+        "dataset test: suspect {} vs validation {} passages ({} without scores left out)",
+        sx.len(),
+        vx.len(),
+        dropped
+    );
+    println!(
+        "learned on {} + {}, tested on {} + {}: t = {:.3}, df = {:.1}, one-sided p = {:.3e}",
+        r.n_train.0, r.n_train.1, r.n_test.0, r.n_test.1, r.t, r.df, r.p_value
+    );
+    println!("{:>10}  {:>10}", "n per set", "p-value");
+    for (n, p) in &r.p_by_n {
+        println!("{n:>10}  {p:>10.3e}");
+    }
+    println!(
+        "{}",
+        if r.p_value < 0.01 {
+            "the suspect set scores significantly higher than the validation set (p < 0.01)"
+        } else {
+            "no significant evidence at p < 0.01"
+        }
+    );
+    if let Some(path) = &args.json {
+        let mut j = serde_json::to_value(&r)?;
+        j["model"] = serde_json::to_value(&models.target.identity)?;
+        j["seed"] = serde_json::json!(args.seed);
+        std::fs::write(path, serde_json::to_string_pretty(&j)?).map_err(|source| {
+            miascan::Error::OutputIo {
+                path: path.clone(),
+                source,
+            }
+        })?;
+    }
+    if let Some(path) = &args.plot {
+        std::fs::write(
+            path,
+            plot::p_by_n_svg("dataset test: p-value against n", &r.p_by_n),
+        )
+        .map_err(|source| miascan::Error::OutputIo {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    Ok(())
+}

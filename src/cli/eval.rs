@@ -1,0 +1,132 @@
+//! `miascan eval`: how well each score separates known members from known non-members.
+
+use super::common::{InputArgs, ScoringArgs};
+use miascan::eval::{evaluate, plot};
+use miascan::input::Passage;
+use miascan::report;
+use std::io::Write;
+use std::path::PathBuf;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub scoring: ScoringArgs,
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Known members (files or directories, read like `score` inputs).
+    #[arg(long, num_args = 1..)]
+    pub members: Vec<PathBuf>,
+    /// Known non-members.
+    #[arg(long, num_args = 1..)]
+    pub nonmembers: Vec<PathBuf>,
+    /// Labelled JSONL inputs (with --label-field) instead of --members/--nonmembers.
+    pub inputs: Vec<PathBuf>,
+    /// JSONL field with the label (true/1 = member) of each line of INPUTS.
+    #[arg(long)]
+    pub label_field: Option<String>,
+    /// Write the evaluation as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write ROC curves as SVG here.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    /// Write every passage's scores (JSONL, with its label) here.
+    #[arg(long)]
+    pub scores_out: Option<PathBuf>,
+    /// Seed of the bootstrap and of the blind baseline's folds.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Bootstrap resamples for the AUROC intervals.
+    #[arg(long, default_value_t = 1000)]
+    pub bootstrap: usize,
+}
+
+/// Reads labelled passages from --members/--nonmembers or from labelled inputs.
+pub fn labelled(
+    input: &InputArgs,
+    members: &[PathBuf],
+    nonmembers: &[PathBuf],
+    inputs: &[PathBuf],
+    label_field: &Option<String>,
+) -> anyhow::Result<Vec<Passage>> {
+    let usage = |m: &str| anyhow::Error::new(miascan::Error::Usage(m.into()));
+    match (
+        members.is_empty() && nonmembers.is_empty(),
+        inputs.is_empty(),
+    ) {
+        (false, true) => {
+            if members.is_empty() || nonmembers.is_empty() {
+                return Err(usage("give both --members and --nonmembers"));
+            }
+            let mut m = input.read(members, None)?;
+            m.iter_mut().for_each(|p| p.label = Some(true));
+            let mut n = input.read(nonmembers, None)?;
+            n.iter_mut().for_each(|p| p.label = Some(false));
+            m.extend(n);
+            Ok(m)
+        }
+        (true, false) => match label_field {
+            Some(f) => Ok(input.read(inputs, Some(f.clone()))?),
+            None => Err(usage("labelled inputs need --label-field")),
+        },
+        _ => Err(usage(
+            "give --members A --nonmembers B, or INPUTS with --label-field",
+        )),
+    }
+}
+
+fn write(path: &PathBuf, text: &str) -> anyhow::Result<()> {
+    std::fs::write(path, text).map_err(|source| miascan::Error::OutputIo {
+        path: path.clone(),
+        source,
+    })?;
+    Ok(())
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let passages = labelled(
+        &args.input,
+        &args.members,
+        &args.nonmembers,
+        &args.inputs,
+        &args.label_field,
+    )?;
+    let labels: Vec<bool> = passages.iter().map(|p| p.label.unwrap_or(false)).collect();
+    let models = args.scoring.load()?;
+    let results = models.score_collect(&passages, args.scoring.options(false))?;
+    if let Some(path) = &args.scores_out {
+        let mut s = String::new();
+        let ref_id = models.reference.as_ref().map(|r| &r.identity);
+        for (r, &l) in results.iter().zip(&labels) {
+            let mut v = report::record(r, &models.target.identity, ref_id);
+            v["member"] = serde_json::Value::Bool(l);
+            s.push_str(&serde_json::to_string(&v)?);
+            s.push('\n');
+        }
+        write(path, &s)?;
+    }
+    let texts: Vec<&str> = passages.iter().map(|p| p.text.as_str()).collect();
+    let rep = evaluate(&results, &labels, &texts, args.seed, args.bootstrap);
+    print!("{}", rep.table());
+    std::io::stdout().flush()?;
+    if let Some(path) = &args.json {
+        let mut v = serde_json::to_value(&rep)?;
+        v["model"] = serde_json::to_value(&models.target.identity)?;
+        if let Some(r) = &models.reference {
+            v["reference"] = serde_json::to_value(&r.identity)?;
+        }
+        write(path, &serde_json::to_string_pretty(&v)?)?;
+    }
+    if let Some(path) = &args.plot {
+        let curves: Vec<(String, Vec<(f64, f64)>)> = rep
+            .scores
+            .iter()
+            .map(|e| (format!("{} ({:.3})", e.score, e.auroc), e.roc.clone()))
+            .collect();
+        write(
+            path,
+            &plot::roc_svg(&format!("ROC: {}", models.target.identity.name), &curves),
+        )?;
+    }
+    Ok(())
+}
