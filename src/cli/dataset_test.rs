@@ -44,9 +44,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     println!(
         "dataset test: suspect {} vs validation {} passages ({} without scores left out)",
-        sx.len(),
-        vx.len(),
-        dropped
+        m.a.len(),
+        m.b.len(),
+        m.left_out
     );
     println!(
         "learned on {} + {}, tested on {} + {}: t = {:.3}, df = {:.1}, one-sided p = {:.3e}",
