@@ -6,6 +6,11 @@
 //! that separates suspect from validation; on the second halves the combination's values
 //! are compared with a one-sided Welch t-test (H1: suspect mean > validation mean). Learning
 //! and testing on disjoint halves keeps the p-value honest.
+//!
+//! One random split makes the answer depend on luck, so the test is repeated on
+//! [`SPLITS`] seeded splits and their p-values are aggregated as `min(1, 2 · median)`
+//! (Meinshausen, Meier & Bühlmann 2009, quantile aggregation with γ = 1/2), which stays a
+//! valid p-value whatever the dependence between the splits — and is conservative.
 
 use super::logistic::{Features, Logistic, Settings};
 use rand::seq::SliceRandom;
@@ -40,11 +45,17 @@ pub fn welch_greater(a: &[f64], b: &[f64]) -> Option<(f64, f64, f64)> {
     Some((t, df, 1.0 - dist.cdf(t)))
 }
 
+/// Random learning/testing splits aggregated.
+pub const SPLITS: usize = 11;
+
 /// The result of a dataset test.
 #[derive(Debug, Clone, Serialize)]
 pub struct DatasetTest {
-    /// One-sided p-value that the suspect set scores higher.
+    /// One-sided p-value that the suspect set scores higher (aggregated over the splits).
     pub p_value: f64,
+    /// The p-value of each split.
+    pub split_p_values: Vec<f64>,
+    /// t statistic, degrees of freedom and weights are those of the median split.
     pub t: f64,
     pub df: f64,
     /// Passages per set used to learn the combination.
@@ -53,8 +64,57 @@ pub struct DatasetTest {
     pub n_test: (usize, usize),
     /// The learned weight of each (standardised) score.
     pub weights: Vec<(String, f64)>,
-    /// p-value when only the first `n` test passages of each set are used.
+    /// Aggregated p-value when only the first `n` test passages of each set are used.
     pub p_by_n: Vec<(usize, f64)>,
+}
+
+/// `min(1, 2 · median)` of p-values.
+fn aggregate(mut p: Vec<f64>) -> f64 {
+    p.sort_by(f64::total_cmp);
+    let m = p.len();
+    let median = if m % 2 == 1 {
+        p[m / 2]
+    } else {
+        (p[m / 2 - 1] + p[m / 2]) / 2.0
+    };
+    (2.0 * median).min(1.0)
+}
+
+/// Runs the test on per-passage score vectors (same score order in both sets; rows with a
+/// missing score must be removed beforehand), over [`SPLITS`] splits seeded from `seed`.
+pub fn dataset_test(
+    names: &[String],
+    suspect: &[Vec<f64>],
+    validation: &[Vec<f64>],
+    seed: u64,
+) -> Option<DatasetTest> {
+    let runs: Vec<DatasetTest> = (0..SPLITS as u64)
+        .map(|i| {
+            one_split(
+                names,
+                suspect,
+                validation,
+                seed.wrapping_mul(1000).wrapping_add(i),
+            )
+        })
+        .collect::<Option<_>>()?;
+    let split_p_values: Vec<f64> = runs.iter().map(|r| r.p_value).collect();
+    let p_value = aggregate(split_p_values.clone());
+    let p_by_n = runs[0]
+        .p_by_n
+        .iter()
+        .enumerate()
+        .map(|(j, &(n, _))| (n, aggregate(runs.iter().map(|r| r.p_by_n[j].1).collect())))
+        .collect();
+    let mut order: Vec<usize> = (0..runs.len()).collect();
+    order.sort_by(|&a, &b| split_p_values[a].total_cmp(&split_p_values[b]));
+    let median = runs[order[runs.len() / 2]].clone();
+    Some(DatasetTest {
+        p_value,
+        split_p_values,
+        p_by_n,
+        ..median
+    })
 }
 
 /// Per-passage score vectors of two sets.
@@ -100,9 +160,8 @@ pub fn score_matrix(
     }
 }
 
-/// Runs the test on per-passage score vectors (same score order in both sets; rows with a
-/// missing score must be removed beforehand).
-pub fn dataset_test(
+/// One learning/testing split.
+fn one_split(
     names: &[String],
     suspect: &[Vec<f64>],
     validation: &[Vec<f64>],
@@ -167,6 +226,7 @@ pub fn dataset_test(
     ));
     Some(DatasetTest {
         p_value,
+        split_p_values: vec![p_value],
         t,
         df,
         n_train: (s_train.len(), v_train.len()),
@@ -183,6 +243,12 @@ pub fn dataset_test(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn aggregation_is_twice_the_median() {
+        assert_eq!(aggregate(vec![0.01, 0.2, 0.03]), 0.06);
+        assert_eq!(aggregate(vec![0.9, 0.7]), 1.0);
+    }
 
     #[test]
     fn welch_matches_a_hand_computation() {

@@ -126,8 +126,11 @@ impl PassageScores {
     /// statistics on the same text:
     /// - `ref_bpb = bits_per_byte(reference) − bits_per_byte(target)`, valid across
     ///   tokenizers (always added);
-    /// - when both models tokenised the text identically (`aligned`): `ref = loss(reference)
-    ///   − loss(target)` and `ref_mink_k`, Min-K% over `logp_target_i − logp_reference_i`.
+    /// - when both models tokenised the text identically (`aligned`), with per-token
+    ///   log-likelihood ratios `d_i = logp_target_i − logp_reference_i`:
+    ///   `ref = loss(reference) − loss(target)` (the mean of `d_i`), `ref_mink_k` (Min-K% over
+    ///   `d_i`) and `ref_llr = Σ d_i / sqrt(N)`, the summed likelihood ratio scaled like a
+    ///   z-statistic, so that longer passages weigh their larger evidence.
     ///
     /// A member is easier for the target than for the reference: higher = member.
     pub fn add_reference(
@@ -150,6 +153,9 @@ impl PassageScores {
             for &k in ks {
                 self.scores.push((format!("ref_mink_{k}"), mink(&diff, k)));
             }
+            let llr =
+                (!diff.is_empty()).then(|| diff.iter().sum::<f64>() / (diff.len() as f64).sqrt());
+            self.scores.push(("ref_llr".into(), llr));
         }
         let bpb = match (
             bits_per_byte(&lr, text.len()),
@@ -303,6 +309,8 @@ mod tests {
         assert!((get("ref") - 1.25).abs() < 1e-12);
         // diffs [2.0, 0.5]; k = 0.5 → the smallest
         assert!((get("ref_mink_0.5") - 0.5).abs() < 1e-12);
+        // (2.0 + 0.5) / sqrt(2)
+        assert!((get("ref_llr") - 2.5 / 2f64.sqrt()).abs() < 1e-12);
         // 2.5 nats more over 2 bytes
         assert!((get("ref_bpb") - 2.5 / std::f64::consts::LN_2 / 2.0).abs() < 1e-12);
         // unaligned tokenisations: only ref_bpb

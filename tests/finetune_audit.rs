@@ -1,0 +1,122 @@
+//! The fine-tune audit (../shared/finetune): SmolLM2 fine-tuned on 200 known members, 200
+//! non-members from the same pool, the base model as reference. One scoring pass serves the
+//! evaluation floor, calibration, and the dataset test with its false-positive rate.
+
+mod common;
+
+use miascan::calibrate::{Calibration, Settings};
+use miascan::eval::dataset::{dataset_test, score_matrix};
+use miascan::eval::{evaluate, split_by_label};
+use miascan::input::{read_inputs, ReadOptions};
+use miascan::model::Model;
+use miascan::scorer::{PassageResult, ScoreOptions, Scorer};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+
+fn score(target: &Model, reference: &Model, file: &str, opts: &ScoreOptions) -> Vec<PassageResult> {
+    let passages = read_inputs(
+        &[common::shared().join("finetune").join(file)],
+        &ReadOptions::default(),
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    Scorer::new(target, opts.clone())
+        .with_reference(reference)
+        .score_all(&passages, |r| {
+            out.push(r);
+            Ok(())
+        })
+        .unwrap();
+    out
+}
+
+#[test]
+fn finetune_audit() {
+    let cpu = candle_core::Device::Cpu;
+    let target = Model::load(&common::shared().join("finetune/finetuned.gguf"), &cpu).unwrap();
+    let reference = Model::load(&common::model(common::SMOLLM2), &cpu).unwrap();
+    let opts = ScoreOptions {
+        lowercase: false,
+        ..Default::default()
+    };
+    let members = score(&target, &reference, "members.jsonl", &opts);
+    let nonmembers = score(&target, &reference, "nonmembers.jsonl", &opts);
+    assert_eq!((members.len(), nonmembers.len()), (200, 200));
+
+    // evaluation: the reference attack matches the peer (AUROC 0.945, TPR 0.41 at 1% FPR)
+    let all: Vec<PassageResult> = members.iter().chain(&nonmembers).cloned().collect();
+    let labels: Vec<bool> = (0..400).map(|i| i < 200).collect();
+    let texts: Vec<String> = Vec::new();
+    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let rep = evaluate(&all, &labels, &texts, 0, 200);
+    let get = |n: &str| rep.scores.iter().find(|s| s.score == n).unwrap();
+    let r = get("ref");
+    eprintln!(
+        "ref AUROC {:.3} {:?}, TPR@1% {:.3}",
+        r.auroc, r.auroc_ci, r.at_fpr[1].tpr
+    );
+    assert!(r.auroc >= 0.93, "ref AUROC {}", r.auroc);
+    let best_tpr = ["ref", "ref_bpb", "ref_mink_0.2", "ref_llr"]
+        .iter()
+        .map(|n| get(n).at_fpr[1].tpr)
+        .fold(0.0, f64::max);
+    assert!(best_tpr >= 0.41, "best reference TPR@1% {best_tpr}");
+    let c = get("combined_cv");
+    eprintln!(
+        "combined_cv AUROC {:.3}, TPR@1% {:.3}; ref_llr AUROC {:.3}, TPR@1% {:.3}",
+        c.auroc,
+        c.at_fpr[1].tpr,
+        get("ref_llr").auroc,
+        get("ref_llr").at_fpr[1].tpr
+    );
+    assert!(c.auroc >= 0.95, "combined_cv AUROC {}", c.auroc);
+    // the target alone is weak, as the peer found (0.706)
+    assert!(get("neg_loss").auroc < 0.8);
+
+    // calibration on half of the non-members; the other half is flagged at about the FPR
+    let settings = Settings::new(&target.identity, Some(&reference.identity), &opts);
+    let calib = Calibration::from_results(settings, &nonmembers[..100]);
+    let flagged = |set: &[PassageResult]| {
+        set.iter()
+            .filter(|r| {
+                r.scores
+                    .get("ref")
+                    .and_then(|x| calib.p_value("ref", x))
+                    .is_some_and(|p| p <= 0.05)
+            })
+            .count() as f64
+            / set.len() as f64
+    };
+    let (fp, tp) = (flagged(&nonmembers[100..]), flagged(&members));
+    eprintln!("calibrated at 5% FPR: held-out non-members flagged {fp:.3}, members {tp:.3}");
+    assert!(fp <= 0.12, "held-out non-members flagged {fp}");
+    assert!(tp >= 0.5, "members flagged {tp}");
+    let (pos, _) = split_by_label(&all, &labels, "ref");
+    assert_eq!(pos.len(), 200);
+
+    // dataset test: members vs non-members is significant
+    let m = score_matrix(&members, &nonmembers);
+    let d = dataset_test(&m.names, &m.a, &m.b, 0).unwrap();
+    eprintln!("dataset test members vs non-members: p = {:.2e}", d.p_value);
+    assert!(d.p_value < 0.01, "p = {}", d.p_value);
+
+    // ... and two random disjoint halves of the non-members are not, in >= 95 of 100 splits
+    let rows = score_matrix(&nonmembers, &[]).a;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(42);
+    let mut significant = 0;
+    for seed in 0..100 {
+        let mut idx: Vec<usize> = (0..rows.len()).collect();
+        idx.shuffle(&mut rng);
+        let (a, b) = idx.split_at(rows.len() / 2);
+        let pick = |ix: &[usize]| ix.iter().map(|&i| rows[i].clone()).collect::<Vec<_>>();
+        let r = dataset_test(&m.names, &pick(a), &pick(b), seed).unwrap();
+        if r.p_value <= 0.05 {
+            significant += 1;
+        }
+    }
+    eprintln!("non-member halves significant at 0.05 in {significant} of 100 splits");
+    assert!(
+        significant <= 5,
+        "{significant} false positives in 100 splits"
+    );
+}
