@@ -96,3 +96,85 @@ fn eval_needs_labels() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--label-field"));
 }
+
+/// Writes the tiny passages with the given membership to a JSONL file.
+fn tiny_subset(dir: &std::path::Path, member: bool) -> std::path::PathBuf {
+    let text =
+        std::fs::read_to_string(common::shared().join("golden/tiny/passages.jsonl")).unwrap();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["member"] == member)
+        .collect();
+    let p = dir.join(format!("member_{member}.jsonl"));
+    std::fs::write(&p, lines.join("\n")).unwrap();
+    p
+}
+
+#[test]
+fn calibrated_scores_carry_p_values_and_decisions() {
+    let d = tempfile::tempdir().unwrap();
+    let model = common::shared().join("golden/tiny/llama");
+    let m = model.to_str().unwrap();
+    let (members, nonmembers) = (tiny_subset(d.path(), true), tiny_subset(d.path(), false));
+    let calib = d.path().join("calib.json");
+    let o = miascan(&[
+        "calibrate",
+        "-m",
+        m,
+        "--nonmembers",
+        nonmembers.to_str().unwrap(),
+        "-o",
+        calib.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = miascan(&[
+        "score",
+        "-m",
+        m,
+        members.to_str().unwrap(),
+        "--calibration",
+        calib.to_str().unwrap(),
+        "--fpr",
+        "0.05",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 60);
+    let flagged = rows.iter().filter(|r| r["flagged"] == true).count();
+    for r in &rows {
+        assert_eq!(r["decided_by"], "minkpp_0.2");
+        let p = r["p_values"]["minkpp_0.2"].as_f64().unwrap();
+        assert!(p > 0.0 && p <= 1.0);
+        assert_eq!(r["flagged"], p <= 0.05);
+    }
+    // members of a model trained on them: most are flagged against its non-members
+    assert!(flagged >= 20, "flagged {flagged} of 60");
+    // the same calibration with other settings is refused
+    let o = miascan(&[
+        "score",
+        "-m",
+        m,
+        "--k",
+        "0.1",
+        members.to_str().unwrap(),
+        "--calibration",
+        calib.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("does not match this run (settings"));
+    // ... and so is another model
+    let other = common::shared().join("golden/tiny/gpt2");
+    let o = miascan(&[
+        "score",
+        "-m",
+        other.to_str().unwrap(),
+        members.to_str().unwrap(),
+        "--calibration",
+        calib.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("does not match this run (model"));
+}

@@ -8,8 +8,13 @@ use miascan::model::Model;
 use miascan::scorer::{ScoreOptions, Scorer};
 
 fn check(arch: &str) {
+    check_dtype(arch, candle_core::DType::F32, 1e-4);
+}
+
+/// Parity in `dtype`: exact ids, |logp diff| <= `tol`.
+fn check_dtype(arch: &str, dtype: candle_core::DType, tol: f64) {
     let dir = common::shared().join("golden/tiny").join(arch);
-    let model = Model::load(&dir, &candle_core::Device::Cpu).unwrap();
+    let model = Model::load_as(&dir, &candle_core::Device::Cpu, dtype).unwrap();
     let passages = read_inputs(
         &[common::shared().join("golden/tiny/passages.jsonl")],
         &ReadOptions::default(),
@@ -39,19 +44,27 @@ fn check(arch: &str) {
                 let diff = (s.logp - g.logprobs[j]).abs();
                 max_diff = max_diff.max(diff);
                 assert!(
-                    diff <= 1e-4,
+                    diff <= tol,
                     "{arch}: {} token {j}: {} vs {}",
                     g.id,
                     s.logp,
                     g.logprobs[j]
                 );
-                assert!((s.mu - g.mu[j]).abs() <= 1e-4 && (s.sigma - g.sigma[j]).abs() <= 1e-4);
+                assert!(
+                    (s.mu - g.mu[j]).abs() <= tol && (s.sigma - g.sigma[j]).abs() <= tol,
+                    "{arch}: {} token {j}: mu {} vs {}, sigma {} vs {}",
+                    g.id,
+                    s.mu,
+                    g.mu[j],
+                    s.sigma,
+                    g.sigma[j]
+                );
             }
             Ok(())
         })
         .unwrap();
     assert_eq!(i, golden.len());
-    eprintln!("{arch}: max |logp diff| = {max_diff:.2e}");
+    eprintln!("{arch} {dtype:?}: max |logp diff| = {max_diff:.2e}");
 }
 
 #[test]
@@ -77,6 +90,27 @@ fn qwen2_safetensors() {
 #[test]
 fn mistral_safetensors_with_sliding_window() {
     check("mistral");
+}
+
+#[test]
+fn f16_on_cpu_stays_close_to_f32() {
+    for arch in ["gpt2", "gpt_neox", "llama", "qwen2", "mistral"] {
+        check_dtype(arch, candle_core::DType::F16, 0.05);
+    }
+}
+
+#[test]
+fn bf16_on_cpu_is_refused_clearly() {
+    let dir = common::shared().join("golden/tiny/llama");
+    let e = Model::open_with(
+        dir.to_str().unwrap(),
+        true,
+        &candle_core::Device::Cpu,
+        candle_core::DType::BF16,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("bf16"), "{e}");
+    assert_eq!(e.exit_code(), 2);
 }
 
 #[test]

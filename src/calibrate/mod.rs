@@ -134,7 +134,7 @@ impl Calibration {
         };
         match what {
             Some(w) => Err(Error::Usage(format!(
-                "the calibration was made with another {w}: recalibrate with these settings"
+                "the calibration does not match this run ({w}): recalibrate with this model and these settings"
             ))),
             None => Ok(()),
         }
@@ -194,7 +194,10 @@ mod tests {
         assert!(c.check(&same).is_ok());
         let other = Settings::new(&identity("bb"), None, &ScoreOptions::default());
         let e = c.check(&other).unwrap_err().to_string();
-        assert!(e.contains("another model"), "{e}");
+        assert!(
+            e.contains("does not match") && e.contains("model m.gguf (aa)"),
+            "{e}"
+        );
         let opts = ScoreOptions {
             ks: vec![0.1],
             ..Default::default()

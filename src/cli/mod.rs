@@ -53,6 +53,9 @@ pub struct ModelArgs {
     /// Compute device: cpu, cuda, cuda:N or metal (the latter two need the cargo features).
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Compute dtype: f32 (default; the parity reference), f16, or bf16 (GPU only).
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
     /// Worker threads (default: RAYON_NUM_THREADS, else all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -82,13 +85,25 @@ impl ModelArgs {
             Some(m) => m.clone(),
             None => self.default_model()?.display().to_string(),
         };
-        Ok(miascan::model::Model::open(&spec, self.offline, &device)?)
+        let dtype = miascan::model::parse_dtype(&self.dtype)?;
+        Ok(miascan::model::Model::open_with(
+            &spec,
+            self.offline,
+            &device,
+            dtype,
+        )?)
     }
 
     /// Loads another model (a reference) on the same device and with the same offline policy.
     pub fn load_other(&self, spec: &str) -> anyhow::Result<miascan::model::Model> {
         let device = miascan::model::parse_device(&self.device)?;
-        Ok(miascan::model::Model::open(spec, self.offline, &device)?)
+        let dtype = miascan::model::parse_dtype(&self.dtype)?;
+        Ok(miascan::model::Model::open_with(
+            spec,
+            self.offline,
+            &device,
+            dtype,
+        )?)
     }
 
     fn default_model(&self) -> anyhow::Result<PathBuf> {

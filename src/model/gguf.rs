@@ -6,7 +6,7 @@
 
 use crate::error::{Error, Result};
 use candle_core::quantized::gguf_file::{Content, Value};
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -15,6 +15,8 @@ pub struct Gguf {
     path: PathBuf,
     content: Content,
     file: File,
+    /// Compute dtype tensors are converted to after dequantisation.
+    dtype: DType,
 }
 
 impl std::fmt::Debug for Gguf {
@@ -53,6 +55,7 @@ impl Gguf {
             path: path.to_path_buf(),
             content,
             file,
+            dtype: DType::F32,
         };
         g.check_tensor_extents()?;
         Ok(g)
@@ -89,6 +92,11 @@ impl Gguf {
             ))),
             None => Ok(()),
         }
+    }
+
+    /// Sets the dtype tensors are computed in (default f32).
+    pub fn set_dtype(&mut self, dtype: DType) {
+        self.dtype = dtype;
     }
 
     pub fn path(&self) -> &Path {
@@ -274,10 +282,14 @@ impl Gguf {
             path,
             content,
             file,
+            dtype,
         } = self;
         let what = format!("tensor {name}");
         guarded(path, &what, || {
-            content.tensor(file, name, device)?.dequantize(device)
+            content
+                .tensor(file, name, device)?
+                .dequantize(device)?
+                .to_dtype(*dtype)
         })
     }
 }

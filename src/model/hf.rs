@@ -68,8 +68,8 @@ pub struct Checkpoint {
     pub parameters: u64,
 }
 
-/// Loads the network and the tokenizer of a checkpoint folder (f32 on `device`).
-pub fn load(dir: &Path, device: &Device) -> Result<Checkpoint> {
+/// Loads the network and the tokenizer of a checkpoint folder (in `dtype` on `device`).
+pub fn load(dir: &Path, device: &Device, dtype: DType) -> Result<Checkpoint> {
     let cfg_path = dir.join("config.json");
     let text = std::fs::read_to_string(&cfg_path).map_err(|source| Error::ModelIo {
         path: cfg_path.clone(),
@@ -98,7 +98,7 @@ pub fn load(dir: &Path, device: &Device) -> Result<Checkpoint> {
         .iter()
         .map(|(_, t)| t.shape().iter().product::<usize>() as u64)
         .sum();
-    let vb = candle_nn::VarBuilder::from_backend(Box::new(st), DType::F32, device.clone());
+    let vb = candle_nn::VarBuilder::from_backend(Box::new(st), dtype, device.clone());
     let unsupported = |message: String| Error::UnsupportedModel {
         path: dir.to_path_buf(),
         message,

@@ -3,7 +3,7 @@
 //! over packed sequences.
 
 use crate::error::Result;
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{Device, Tensor, D};
 
 /// A linear map `y = x Wᵀ (+ b)`, with `W` stored `[out, in]` as in the files.
 #[derive(Debug, Clone)]
@@ -163,6 +163,7 @@ impl Rotary {
         } else {
             (x.clone(), None)
         };
+        let (cos, sin) = (&cos.to_dtype(x.dtype())?, &sin.to_dtype(x.dtype())?);
         let y = match self.style {
             RopeStyle::Interleaved => candle_nn::rotary_emb::rope_i(&xr, cos, sin)?,
             RopeStyle::Halves => candle_nn::rotary_emb::rope(&xr, cos, sin)?,
@@ -215,7 +216,7 @@ pub fn attention(
         let vb = v.narrow(1, ks, kn)?.contiguous()?;
         let scores = (qb.matmul(&kb.t()?)? * scale)?;
         let scores = scores.reshape((kv_heads, groups, qn, kn))?;
-        let mask = mask_block(qs, qn, ks, kn, window, device)?;
+        let mask = mask_block(qs, qn, ks, kn, window, device)?.to_dtype(scores.dtype())?;
         let scores = scores.broadcast_add(&mask)?;
         let probs = candle_nn::ops::softmax_last_dim(&scores)?;
         let out = probs.reshape((kv_heads, groups * qn, kn))?.matmul(&vb)?;
@@ -283,7 +284,7 @@ fn mask_block(
             }
         }
     }
-    Ok(Tensor::from_vec(m, (qn, kn), device)?.to_dtype(DType::F32)?)
+    Ok(Tensor::from_vec(m, (qn, kn), device)?)
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ pub mod source;
 pub mod tokenizer;
 
 use crate::error::{Error, Result};
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use gguf::Gguf;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -117,11 +117,18 @@ impl Model {
     /// `org/name[@revision]` (downloaded into the Hugging Face cache unless `offline`; see
     /// [`source`]).
     pub fn open(spec: &str, offline: bool, device: &Device) -> Result<Model> {
+        Model::open_with(spec, offline, device, DType::F32)
+    }
+
+    /// [`Model::open`] computing in `dtype` (f32, f16, bf16; bf16 needs a GPU: candle has
+    /// no bf16 matmul on CPU).
+    pub fn open_with(spec: &str, offline: bool, device: &Device, dtype: DType) -> Result<Model> {
+        check_dtype(device, dtype)?;
         match source::ModelSpec::parse(spec) {
-            source::ModelSpec::Local(p) => Model::load(&p, device),
+            source::ModelSpec::Local(p) => Model::load_as(&p, device, dtype),
             source::ModelSpec::Hub { repo, revision } => {
                 let snap = source::resolve_hub(&repo, &revision, offline)?;
-                let mut m = Model::load_dir(&snap.dir, device)?;
+                let mut m = Model::load_dir(&snap.dir, device, dtype)?;
                 m.identity.name = repo;
                 m.identity.revision = Some(snap.commit);
                 Ok(m)
@@ -129,8 +136,13 @@ impl Model {
         }
     }
 
-    /// Loads a model file. The weights are dequantised to f32 on `device`.
+    /// Loads a model file or checkpoint folder in f32 on `device`.
     pub fn load(path: &Path, device: &Device) -> Result<Model> {
+        Model::load_as(path, device, DType::F32)
+    }
+
+    /// Loads a model file (weights dequantised, then converted to `dtype`) or folder.
+    pub fn load_as(path: &Path, device: &Device, dtype: DType) -> Result<Model> {
         if !path.exists() {
             return Err(Error::ModelIo {
                 path: path.to_path_buf(),
@@ -138,9 +150,10 @@ impl Model {
             });
         }
         if path.is_dir() {
-            return Self::load_dir(path, device);
+            return Self::load_dir(path, device, dtype);
         }
         let mut g = Gguf::open(path)?;
+        g.set_dtype(dtype);
         let tokenizer = Tokenizer::from_gguf(&g)?;
         let lm = arch::load_gguf(&mut g, device)?;
         if lm.lm_head().dim(0)? != tokenizer.vocab_size() {
@@ -156,7 +169,7 @@ impl Model {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
             sha256: sha256_file(path)?[..16].to_string(),
-            compute: "f32".into(),
+            compute: dtype_name(dtype).into(),
             device: device_name(device),
             revision: None,
         };
@@ -173,8 +186,8 @@ impl Model {
 
 impl Model {
     /// A Hugging Face checkpoint folder; identity = folder name + hash of the weight files.
-    fn load_dir(dir: &Path, device: &Device) -> Result<Model> {
-        let ck = hf::load(dir, device)?;
+    fn load_dir(dir: &Path, device: &Device, dtype: DType) -> Result<Model> {
+        let ck = hf::load(dir, device, dtype)?;
         let mut h = Sha256::new();
         for f in &ck.files {
             h.update(sha256_file(f)?.as_bytes());
@@ -188,7 +201,7 @@ impl Model {
             identity: ModelIdentity {
                 name,
                 sha256: tokenizer::hex(&h.finalize())[..16].to_string(),
-                compute: "f32".into(),
+                compute: dtype_name(dtype).into(),
                 device: device_name(device),
                 revision: None,
             },
@@ -233,6 +246,38 @@ pub fn parse_device(spec: &str) -> Result<Device> {
                 "{spec}: unknown device (expected cpu, cuda, cuda:N or metal)"
             ))),
         },
+    }
+}
+
+/// Refuses dtypes the device cannot compute in.
+fn check_dtype(device: &Device, dtype: DType) -> Result<()> {
+    match (device, dtype) {
+        (_, DType::F32 | DType::F16) => Ok(()),
+        (Device::Cpu, DType::BF16) => Err(Error::Device(
+            "bf16: candle has no bf16 matmul on CPU; use --dtype f32 or f16".into(),
+        )),
+        (_, DType::BF16) => Ok(()),
+        (_, other) => Err(Error::Device(format!("dtype {other:?} is not supported"))),
+    }
+}
+
+/// Parses `--dtype`.
+pub fn parse_dtype(s: &str) -> Result<DType> {
+    match s {
+        "f32" => Ok(DType::F32),
+        "f16" => Ok(DType::F16),
+        "bf16" => Ok(DType::BF16),
+        other => Err(Error::Usage(format!(
+            "unknown dtype {other} (f32, f16, bf16)"
+        ))),
+    }
+}
+
+fn dtype_name(d: DType) -> &'static str {
+    match d {
+        DType::F16 => "f16",
+        DType::BF16 => "bf16",
+        _ => "f32",
     }
 }
 
