@@ -62,6 +62,35 @@ pub fn split_by_label(
     (pos, neg)
 }
 
+/// The figures of one score from its member and non-member values.
+fn score_eval(
+    name: &str,
+    pos: &[f64],
+    neg: &[f64],
+    seed: u64,
+    bootstrap: usize,
+) -> Option<ScoreEval> {
+    let ci = roc::bootstrap(pos, neg, &FPRS, bootstrap, seed);
+    let at_fpr = FPRS
+        .iter()
+        .enumerate()
+        .filter_map(|(i, &a)| {
+            let mut x = roc::tpr_at_fpr(pos, neg, a)?;
+            x.tpr_ci = ci.as_ref().map(|c| c.tpr[i]);
+            Some(x)
+        })
+        .collect();
+    Some(ScoreEval {
+        score: name.to_string(),
+        n_members: pos.len(),
+        n_nonmembers: neg.len(),
+        auroc: roc::auroc(pos, neg)?,
+        auroc_ci: ci.map(|c| c.auroc),
+        at_fpr,
+        roc: roc::roc_curve(pos, neg),
+    })
+}
+
 /// Evaluates every score of `results` against `labels` (true = member).
 pub fn evaluate(
     results: &[PassageResult],
@@ -78,18 +107,7 @@ pub fn evaluate(
         .iter()
         .filter_map(|name| {
             let (pos, neg) = split_by_label(results, labels, name);
-            Some(ScoreEval {
-                score: name.clone(),
-                n_members: pos.len(),
-                n_nonmembers: neg.len(),
-                auroc: roc::auroc(&pos, &neg)?,
-                auroc_ci: roc::bootstrap_auroc(&pos, &neg, bootstrap, seed),
-                at_fpr: FPRS
-                    .iter()
-                    .filter_map(|&a| roc::tpr_at_fpr(&pos, &neg, a))
-                    .collect(),
-                roc: roc::roc_curve(&pos, &neg),
-            })
+            score_eval(name, &pos, &neg, seed, bootstrap)
         })
         .collect();
     let mut scores: Vec<ScoreEval> = scores;
@@ -115,8 +133,16 @@ impl EvalReport {
     /// A table for people.
     pub fn table(&self) -> String {
         let mut s = format!(
-            "{:<14} {:>5} {:>5}  {:>6}  {:>15}  {:>9} {:>9} {:>9}  {:>12}\n",
-            "score", "mem", "non", "AUROC", "95% CI", "TPR@0.1%", "TPR@1%", "TPR@5%", "thresh@1%"
+            "{:<14} {:>5} {:>5}  {:>6}  {:>15}  {:>8}  {:>21}  {:>7}  {:>10}\n",
+            "score",
+            "mem",
+            "non",
+            "AUROC",
+            "95% CI",
+            "TPR@0.1%",
+            "TPR@1% [95% CI]",
+            "TPR@5%",
+            "thresh@1%"
         );
         for e in &self.scores {
             let ci = e
@@ -128,20 +154,28 @@ impl EvalReport {
                     .find(|x| x.fpr == a)
                     .map_or("-".into(), |x| format!("{:.3}", x.tpr))
             };
+            let tpr1 = e
+                .at_fpr
+                .iter()
+                .find(|x| x.fpr == 0.01)
+                .map_or("-".into(), |x| match x.tpr_ci {
+                    Some((a, b)) => format!("{:.3} [{a:.3}, {b:.3}]", x.tpr),
+                    None => format!("{:.3}", x.tpr),
+                });
             let th = e
                 .at_fpr
                 .iter()
                 .find(|x| x.fpr == 0.01)
                 .map_or("-".into(), |x| format!("{:.4}", x.threshold));
             s.push_str(&format!(
-                "{:<14} {:>5} {:>5}  {:>6.3}  {:>15}  {:>9} {:>9} {:>9}  {:>12}\n",
+                "{:<14} {:>5} {:>5}  {:>6.3}  {:>15}  {:>8}  {:>21}  {:>7}  {:>10}\n",
                 e.score,
                 e.n_members,
                 e.n_nonmembers,
                 e.auroc,
                 ci,
                 tpr(0.001),
-                tpr(0.01),
+                tpr1,
                 tpr(0.05),
                 th
             ));
@@ -249,16 +283,5 @@ pub fn combined_cv(
         .filter(|&i| !y[i])
         .map(|i| decision[i])
         .collect();
-    Some(ScoreEval {
-        score: "combined_cv".into(),
-        n_members: pos.len(),
-        n_nonmembers: neg.len(),
-        auroc: roc::auroc(&pos, &neg)?,
-        auroc_ci: roc::bootstrap_auroc(&pos, &neg, bootstrap, seed),
-        at_fpr: FPRS
-            .iter()
-            .filter_map(|&a| roc::tpr_at_fpr(&pos, &neg, a))
-            .collect(),
-        roc: roc::roc_curve(&pos, &neg),
-    })
+    score_eval("combined_cv", &pos, &neg, seed, bootstrap)
 }

@@ -44,6 +44,8 @@ pub struct AtFpr {
     pub threshold: f64,
     /// Non-members flagged at this threshold (at most `floor(fpr · n_neg)`).
     pub false_positives: usize,
+    /// 95% bootstrap interval of the TPR (filled in by the evaluation).
+    pub tpr_ci: Option<(f64, f64)>,
 }
 
 /// TPR at FPR `alpha`: with non-member scores sorted high to low, `k = floor(alpha · n_neg)`
@@ -64,6 +66,7 @@ pub fn tpr_at_fpr(pos: &[f64], neg: &[f64], alpha: f64) -> Option<AtFpr> {
         tpr: flagged as f64 / pos.len() as f64,
         threshold,
         false_positives: n.iter().filter(|&&x| x > threshold).count(),
+        tpr_ci: None,
     })
 }
 
@@ -95,27 +98,49 @@ pub fn roc_curve(pos: &[f64], neg: &[f64]) -> Vec<(f64, f64)> {
     pts
 }
 
-/// 95% percentile bootstrap interval of the AUROC, resampling members and non-members
-/// separately (`n_boot` resamples, deterministic for a seed).
-pub fn bootstrap_auroc(pos: &[f64], neg: &[f64], n_boot: usize, seed: u64) -> Option<(f64, f64)> {
+/// 95% percentile bootstrap intervals of the AUROC and of the TPR at each of `fprs`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BootstrapCi {
+    pub auroc: (f64, f64),
+    pub tpr: Vec<(f64, f64)>,
+}
+
+/// Percentile bootstrap resampling members and non-members separately (`n_boot` resamples,
+/// deterministic for a seed); each resample yields the AUROC and the TPR at every FPR.
+pub fn bootstrap(
+    pos: &[f64],
+    neg: &[f64],
+    fprs: &[f64],
+    n_boot: usize,
+    seed: u64,
+) -> Option<BootstrapCi> {
     if pos.is_empty() || neg.is_empty() || n_boot == 0 {
         return None;
     }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut stats: Vec<f64> = (0..n_boot)
-        .map(|_| {
-            let p: Vec<f64> = (0..pos.len())
-                .map(|_| *pos.choose(&mut rng).expect("non-empty"))
-                .collect();
-            let n: Vec<f64> = (0..neg.len())
-                .map(|_| *neg.choose(&mut rng).expect("non-empty"))
-                .collect();
-            auroc(&p, &n).expect("non-empty")
-        })
-        .collect();
-    stats.sort_by(f64::total_cmp);
-    let at = |q: f64| stats[((q * (n_boot - 1) as f64).round() as usize).min(n_boot - 1)];
-    Some((at(0.025), at(0.975)))
+    let mut aurocs = Vec::with_capacity(n_boot);
+    let mut tprs: Vec<Vec<f64>> = vec![Vec::with_capacity(n_boot); fprs.len()];
+    for _ in 0..n_boot {
+        let p: Vec<f64> = (0..pos.len())
+            .map(|_| *pos.choose(&mut rng).expect("non-empty"))
+            .collect();
+        let n: Vec<f64> = (0..neg.len())
+            .map(|_| *neg.choose(&mut rng).expect("non-empty"))
+            .collect();
+        aurocs.push(auroc(&p, &n).expect("non-empty"));
+        for (t, &a) in tprs.iter_mut().zip(fprs) {
+            t.push(tpr_at_fpr(&p, &n, a).expect("non-empty").tpr);
+        }
+    }
+    let interval = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        let at = |q: f64| v[((q * (n_boot - 1) as f64).round() as usize).min(n_boot - 1)];
+        (at(0.025), at(0.975))
+    };
+    Some(BootstrapCi {
+        auroc: interval(aurocs),
+        tpr: tprs.into_iter().map(interval).collect(),
+    })
 }
 
 #[cfg(test)]
@@ -180,10 +205,13 @@ mod tests {
     fn bootstrap_is_deterministic_and_brackets_the_estimate() {
         let pos: Vec<f64> = (0..50).map(|i| (i as f64 * 0.37).sin() + 0.5).collect();
         let neg: Vec<f64> = (0..50).map(|i| (i as f64 * 0.91).cos()).collect();
-        let a = bootstrap_auroc(&pos, &neg, 500, 7).unwrap();
-        assert_eq!(a, bootstrap_auroc(&pos, &neg, 500, 7).unwrap());
-        assert_ne!(a, bootstrap_auroc(&pos, &neg, 500, 8).unwrap());
+        let b = bootstrap(&pos, &neg, &[0.05], 500, 7).unwrap();
+        assert_eq!(b, bootstrap(&pos, &neg, &[0.05], 500, 7).unwrap());
+        assert_ne!(b, bootstrap(&pos, &neg, &[0.05], 500, 8).unwrap());
+        let (a, t) = (b.auroc, b.tpr[0]);
         let est = auroc(&pos, &neg).unwrap();
         assert!(a.0 < est && est < a.1, "{a:?} {est}");
+        let tpr = tpr_at_fpr(&pos, &neg, 0.05).unwrap().tpr;
+        assert!(t.0 <= tpr && tpr <= t.1, "{t:?} {tpr}");
     }
 }
