@@ -42,7 +42,7 @@ pub fn welch_greater(a: &[f64], b: &[f64]) -> Option<(f64, f64, f64)> {
     let t = (ma - mb) / (sa + sb).sqrt();
     let df = (sa + sb).powi(2) / (sa * sa / (na - 1.0) + sb * sb / (nb - 1.0));
     let dist = StudentsT::new(0.0, 1.0, df).ok()?;
-    Some((t, df, 1.0 - dist.cdf(t)))
+    Some((t, df, dist.sf(t)))
 }
 
 /// Random learning/testing splits aggregated.
