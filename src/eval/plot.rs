@@ -92,17 +92,29 @@ pub fn roc_svg(title: &str, curves: &[(String, Vec<(f64, f64)>)]) -> String {
     s
 }
 
-/// p-value (log scale, 1 down to 1e-10) against the number of passages per set, with the
-/// 0.05 and 0.01 levels marked.
+/// p-value (log scale, from 1 down to the smallest p-value, at least 1e-10) against the
+/// number of passages per set, with the 0.05 and 0.01 levels marked.
 pub fn p_by_n_svg(title: &str, points: &[(usize, f64)]) -> String {
     let mut s = frame(title, "passages per set", "p-value (log scale)");
     let max_n = points.iter().map(|p| p.0).max().unwrap_or(1).max(1) as f64;
-    let y = |p: f64| (-p.max(1e-10).log10() / 10.0).clamp(0.0, 1.0);
+    let min_p = points.iter().map(|p| p.1).fold(1.0, f64::min).max(1e-300);
+    let decades = (-min_p.log10()).ceil().max(10.0);
+    let y = |p: f64| (-p.max(1e-300).log10() / decades).clamp(0.0, 1.0);
     for (lvl, name) in [(0.05, "0.05"), (0.01, "0.01")] {
         let yy = T + (1.0 - y(lvl)) * PH;
-        s.push_str(&format!("<line x1=\"{L}\" y1=\"{yy}\" x2=\"{}\" y2=\"{yy}\" stroke=\"#bbb\" stroke-dasharray=\"4 3\"/><text x=\"{}\" y=\"{}\">p = {name}</text>\n", L + PW, L + PW + 5.0, yy + 4.0));
+        s.push_str(&format!(
+            "<line x1=\"{L}\" y1=\"{yy}\" x2=\"{}\" y2=\"{yy}\" stroke=\"#bbb\" stroke-dasharray=\"4 3\"/><text x=\"{}\" y=\"{}\">p = {name}</text>\n",
+            L + PW,
+            L + PW + 5.0,
+            yy + 4.0
+        ));
     }
-    for (e, lbl) in [(0.0, "1"), (0.5, "1e-5"), (1.0, "1e-10")] {
+    for e in [0.0, 0.5, 1.0] {
+        let lbl = if e == 0.0 {
+            "1".to_string()
+        } else {
+            format!("1e-{}", (e * decades).round())
+        };
         s.push_str(&format!(
             "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{lbl}</text>\n",
             L - 4.0,
@@ -127,6 +139,14 @@ pub fn p_by_n_svg(title: &str, points: &[(usize, f64)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn p_plot_scales_to_the_smallest_p() {
+        let svg = p_by_n_svg("t", &[(10, 2.6e-6), (100, 5.2e-54)]);
+        assert!(svg.contains(">1e-54<") && svg.contains(">1e-27<"), "{svg}");
+        let svg = p_by_n_svg("t", &[(10, 0.5), (20, 0.2)]);
+        assert!(svg.contains(">1e-10<"));
+    }
 
     #[test]
     fn labels_are_escaped() {
