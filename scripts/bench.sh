@@ -4,7 +4,8 @@
 #
 # usage: scripts/bench.sh [PASSAGES.jsonl] [MODEL.gguf]
 #   default passages: ../shared/golden/corpus.jsonl; default model: SmolLM2 from the cache.
-#   Peers need ../shared/peers/setup.sh run once (venv in ~/.cache/miascan/peers-venv, or
+#   Peers need scripts/setup-peers.sh (or ../shared/peers/setup.sh) run once (venv in
+#   ~/.cache/miascan/peers-venv, or
 #   $PEERS_PY). Threads: $THREADS (default 2) for everyone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,7 +43,7 @@ if [ -x "$py" ]; then
     echo "$(printf '%-17s' "$peer") $tps tokens/s   miascan/peer = ${ratio}x"
   done
 else
-  echo "peers not set up ($py missing): run ../shared/peers/setup.sh for the side-by-side figures"
+  echo "peers not set up ($py missing): run scripts/setup-peers.sh for the side-by-side figures"
 fi
 if [ -x /usr/bin/time ]; then
   echo "peak RSS of miascan (KiB): $(/usr/bin/time -f %M ./target/release/miascan score --threads "$threads" --no-lowercase -m "$model" "$passages" 2>&1 >/dev/null | tail -1)"

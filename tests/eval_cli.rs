@@ -178,3 +178,87 @@ fn calibrated_scores_carry_p_values_and_decisions() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("does not match this run (model"));
 }
+
+/// The peer's own log-probs (llama.cpp, written as score records by scripts/peer-audit.sh),
+/// evaluated by miascan's statistics, give exactly the peer's published table
+/// (../shared/finetune/README.md): same AUROC, same TPR at 1% FPR, same orientation.
+#[test]
+fn the_peers_log_probs_give_the_peers_figures() {
+    let d = tempfile::tempdir().unwrap();
+    let json = d.path().join("peer.json");
+    let records = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/finetune-llamacpp.jsonl"
+    );
+    let o = miascan(&[
+        "eval",
+        "--scored",
+        "--label-field",
+        "member",
+        records,
+        "--bootstrap",
+        "100",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let get = |name: &str| -> (f64, f64) {
+        let s = v["scores"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["score"] == name)
+            .unwrap_or_else(|| panic!("no {name}"));
+        assert_eq!(
+            (s["n_members"].as_u64(), s["n_nonmembers"].as_u64()),
+            (Some(200), Some(200))
+        );
+        let at1 = s["at_fpr"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["fpr"] == 0.01)
+            .unwrap();
+        (s["auroc"].as_f64().unwrap(), at1["tpr"].as_f64().unwrap())
+    };
+    let round = |(a, t): (f64, f64)| ((a * 1000.0).round() / 1000.0, (t * 1000.0).round() / 1000.0);
+    // the peer's table: AUROC / TPR at 1% FPR
+    assert_eq!(round(get("neg_loss")), (0.706, 0.045));
+    assert_eq!(round(get("mink_0.2")), (0.703, 0.045));
+    assert_eq!(round(get("ref")), (0.945, 0.41));
+    assert_eq!(round(get("base_neg_loss")), (0.471, 0.025));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("blind baseline: not run"), "{out}");
+}
+
+/// Score records of two different models cannot be pooled into one evaluation.
+#[test]
+fn scored_records_of_different_models_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let records = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/finetune-llamacpp.jsonl"
+    ))
+    .unwrap();
+    let mut lines: Vec<String> = records.lines().take(20).map(String::from).collect();
+    let mut v: serde_json::Value = serde_json::from_str(&lines[7]).unwrap();
+    v["model"]["sha256"] = "0000000000000000".into();
+    lines[7] = v.to_string();
+    let f = d.path().join("mixed.jsonl");
+    std::fs::write(&f, lines.join("\n")).unwrap();
+    let o = miascan(&[
+        "eval",
+        "--scored",
+        "--label-field",
+        "member",
+        f.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("mixed.jsonl:8") && err.contains("one model"),
+        "{err}"
+    );
+}

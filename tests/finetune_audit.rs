@@ -43,7 +43,9 @@ fn finetune_audit() {
     let nonmembers = score(&target, &reference, "nonmembers.jsonl", &opts);
     assert_eq!((members.len(), nonmembers.len()), (200, 200));
 
-    // evaluation: the reference attack matches the peer (AUROC 0.945, TPR 0.41 at 1% FPR)
+    // evaluation: the reference attack matches the peer's AUROC (0.945). Its TPR at 1% FPR
+    // (0.41 with llama.cpp's log-probs) is 0.375 with the f32 log-probs that transformers also
+    // gives; tests/eval_cli.rs checks that the peer's own log-probs give the peer's 0.41.
     let all: Vec<PassageResult> = members.iter().chain(&nonmembers).cloned().collect();
     let labels: Vec<bool> = (0..400).map(|i| i < 200).collect();
     let texts: Vec<String> = Vec::new();
@@ -55,7 +57,7 @@ fn finetune_audit() {
         "ref AUROC {:.3} {:?}, TPR@1% {:.3}",
         r.auroc, r.auroc_ci, r.at_fpr[1].tpr
     );
-    assert!(r.auroc >= 0.93, "ref AUROC {}", r.auroc);
+    assert!((r.auroc - 0.945).abs() < 0.005, "ref AUROC {}", r.auroc);
     let best_tpr = ["ref", "ref_bpb", "ref_mink_0.2", "ref_llr"]
         .iter()
         .map(|n| get(n).at_fpr[1].tpr)
@@ -70,6 +72,19 @@ fn finetune_audit() {
         get("ref_llr").at_fpr[1].tpr
     );
     assert!(c.auroc >= 0.95, "combined_cv AUROC {}", c.auroc);
+    // the cross-validated choice of a deciding score beats the peer's `ref` at 1% FPR
+    let s = get("selected_cv");
+    let sel = rep.selection.as_ref().unwrap();
+    eprintln!(
+        "selected_cv AUROC {:.3}, TPR@1% {:.3}; picks {:?}, recommended {}",
+        s.auroc, s.at_fpr[1].tpr, sel.picks, sel.recommended
+    );
+    assert!(
+        s.at_fpr[1].tpr >= 0.41,
+        "selected_cv TPR@1% {}",
+        s.at_fpr[1].tpr
+    );
+    assert!(sel.recommended.starts_with("ref"), "{}", sel.recommended);
     // the target alone is weak, as the peer found (0.706)
     assert!(get("neg_loss").auroc < 0.8);
 

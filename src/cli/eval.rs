@@ -2,8 +2,10 @@
 
 use super::common::{InputArgs, ScoringArgs};
 use miascan::eval::{evaluate, plot};
+use miascan::input::scored::read_scored as read_scored_records;
 use miascan::input::Passage;
 use miascan::report;
+use miascan::scorer::PassageResult;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -39,6 +41,10 @@ pub struct Args {
     /// Bootstrap resamples for the AUROC intervals.
     #[arg(long, default_value_t = 1000)]
     pub bootstrap: usize,
+    /// The inputs are score records (JSONL from `score -o` or `--scores-out`), not passages:
+    /// evaluate them without loading any model. All records must come from one model.
+    #[arg(long)]
+    pub scored: bool,
 }
 
 /// Reads labelled passages from --members/--nonmembers or from labelled inputs.
@@ -83,7 +89,79 @@ fn write(path: &PathBuf, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--scored`: labelled results read back from score records.
+fn read_scored(args: &Args) -> anyhow::Result<(Vec<PassageResult>, Vec<bool>)> {
+    let usage = |m: &str| anyhow::Error::new(miascan::Error::Usage(m.into()));
+    let recs = match (
+        args.members.is_empty() && args.nonmembers.is_empty(),
+        args.inputs.is_empty(),
+    ) {
+        (false, true) => {
+            if args.members.is_empty() || args.nonmembers.is_empty() {
+                return Err(usage("give both --members and --nonmembers"));
+            }
+            let mut all = Vec::new();
+            for (files, label) in [(&args.members, true), (&args.nonmembers, false)] {
+                all.extend(read_scored_records(files, None)?.into_iter().map(|mut r| {
+                    r.label = Some(label);
+                    r
+                }));
+            }
+            // one model across both sets
+            if all.iter().any(|r| r.models != all[0].models) {
+                return Err(usage(
+                    "--members and --nonmembers were scored by different models",
+                ));
+            }
+            all
+        }
+        (true, false) => match &args.label_field {
+            Some(f) => read_scored_records(&args.inputs, Some(f))?,
+            None => {
+                return Err(usage(
+                    "score records need --label-field (`--scores-out` writes `member`)",
+                ))
+            }
+        },
+        _ => {
+            return Err(usage(
+                "give --members A --nonmembers B, or INPUTS with --label-field",
+            ))
+        }
+    };
+    let labels = recs.iter().map(|r| r.label.unwrap_or(false)).collect();
+    Ok((recs.into_iter().map(|r| r.result).collect(), labels))
+}
+
+fn run_scored(args: Args) -> anyhow::Result<()> {
+    let (results, labels) = read_scored(&args)?;
+    let rep = evaluate(&results, &labels, &[], args.seed, args.bootstrap);
+    print!("{}", rep.table());
+    println!("blind baseline: not run (score records hold no texts)");
+    std::io::stdout().flush()?;
+    if let Some(path) = &args.json {
+        write(path, &serde_json::to_string_pretty(&rep)?)?;
+    }
+    if let Some(path) = &args.plot {
+        write(path, &roc_plot("ROC: score records", &rep))?;
+    }
+    Ok(())
+}
+
+/// The ROC curves of every score, as SVG.
+fn roc_plot(title: &str, rep: &miascan::eval::EvalReport) -> String {
+    let curves: Vec<(String, Vec<(f64, f64)>)> = rep
+        .scores
+        .iter()
+        .map(|e| (format!("{} ({:.3})", e.score, e.auroc), e.roc.clone()))
+        .collect();
+    plot::roc_svg(title, &curves)
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
+    if args.scored {
+        return run_scored(args);
+    }
     let passages = labelled(
         &args.input,
         &args.members,
@@ -118,14 +196,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         write(path, &serde_json::to_string_pretty(&v)?)?;
     }
     if let Some(path) = &args.plot {
-        let curves: Vec<(String, Vec<(f64, f64)>)> = rep
-            .scores
-            .iter()
-            .map(|e| (format!("{} ({:.3})", e.score, e.auroc), e.roc.clone()))
-            .collect();
         write(
             path,
-            &plot::roc_svg(&format!("ROC: {}", models.target.identity.name), &curves),
+            &roc_plot(&format!("ROC: {}", models.target.identity.name), &rep),
         )?;
     }
     Ok(())

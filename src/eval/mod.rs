@@ -3,6 +3,7 @@
 //! combination of scores, and the dataset-level test.
 
 pub mod baseline;
+pub mod cv;
 pub mod dataset;
 pub mod logistic;
 pub mod plot;
@@ -38,6 +39,8 @@ pub struct EvalReport {
     /// Cross-validated AUROC of a text-only classifier (see [`baseline`]).
     pub blind_baseline_auroc: Option<f64>,
     pub warning: Option<String>,
+    /// The cross-validated choice of a deciding score (row `selected_cv`).
+    pub selection: Option<cv::Selection>,
     pub seed: u64,
     pub bootstrap: usize,
 }
@@ -63,7 +66,7 @@ pub fn split_by_label(
 }
 
 /// The figures of one score from its member and non-member values.
-fn score_eval(
+pub(crate) fn score_eval(
     name: &str,
     pos: &[f64],
     neg: &[f64],
@@ -111,8 +114,12 @@ pub fn evaluate(
         })
         .collect();
     let mut scores: Vec<ScoreEval> = scores;
-    if let Some(c) = combined_cv(results, labels, seed, bootstrap) {
+    if let Some(c) = cv::combined_cv(results, labels, seed, bootstrap) {
         scores.push(c);
+    }
+    let selection = cv::selected_cv(results, labels, seed, bootstrap);
+    if let Some(s) = &selection {
+        scores.push(s.eval.clone());
     }
     let blind = baseline::blind_auroc(texts, labels, seed);
     EvalReport {
@@ -124,6 +131,7 @@ pub fn evaluate(
             .collect(),
         blind_baseline_auroc: blind,
         warning: blind.and_then(baseline::warning),
+        selection,
         seed,
         bootstrap,
     }
@@ -180,6 +188,24 @@ impl EvalReport {
                 th
             ));
         }
+        if let Some(sel) = &self.selection {
+            let mut counts: Vec<(&str, usize)> = Vec::new();
+            for p in &sel.picks {
+                match counts.iter_mut().find(|(n, _)| n == p) {
+                    Some(c) => c.1 += 1,
+                    None => counts.push((p, 1)),
+                }
+            }
+            let picks: Vec<String> = counts
+                .iter()
+                .map(|(n, c)| format!("{n} in {c}/{}", sel.picks.len()))
+                .collect();
+            s.push_str(&format!(
+                "selected_cv: best TPR@1% on the training folds picked {}; on all passages: {} (use as --decide-by)\n",
+                picks.join(", "),
+                sel.recommended
+            ));
+        }
         if let Some(b) = self.blind_baseline_auroc {
             s.push_str(&format!(
                 "blind baseline (text only, 5-fold CV): AUROC {b:.3}\n"
@@ -197,91 +223,4 @@ impl EvalReport {
         }
         s
     }
-}
-
-/// Folds of the cross-validated combination.
-const COMBINE_FOLDS: usize = 5;
-
-/// `combined_cv`: a logistic combination of every score, learned on four fifths of the
-/// labelled passages and applied to the remaining fifth, five times; the figures are over
-/// the pooled out-of-fold values, so no passage is scored by a combination that saw its
-/// label. (Passages lacking a score are left out.)
-pub fn combined_cv(
-    results: &[PassageResult],
-    labels: &[bool],
-    seed: u64,
-    bootstrap: usize,
-) -> Option<ScoreEval> {
-    let names: Vec<String> = results
-        .first()?
-        .scores
-        .scores
-        .iter()
-        .map(|(n, _)| n.clone())
-        .collect();
-    let mut rows = Vec::new();
-    let mut y = Vec::new();
-    for (r, &l) in results.iter().zip(labels) {
-        if let Some(row) = names
-            .iter()
-            .map(|n| r.scores.get(n))
-            .collect::<Option<Vec<f64>>>()
-        {
-            rows.push(row);
-            y.push(l);
-        }
-    }
-    let n_pos = y.iter().filter(|&&l| l).count();
-    if n_pos < COMBINE_FOLDS || y.len() - n_pos < COMBINE_FOLDS || names.len() < 2 {
-        return None;
-    }
-    let d = names.len();
-    let fold = logistic::folds(&y, COMBINE_FOLDS, seed);
-    let mut decision = vec![0f64; rows.len()];
-    for k in 0..COMBINE_FOLDS {
-        let train: Vec<usize> = (0..rows.len()).filter(|&i| fold[i] != k).collect();
-        let mean: Vec<f64> = (0..d)
-            .map(|j| train.iter().map(|&i| rows[i][j]).sum::<f64>() / train.len() as f64)
-            .collect();
-        let sd: Vec<f64> = (0..d)
-            .map(|j| {
-                let v = train
-                    .iter()
-                    .map(|&i| (rows[i][j] - mean[j]).powi(2))
-                    .sum::<f64>()
-                    / train.len() as f64;
-                if v > 0.0 {
-                    v.sqrt()
-                } else {
-                    1.0
-                }
-            })
-            .collect();
-        let feat = |r: &Vec<f64>| -> logistic::Features {
-            (0..d)
-                .map(|j| (j as u32, (r[j] - mean[j]) / sd[j]))
-                .collect()
-        };
-        let x: Vec<logistic::Features> = train.iter().map(|&i| feat(&rows[i])).collect();
-        let ty: Vec<bool> = train.iter().map(|&i| y[i]).collect();
-        let settings = logistic::Settings {
-            epochs: 100,
-            learning_rate: 0.05,
-            l2: 1e-3,
-            seed: seed.wrapping_add(k as u64),
-        };
-        let m = logistic::Logistic::fit(&x, &ty, d, settings);
-        for i in (0..rows.len()).filter(|&i| fold[i] == k) {
-            decision[i] = m.decision(&feat(&rows[i]));
-        }
-    }
-    let pos: Vec<f64> = (0..rows.len())
-        .filter(|&i| y[i])
-        .map(|i| decision[i])
-        .collect();
-    let neg: Vec<f64> = (0..rows.len())
-        .filter(|&i| !y[i])
-        .map(|i| decision[i])
-        .collect();
-    score_eval("combined_cv", &pos, &neg, seed, bootstrap)
 }

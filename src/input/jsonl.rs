@@ -56,17 +56,7 @@ pub(super) fn parse(path: &Path, bytes: &[u8], opts: &ReadOptions) -> Result<Vec
         };
         let label = match &opts.label_field {
             None => None,
-            Some(f) => match obj.get(f) {
-                Some(Value::Bool(b)) => Some(*b),
-                Some(Value::Number(n)) if n.as_i64() == Some(1) => Some(true),
-                Some(Value::Number(n)) if n.as_i64() == Some(0) => Some(false),
-                Some(_) => {
-                    return Err(err(format!(
-                        "label field \"{f}\" must be true/false or 1/0"
-                    )))
-                }
-                None => return Err(err(format!("no \"{f}\" label field"))),
-            },
+            Some(f) => Some(parse_label(&obj, f).map_err(err)?),
         };
         out.push(Passage {
             id,
@@ -76,6 +66,20 @@ pub(super) fn parse(path: &Path, bytes: &[u8], opts: &ReadOptions) -> Result<Vec
         });
     }
     Ok(out)
+}
+
+/// The membership label in field `f`: true/false or 1/0.
+pub(crate) fn parse_label(
+    obj: &serde_json::Map<String, Value>,
+    f: &str,
+) -> std::result::Result<bool, String> {
+    match obj.get(f) {
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(Value::Number(n)) if n.as_i64() == Some(1) => Ok(true),
+        Some(Value::Number(n)) if n.as_i64() == Some(0) => Ok(false),
+        Some(_) => Err(format!("label field \"{f}\" must be true/false or 1/0")),
+        None => Err(format!("no \"{f}\" label field")),
+    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! is an error naming the file (and line), never an omission from the report.
 
 mod jsonl;
+pub mod scored;
 mod text;
 
 use crate::error::{Error, Result};
