@@ -36,8 +36,17 @@ read -r ours_tps ntok <<<"$ours"
 echo "miascan           $ours_tps tokens/s  ($ntok tokens, f32, load included)"
 
 if [ -x "$py" ]; then
+  # the peers index an empty target list on one-token passages (llama.cpp's crashes on it):
+  # they get the passages miascan scored at least one token of (same order)
+  python3 - "$passages" "$out/miascan.jsonl" "$out/peer-passages.jsonl" <<'PY'
+import json, sys
+src = [l for l in open(sys.argv[1]) if l.strip()]
+rows = [json.loads(l) for l in open(sys.argv[2])]
+with open(sys.argv[3], "w") as w:
+    w.writelines(l for l, r in zip(src, rows) if r["n_scored"] > 0)
+PY
   for peer in peer_hf peer_llamacpp; do
-    line=$("$py" ../shared/peers/$peer.py "$model" "$passages" "$out/$peer.jsonl" --threads "$threads" 2>/dev/null | tail -1) || { echo "$peer failed"; continue; }
+    line=$("$py" ../shared/peers/$peer.py "$model" "$out/peer-passages.jsonl" "$out/$peer.jsonl" --threads "$threads" 2>/dev/null | tail -1) || { echo "$peer failed"; continue; }
     tps=$(python3 -c 'import json,sys; print(round(json.loads(sys.argv[1])["tokens_per_s"],1))' "$line")
     ratio=$(python3 -c "print(round($ours_tps / $tps, 2))")
     echo "$(printf '%-17s' "$peer") $tps tokens/s   miascan/peer = ${ratio}x"

@@ -87,11 +87,29 @@ fn load_error(pre: &str, arch: &str, extra: Vec<(&'static str, Value)>) -> Error
 
 #[test]
 fn hostile_header_values_are_errors_not_panics() {
-    load_error(
+    let e = load_error(
         "smollm",
         "llama",
         vec![("general.alignment", Value::U32(0))],
     );
+    assert!(matches!(e, Error::InvalidModel { .. }), "{e}");
+}
+
+/// On the command line, a parser's panic is one clean message naming the file, exit 4, and
+/// no panic text on stderr.
+#[test]
+fn hostile_model_file_gives_one_clean_message() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("hostile.gguf");
+    let mut meta = tokenizer_meta("smollm");
+    meta.push(("general.architecture", Value::String("llama".into())));
+    meta.push(("general.alignment", Value::U32(0)));
+    write_gguf(&p, &meta);
+    let o = miascan(&["inspect", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(4));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("hostile.gguf"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
 }
 
 #[test]

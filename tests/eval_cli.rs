@@ -152,6 +152,30 @@ fn calibrated_scores_carry_p_values_and_decisions() {
     }
     // members of a model trained on them: most are flagged against its non-members
     assert!(flagged >= 20, "flagged {flagged} of 60");
+    // the table shows the same decisions
+    let o = miascan(&[
+        "score",
+        "-m",
+        m,
+        members.to_str().unwrap(),
+        "--calibration",
+        calib.to_str().unwrap(),
+        "--fpr",
+        "0.05",
+        "--table",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(table.lines().next().unwrap().contains("flagged"), "{table}");
+    let yes = table
+        .lines()
+        .filter(|l| l.trim_end().ends_with(" yes"))
+        .count();
+    assert_eq!(yes, flagged, "{table}");
+    assert!(
+        table.contains(&format!("flagged when <= 0.05 (FPR): {flagged} of 60")),
+        "{table}"
+    );
     // the same calibration with other settings is refused
     let o = miascan(&[
         "score",

@@ -81,7 +81,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     })?;
     progress.done();
     if args.table {
-        write!(out, "{}", report::table(&rows)).map_err(write_err)?;
+        let p_values: Vec<Option<f64>> = match &decision {
+            Some(d) => rows.iter().map(|r| d.p_value(r)).collect(),
+            None => Vec::new(),
+        };
+        let shown = decision.as_ref().map(|d| report::TableDecision {
+            by: &d.by,
+            fpr: d.fpr,
+            p_values: &p_values,
+        });
+        write!(out, "{}", report::table(&rows, shown.as_ref())).map_err(write_err)?;
     }
     out.flush().map_err(write_err)?;
     Ok(())
@@ -142,6 +151,13 @@ impl Decision {
         })
     }
 
+    /// The p-value of the deciding score (`None` when the passage has no value).
+    fn p_value(&self, r: &miascan::scorer::PassageResult) -> Option<f64> {
+        r.scores
+            .get(&self.by)
+            .and_then(|x| self.calibration.p_value(&self.by, x))
+    }
+
     /// Adds `p_values`, `flagged`, `decided_by`, `fpr` and `calibration_n` to a record.
     fn annotate(&self, r: &miascan::scorer::PassageResult, rec: &mut serde_json::Value) {
         let mut p = serde_json::Map::new();
@@ -152,10 +168,7 @@ impl Decision {
                 pv.map_or(serde_json::Value::Null, |x| serde_json::json!(x)),
             );
         }
-        let decisive = r
-            .scores
-            .get(&self.by)
-            .and_then(|x| self.calibration.p_value(&self.by, x));
+        let decisive = self.p_value(r);
         rec["p_values"] = serde_json::Value::Object(p);
         rec["flagged"] = decisive.map_or(serde_json::Value::Null, |pv| {
             serde_json::json!(pv <= self.fpr)

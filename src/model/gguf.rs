@@ -25,19 +25,49 @@ impl std::fmt::Debug for Gguf {
     }
 }
 
+thread_local! {
+    /// Set while [`guarded`] runs: its panics become errors, so the panic hook stays quiet.
+    static QUIET_PANICS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Wraps the process's panic hook (once) so that panics caught by [`guarded`] print nothing:
+/// the user gets one clean error naming the file, not a dependency's backtrace text.
+fn install_quiet_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET_PANICS.with(std::cell::Cell::get) {
+                previous(info)
+            }
+        }));
+    });
+}
+
 /// Runs `f`, turning a panic inside a dependency's parser into an error: user-supplied files
 /// must never abort the process.
 fn guarded<T>(path: &Path, what: &str, f: impl FnOnce() -> candle_core::Result<T>) -> Result<T> {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+    install_quiet_hook();
+    QUIET_PANICS.with(|q| q.set(true));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    QUIET_PANICS.with(|q| q.set(false));
+    match outcome {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(Error::InvalidModel {
             path: path.to_path_buf(),
             message: format!("{what}: {e}"),
         }),
-        Err(_) => Err(Error::InvalidModel {
-            path: path.to_path_buf(),
-            message: format!("{what}: malformed file (parser rejected it)"),
-        }),
+        Err(payload) => {
+            let detail = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no detail".into());
+            Err(Error::InvalidModel {
+                path: path.to_path_buf(),
+                message: format!("{what}: malformed file (the parser gave up: {detail})"),
+            })
+        }
     }
 }
 

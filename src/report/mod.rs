@@ -61,7 +61,15 @@ pub fn record(
 }
 
 /// A fixed-width table: id, tokens, loss, ppl, then every score.
-pub fn table(results: &[PassageResult]) -> String {
+/// The calibrated decision shown in a table: the deciding score, the FPR, and each row's
+/// p-value of that score (`None` where it has none).
+pub struct TableDecision<'a> {
+    pub by: &'a str,
+    pub fpr: f64,
+    pub p_values: &'a [Option<f64>],
+}
+
+pub fn table(results: &[PassageResult], decision: Option<&TableDecision>) -> String {
     let Some(first) = results.first() else {
         return String::new();
     };
@@ -84,12 +92,15 @@ pub fn table(results: &[PassageResult]) -> String {
     for n in &names {
         out.push_str(&format!("  {:>11}", n));
     }
+    if decision.is_some() {
+        out.push_str(&format!("  {:>9}  {:>7}", "p-value", "flagged"));
+    }
     out.push('\n');
     let f = |x: Option<f64>, prec: usize| match x {
         Some(v) if v.is_finite() => format!("{v:.prec$}"),
         _ => "-".into(),
     };
-    for r in results {
+    for (i, r) in results.iter().enumerate() {
         let id: String = if r.id.chars().count() > idw {
             let tail: String =
                 r.id.chars()
@@ -113,11 +124,33 @@ pub fn table(results: &[PassageResult]) -> String {
         for (_, v) in &r.scores.scores {
             out.push_str(&format!("  {:>11}", f(*v, 4)));
         }
+        if let Some(d) = decision {
+            let p = d.p_values.get(i).copied().flatten();
+            let flagged = match p {
+                Some(p) if p <= d.fpr => "yes",
+                Some(_) => "no",
+                None => "-",
+            };
+            out.push_str(&format!("  {:>9}  {:>7}", f(p, 4), flagged));
+        }
         if let Some(reason) = &r.reason {
             out.push_str(&format!("  ({reason})"));
         }
         out.push('\n');
     }
     out.push_str("scores: higher = more likely a member of the training data\n");
+    if let Some(d) = decision {
+        let n = d
+            .p_values
+            .iter()
+            .filter(|p| p.is_some_and(|p| p <= d.fpr))
+            .count();
+        out.push_str(&format!(
+            "p-value: of {} against the calibration's non-members; flagged when <= {} (FPR): {n} of {}\n",
+            d.by,
+            d.fpr,
+            results.len()
+        ));
+    }
     out
 }
