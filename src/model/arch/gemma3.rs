@@ -85,7 +85,7 @@ impl Config {
 
     /// Whether layer `i` (0-based) is a sliding-window layer.
     pub fn is_sliding(&self, i: usize) -> bool {
-        (i + 1) % SLIDING_PATTERN != 0
+        !(i + 1).is_multiple_of(SLIDING_PATTERN)
     }
 }
 

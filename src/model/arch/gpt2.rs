@@ -35,7 +35,7 @@ impl Config {
         {
             return Err("non-standard attention scaling is not supported".into());
         }
-        if self.n_head == 0 || self.n_embd % self.n_head != 0 {
+        if self.n_head == 0 || !self.n_embd.is_multiple_of(self.n_head) {
             return Err(format!(
                 "n_embd {} is not divisible by n_head {}",
                 self.n_embd, self.n_head

@@ -53,7 +53,9 @@ impl Config {
         {
             return Err("RoPE scaling is not supported yet".into());
         }
-        if self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
+        if self.num_attention_heads == 0
+            || !self.hidden_size.is_multiple_of(self.num_attention_heads)
+        {
             return Err("hidden_size is not divisible by num_attention_heads".into());
         }
         Ok(())

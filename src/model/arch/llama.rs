@@ -91,7 +91,7 @@ impl HfConfig {
         }
         let heads = self.num_attention_heads;
         let kv_heads = self.num_key_value_heads.unwrap_or(heads);
-        if heads == 0 || kv_heads == 0 || heads % kv_heads != 0 {
+        if heads == 0 || kv_heads == 0 || !heads.is_multiple_of(kv_heads) {
             return Err(format!("{heads} heads cannot share {kv_heads} kv heads"));
         }
         let head_dim = self.head_dim.unwrap_or(self.hidden_size / heads);
@@ -128,7 +128,7 @@ impl Config {
         let hidden = g.usize(&key("embedding_length"))?;
         let heads = g.usize(&key("attention.head_count"))?;
         let kv_heads = g.usize_or(&key("attention.head_count_kv"), heads)?;
-        if heads == 0 || kv_heads == 0 || heads % kv_heads != 0 || hidden % heads != 0 {
+        if heads == 0 || kv_heads == 0 || !heads.is_multiple_of(kv_heads) || hidden % heads != 0 {
             return Err(g.invalid(format!(
                 "inconsistent attention shape: hidden {hidden}, {heads} heads, {kv_heads} kv heads"
             )));
