@@ -8,6 +8,7 @@
 pub mod calibrate;
 pub mod error;
 pub mod input;
+pub mod kernel;
 pub mod model;
 pub mod report;
 pub mod score;

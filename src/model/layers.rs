@@ -3,7 +3,9 @@
 //! over packed sequences.
 
 use crate::error::Result;
-use candle_core::{Device, Tensor, D};
+use crate::kernel;
+use candle_core::{DType, Device, Tensor, D};
+use rayon::prelude::*;
 
 /// A linear map `y = x Wᵀ (+ b)`, with `W` stored `[out, in]` as in the files.
 #[derive(Debug, Clone)]
@@ -216,9 +218,12 @@ pub fn attention(
         let vb = v.narrow(1, ks, kn)?.contiguous()?;
         let scores = (qb.matmul(&kb.t()?)? * scale)?;
         let scores = scores.reshape((kv_heads, groups, qn, kn))?;
-        let mask = mask_block(qs, qn, ks, kn, window, device)?.to_dtype(scores.dtype())?;
-        let scores = scores.broadcast_add(&mask)?;
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        let probs = if device.is_cpu() && scores.dtype() == DType::F32 {
+            causal_softmax_cpu(&scores, qs, ks, window)?
+        } else {
+            let mask = mask_block(qs, qn, ks, kn, window, device)?.to_dtype(scores.dtype())?;
+            candle_nn::ops::softmax_last_dim(&scores.broadcast_add(&mask)?)?
+        };
         let out = probs.reshape((kv_heads, groups * qn, kn))?.matmul(&vb)?;
         // [kv_heads, groups*qn, d] → [heads, qn, d] → [qn, heads*d]
         let out = out
@@ -265,6 +270,31 @@ pub fn packed_attention(
 }
 
 /// Additive mask `[qn, kn]` for queries `qs..qs+qn` against keys `ks..ks+kn`.
+/// The causal (optionally windowed) soft-max of a CPU f32 score block `[.., qn, kn]` whose
+/// rows are queries `qs..qs + qn` and columns keys `ks..ks + kn`: each row is normalised
+/// over its visible keys only and hidden keys get 0, so masked entries cost neither an
+/// `exp` nor a mask tensor. Same visibility as [`mask_block`].
+fn causal_softmax_cpu(
+    scores: &Tensor,
+    qs: usize,
+    ks: usize,
+    window: Option<usize>,
+) -> Result<Tensor> {
+    let dims = scores.dims().to_vec();
+    let (qn, kn) = (dims[dims.len() - 2], dims[dims.len() - 1]);
+    let mut data: Vec<f32> = scores.flatten_all()?.to_vec1()?;
+    data.par_chunks_mut(kn).enumerate().for_each(|(r, row)| {
+        let qi = qs + r % qn;
+        // visible keys: ks + j <= qi, and qi − (ks + j) < w
+        let hi = qi + 1 - ks;
+        let lo = window.map_or(0, |w| (qi + 1).saturating_sub(w).saturating_sub(ks));
+        row[..lo].fill(0.0);
+        row[hi..].fill(0.0);
+        kernel::softmax(&mut row[lo..hi]);
+    });
+    Ok(Tensor::from_vec(data, dims, scores.device())?)
+}
+
 fn mask_block(
     qs: usize,
     qn: usize,

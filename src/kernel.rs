@@ -1,0 +1,214 @@
+//! Vectorised numeric kernels for the two hot loops outside the matmuls: the soft-max
+//! statistics over the vocabulary and the attention soft-max.
+//!
+//! Each is written so that the compiler vectorises it and compiled twice, for the baseline
+//! CPU and for AVX2+FMA, picked at run time. Both builds perform the same operations in the
+//! same order (Rust never contracts `a * b + c` into an FMA by itself), so results do not
+//! depend on the CPU.
+
+/// Lanes of the accumulators: independent partial sums the compiler keeps in registers.
+const LANES: usize = 16;
+
+/// `e^x` for `x <= 0` in f32 (Cephes' `expf`: range reduction by `ln 2`, degree-6
+/// polynomial; relative error below 2e-7), 0 below `-87`, branch-free so that it
+/// vectorises.
+#[inline(always)]
+fn exp_neg(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    let xc = x.max(-87.0);
+    let n = (xc * LOG2E).round();
+    let r = xc - n * LN2_HI - n * LN2_LO;
+    let mut p = 1.987_569_1e-4f32;
+    p = p * r + 1.398_199_9e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 1.666_666_5e-1;
+    p = p * r + 0.5;
+    let y = p * r * r + r + 1.0;
+    let scale = f32::from_bits((((n as i32) + 127) as u32) << 23);
+    if x.is_nan() {
+        x // a broken model's NaN must stay visible, not become a probability
+    } else if x < -87.0 {
+        0.0
+    } else {
+        y * scale
+    }
+}
+
+#[inline(always)]
+fn max_body(row: &[f32]) -> f32 {
+    let mut m = [f32::NEG_INFINITY; LANES];
+    let chunks = row.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for i in 0..LANES {
+            m[i] = m[i].max(c[i]);
+        }
+    }
+    let mut out = m.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    for &v in rest {
+        out = out.max(v);
+    }
+    out
+}
+
+/// `(Σ e, Σ e·a, Σ e·a²)` with `a = v − m`, `e = exp(a)`: `e` in f32, sums in f64.
+#[inline(always)]
+fn sums_body(row: &[f32], m: f32) -> (f64, f64, f64) {
+    let mut s = [0f64; LANES];
+    let mut s1 = [0f64; LANES];
+    let mut s2 = [0f64; LANES];
+    let chunks = row.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for i in 0..LANES {
+            let a = c[i] - m;
+            let e = exp_neg(a) as f64;
+            let a = a as f64;
+            s[i] += e;
+            s1[i] += e * a;
+            s2[i] += e * a * a;
+        }
+    }
+    for (i, &v) in rest.iter().enumerate() {
+        let a = v - m;
+        let e = exp_neg(a) as f64;
+        let a = a as f64;
+        s[i] += e;
+        s1[i] += e * a;
+        s2[i] += e * a * a;
+    }
+    (s.iter().sum(), s1.iter().sum(), s2.iter().sum())
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn max_avx2(row: &[f32]) -> f32 {
+    max_body(row)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn sums_avx2(row: &[f32], m: f32) -> (f64, f64, f64) {
+    sums_body(row, m)
+}
+
+/// Soft-max of `row` in place: `exp(v − max) / Σ exp(v − max)`, the sum in f64.
+#[inline(always)]
+fn softmax_body(row: &mut [f32]) {
+    let m = max_body(row);
+    let mut s = [0f64; LANES];
+    for c in row.chunks_mut(LANES) {
+        for (i, v) in c.iter_mut().enumerate() {
+            let e = exp_neg(*v - m);
+            *v = e;
+            s[i] += e as f64;
+        }
+    }
+    let inv = (1.0 / s.iter().sum::<f64>()) as f32;
+    for v in row.iter_mut() {
+        *v *= inv;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn softmax_avx2(row: &mut [f32]) {
+    softmax_body(row)
+}
+
+#[cfg(target_arch = "x86_64")]
+fn has_avx2() -> bool {
+    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAS.get_or_init(|| {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    })
+}
+
+/// The largest value (NaNs ignored; `-inf` for an empty row).
+pub fn max(row: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU was checked for AVX2 and FMA just above.
+        return unsafe { max_avx2(row) };
+    }
+    max_body(row)
+}
+
+/// See [`sums_body`]; every value of `row` must be `<= m`.
+pub fn sums(row: &[f32], m: f32) -> (f64, f64, f64) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU was checked for AVX2 and FMA just above.
+        return unsafe { sums_avx2(row, m) };
+    }
+    sums_body(row, m)
+}
+
+/// Soft-max of `row` in place (max-subtracted; the row must hold a finite value).
+pub fn softmax(row: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU was checked for AVX2 and FMA just above.
+        return unsafe { softmax_avx2(row) };
+    }
+    softmax_body(row)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_is_within_2e_7_relative() {
+        let mut worst = 0f64;
+        for i in 0..=870_000 {
+            let x = -(i as f32) * 1e-4;
+            let want = (x as f64).exp();
+            let got = exp_neg(x) as f64;
+            worst = worst.max((got - want).abs() / want);
+        }
+        assert!(worst < 2e-7, "worst relative error {worst:e}");
+        assert_eq!(exp_neg(0.0), 1.0);
+        assert_eq!(exp_neg(-100.0), 0.0);
+        assert_eq!(exp_neg(f32::NEG_INFINITY), 0.0);
+        assert!(exp_neg(f32::NAN).is_nan());
+    }
+
+    #[test]
+    fn dispatched_and_baseline_builds_agree_bit_for_bit() {
+        let row: Vec<f32> = (0..1001)
+            .map(|i| ((i * 7919) % 1001) as f32 / 29.0 - 20.0)
+            .collect();
+        let m = max_body(&row);
+        assert_eq!(max(&row), m);
+        assert_eq!(sums(&row, m), sums_body(&row, m));
+        assert_eq!(max(&[]), f32::NEG_INFINITY);
+        assert_eq!(max(&[1.0, f32::NAN, 3.0]), 3.0);
+        let mut a = row.clone();
+        let mut b = row.clone();
+        softmax(&mut a);
+        softmax_body(&mut b);
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn softmax_matches_f64() {
+        let row: Vec<f32> = (0..37)
+            .map(|i| ((i * 31) % 37) as f32 / 3.0 - 6.0)
+            .collect();
+        let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+        let z: f64 = row.iter().map(|&v| (v as f64 - m).exp()).sum();
+        let mut got = row.clone();
+        softmax(&mut got);
+        for (g, &v) in got.iter().zip(&row) {
+            let want = (v as f64 - m).exp() / z;
+            assert!((*g as f64 - want).abs() < 1e-7, "{g} vs {want}");
+        }
+        let mut one = [5.0f32];
+        softmax(&mut one);
+        assert_eq!(one, [1.0]);
+    }
+}
