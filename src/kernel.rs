@@ -119,12 +119,10 @@ fn softmax_avx2(row: &mut [f32]) {
     softmax_body(row)
 }
 
+/// (std caches the CPU detection, so this is a load and a test.)
 #[cfg(target_arch = "x86_64")]
 fn has_avx2() -> bool {
-    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *HAS.get_or_init(|| {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    })
+    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
 }
 
 /// The largest value (NaNs ignored; `-inf` for an empty row).

@@ -47,38 +47,66 @@ pub struct Args {
     pub scored: bool,
 }
 
-/// Reads labelled passages from --members/--nonmembers or from labelled inputs.
-pub fn labelled(
-    input: &InputArgs,
-    members: &[PathBuf],
-    nonmembers: &[PathBuf],
-    inputs: &[PathBuf],
-    label_field: &Option<String>,
-) -> anyhow::Result<Vec<Passage>> {
-    let usage = |m: &str| anyhow::Error::new(miascan::Error::Usage(m.into()));
-    match (
-        members.is_empty() && nonmembers.is_empty(),
-        inputs.is_empty(),
-    ) {
-        (false, true) => {
-            if members.is_empty() || nonmembers.is_empty() {
-                return Err(usage("give both --members and --nonmembers"));
+/// Where the labels come from.
+enum Sources<'a> {
+    /// `--members A --nonmembers B`.
+    Sets {
+        members: &'a [PathBuf],
+        nonmembers: &'a [PathBuf],
+    },
+    /// `INPUTS --label-field F`.
+    Labelled {
+        inputs: &'a [PathBuf],
+        field: &'a str,
+    },
+}
+
+impl Args {
+    /// Checks that exactly one way of giving labels is used; `no_field` is the message when
+    /// labelled inputs come without `--label-field`.
+    fn sources(&self, no_field: &str) -> anyhow::Result<Sources<'_>> {
+        let usage = |m: &str| anyhow::Error::new(miascan::Error::Usage(m.into()));
+        match (
+            self.members.is_empty() && self.nonmembers.is_empty(),
+            self.inputs.is_empty(),
+        ) {
+            (false, true) if self.members.is_empty() || self.nonmembers.is_empty() => {
+                Err(usage("give both --members and --nonmembers"))
             }
-            let mut m = input.read(members, None)?;
+            (false, true) => Ok(Sources::Sets {
+                members: &self.members,
+                nonmembers: &self.nonmembers,
+            }),
+            (true, false) => match &self.label_field {
+                Some(field) => Ok(Sources::Labelled {
+                    inputs: &self.inputs,
+                    field,
+                }),
+                None => Err(usage(no_field)),
+            },
+            _ => Err(usage(
+                "give --members A --nonmembers B, or INPUTS with --label-field",
+            )),
+        }
+    }
+}
+
+/// Reads labelled passages from --members/--nonmembers or from labelled inputs.
+fn labelled(args: &Args) -> anyhow::Result<Vec<Passage>> {
+    Ok(match args.sources("labelled inputs need --label-field")? {
+        Sources::Sets {
+            members,
+            nonmembers,
+        } => {
+            let mut m = args.input.read(members, None)?;
             m.iter_mut().for_each(|p| p.label = Some(true));
-            let mut n = input.read(nonmembers, None)?;
+            let mut n = args.input.read(nonmembers, None)?;
             n.iter_mut().for_each(|p| p.label = Some(false));
             m.extend(n);
-            Ok(m)
+            m
         }
-        (true, false) => match label_field {
-            Some(f) => Ok(input.read(inputs, Some(f.clone()))?),
-            None => Err(usage("labelled inputs need --label-field")),
-        },
-        _ => Err(usage(
-            "give --members A --nonmembers B, or INPUTS with --label-field",
-        )),
-    }
+        Sources::Labelled { inputs, field } => args.input.read(inputs, Some(field.into()))?,
+    })
 }
 
 fn write(path: &PathBuf, text: &str) -> anyhow::Result<()> {
@@ -91,17 +119,14 @@ fn write(path: &PathBuf, text: &str) -> anyhow::Result<()> {
 
 /// `--scored`: labelled results read back from score records.
 fn read_scored(args: &Args) -> anyhow::Result<(Vec<PassageResult>, Vec<bool>)> {
-    let usage = |m: &str| anyhow::Error::new(miascan::Error::Usage(m.into()));
-    let recs = match (
-        args.members.is_empty() && args.nonmembers.is_empty(),
-        args.inputs.is_empty(),
-    ) {
-        (false, true) => {
-            if args.members.is_empty() || args.nonmembers.is_empty() {
-                return Err(usage("give both --members and --nonmembers"));
-            }
+    let no_field = "score records need --label-field (`--scores-out` writes `member`)";
+    let recs = match args.sources(no_field)? {
+        Sources::Sets {
+            members,
+            nonmembers,
+        } => {
             let mut all = Vec::new();
-            for (files, label) in [(&args.members, true), (&args.nonmembers, false)] {
+            for (files, label) in [(members, true), (nonmembers, false)] {
                 all.extend(read_scored_records(files, None)?.into_iter().map(|mut r| {
                     r.label = Some(label);
                     r
@@ -109,25 +134,13 @@ fn read_scored(args: &Args) -> anyhow::Result<(Vec<PassageResult>, Vec<bool>)> {
             }
             // one model across both sets
             if all.iter().any(|r| r.models != all[0].models) {
-                return Err(usage(
-                    "--members and --nonmembers were scored by different models",
+                anyhow::bail!(miascan::Error::Usage(
+                    "--members and --nonmembers were scored by different models".into()
                 ));
             }
             all
         }
-        (true, false) => match &args.label_field {
-            Some(f) => read_scored_records(&args.inputs, Some(f))?,
-            None => {
-                return Err(usage(
-                    "score records need --label-field (`--scores-out` writes `member`)",
-                ))
-            }
-        },
-        _ => {
-            return Err(usage(
-                "give --members A --nonmembers B, or INPUTS with --label-field",
-            ))
-        }
+        Sources::Labelled { inputs, field } => read_scored_records(inputs, Some(field))?,
     };
     let labels = recs.iter().map(|r| r.label.unwrap_or(false)).collect();
     Ok((recs.into_iter().map(|r| r.result).collect(), labels))
@@ -162,13 +175,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.scored {
         return run_scored(args);
     }
-    let passages = labelled(
-        &args.input,
-        &args.members,
-        &args.nonmembers,
-        &args.inputs,
-        &args.label_field,
-    )?;
+    let passages = labelled(&args)?;
     let labels: Vec<bool> = passages.iter().map(|p| p.label.unwrap_or(false)).collect();
     let models = args.scoring.load()?;
     let results = models.score_collect(&passages, args.scoring.options(false))?;

@@ -11,26 +11,37 @@ pub fn auroc(pos: &[f64], neg: &[f64]) -> Option<f64> {
     if pos.is_empty() || neg.is_empty() {
         return None;
     }
+    // walking down the distinct scores: each member beats the non-members strictly below
+    // it and ties with those at its score
+    let nn_total = neg.len();
+    let mut neg_above = 0usize;
+    let mut twice_wins = 0usize;
+    for (p, n) in tie_groups(pos, neg) {
+        let below = nn_total - neg_above - n;
+        twice_wins += p * (2 * below + n);
+        neg_above += n;
+    }
+    let (np, nn) = (pos.len() as f64, neg.len() as f64);
+    Some(twice_wins as f64 / 2.0 / (np * nn))
+}
+
+/// `(members, non-members)` at each distinct score, from the highest score down.
+fn tie_groups(pos: &[f64], neg: &[f64]) -> Vec<(usize, usize)> {
     let mut all: Vec<(f64, bool)> = pos
         .iter()
         .map(|&x| (x, true))
         .chain(neg.iter().map(|&x| (x, false)))
         .collect();
-    all.sort_by(|a, b| a.0.total_cmp(&b.0));
-    // average ranks over ties, 1-based
-    let mut rank_sum_pos = 0f64;
+    all.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let mut groups = Vec::new();
     let mut i = 0;
     while i < all.len() {
-        let mut j = i;
-        while j < all.len() && all[j].0 == all[i].0 {
-            j += 1;
-        }
-        let avg = (i + 1 + j) as f64 / 2.0;
-        rank_sum_pos += avg * all[i..j].iter().filter(|x| x.1).count() as f64;
+        let j = i + all[i..].iter().take_while(|x| x.0 == all[i].0).count();
+        let p = all[i..j].iter().filter(|x| x.1).count();
+        groups.push((p, j - i - p));
         i = j;
     }
-    let (np, nn) = (pos.len() as f64, neg.len() as f64);
-    Some((rank_sum_pos - np * (np + 1.0) / 2.0) / (np * nn))
+    groups
 }
 
 /// The operating point at a target false-positive rate.
@@ -72,28 +83,13 @@ pub fn tpr_at_fpr(pos: &[f64], neg: &[f64], alpha: f64) -> Option<AtFpr> {
 
 /// ROC curve points `(fpr, tpr)` from (0, 0) to (1, 1), one per distinct threshold.
 pub fn roc_curve(pos: &[f64], neg: &[f64]) -> Vec<(f64, f64)> {
-    let mut all: Vec<(f64, bool)> = pos
-        .iter()
-        .map(|&x| (x, true))
-        .chain(neg.iter().map(|&x| (x, false)))
-        .collect();
-    all.sort_by(|a, b| b.0.total_cmp(&a.0));
     let (np, nn) = (pos.len().max(1) as f64, neg.len().max(1) as f64);
     let mut pts = vec![(0.0, 0.0)];
     let (mut tp, mut fp) = (0usize, 0usize);
-    let mut i = 0;
-    while i < all.len() {
-        let mut j = i;
-        while j < all.len() && all[j].0 == all[i].0 {
-            if all[j].1 {
-                tp += 1;
-            } else {
-                fp += 1;
-            }
-            j += 1;
-        }
+    for (p, n) in tie_groups(pos, neg) {
+        tp += p;
+        fp += n;
         pts.push((fp as f64 / nn, tp as f64 / np));
-        i = j;
     }
     pts
 }
