@@ -6,11 +6,13 @@
 //! per passage serving every score.
 
 pub mod calibrate;
+pub mod chunk;
 pub mod error;
 pub mod input;
 pub mod kernel;
 pub mod model;
 pub mod report;
+pub mod scan;
 pub mod score;
 pub mod scorer;
 pub mod stats;

@@ -1,5 +1,6 @@
 //! The `miascan` binary: parses arguments, runs one subcommand, maps errors to exit codes
-//! (0 ok, 1 runtime failure, 2 usage, 3 bad input, 4 bad or unsupported model).
+//! (0 ok, 1 runtime failure, 2 usage, 3 bad input, 4 bad or unsupported model, 5 a scan
+//! that finished but skipped some inputs).
 
 mod cli;
 
@@ -8,16 +9,21 @@ use cli::{Cli, Command};
 
 fn main() {
     let cli = Cli::parse();
+    let ok = |r: anyhow::Result<()>| r.map(|()| 0);
     let result = match cli.command {
-        Command::Score(a) => cli::score::run(*a),
-        Command::Eval(a) => cli::eval::run(*a),
-        Command::Calibrate(a) => cli::calibrate::run(*a),
-        Command::DatasetTest(a) => cli::dataset_test::run(*a),
-        Command::Inspect(a) => cli::inspect::run(a),
+        Command::Scan(a) => cli::scan::run(*a),
+        Command::Merge(a) => cli::merge::run(a),
+        Command::Score(a) => ok(cli::score::run(*a)),
+        Command::Eval(a) => ok(cli::eval::run(*a)),
+        Command::Calibrate(a) => ok(cli::calibrate::run(*a)),
+        Command::DatasetTest(a) => ok(cli::dataset_test::run(*a)),
+        Command::Inspect(a) => ok(cli::inspect::run(a)),
     };
-    if let Err(e) = result {
+    match result {
+        Ok(0) => {}
+        Ok(code) => std::process::exit(code),
         // The library's errors already name their cause; other errors print their chain.
-        match e.downcast_ref::<miascan::Error>() {
+        Err(e) => match e.downcast_ref::<miascan::Error>() {
             Some(lib) => {
                 eprintln!("miascan: error: {lib}");
                 std::process::exit(lib.exit_code());
@@ -26,6 +32,6 @@ fn main() {
                 eprintln!("miascan: error: {e:#}");
                 std::process::exit(1);
             }
-        }
+        },
     }
 }

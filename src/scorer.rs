@@ -135,6 +135,7 @@ fn windows(seq: usize, ids: &[u32], ctx: usize, bos: Option<u32>) -> Vec<Job> {
 
 /// Computes token statistics of token sequences with one model: windows, packing into
 /// batches of at most `batch_tokens`, forward, statistics.
+#[derive(Clone, Copy)]
 struct Runner<'m> {
     model: &'m Model,
     ctx: usize,
@@ -216,6 +217,22 @@ impl<'m> Runner<'m> {
     }
 }
 
+/// A passage tokenised for every view of a run.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub passage: Passage,
+    ids: Vec<u32>,
+    lower: Vec<u32>,
+    reference: Option<Vec<u32>>,
+}
+
+impl Prepared {
+    /// Tokens over every view (what a group's budget counts).
+    pub fn tokens(&self) -> usize {
+        self.ids.len() + self.lower.len() + self.reference.as_ref().map_or(0, Vec::len)
+    }
+}
+
 /// Scores passages with a target model and, optionally, a reference model.
 pub struct Scorer<'m> {
     target: Runner<'m>,
@@ -238,6 +255,23 @@ impl<'m> Scorer<'m> {
         self
     }
 
+    /// The same scorer keeping per-token details (for heat maps of a few passages).
+    pub fn with_details(&self) -> Scorer<'m> {
+        Scorer {
+            target: self.target,
+            reference: self.reference,
+            opts: ScoreOptions {
+                token_details: true,
+                ..self.opts.clone()
+            },
+        }
+    }
+
+    /// The target model's tokenizer (documents are cut into passages with it).
+    pub fn target_tokenizer(&self) -> &'m crate::model::Tokenizer {
+        &self.target.model.tokenizer
+    }
+
     /// The context (window length) in use for the target.
     pub fn context(&self) -> usize {
         self.target.ctx
@@ -247,48 +281,94 @@ impl<'m> Scorer<'m> {
     pub fn score_all(
         &self,
         passages: &[Passage],
+        sink: impl FnMut(PassageResult) -> Result<()>,
+    ) -> Result<()> {
+        self.score_iter(passages.iter().map(|p| self.prepare(p.clone())), sink)
+    }
+
+    /// Scores prepared passages as they come (tokenised elsewhere, e.g. on a reader
+    /// thread) and hands each result to `sink`, in order. Stops at the first error.
+    pub fn score_iter(
+        &self,
+        items: impl Iterator<Item = Result<Prepared>>,
         mut sink: impl FnMut(PassageResult) -> Result<()>,
     ) -> Result<()> {
-        // Groups bound the memory held for pending results; packing happens inside a group.
-        let budget = self.opts.batch_tokens * 4;
-        let tokenizer = &self.target.model.tokenizer;
-        let mut i = 0;
-        while i < passages.len() {
-            let mut j = i;
-            let mut tokens = 0;
-            // sequences: 2p = text of passage p, 2p+1 = its lowercased text (or empty)
-            let mut seqs = Vec::new();
-            while j < passages.len() && (j == i || tokens < budget) && j - i < 512 {
-                let p = &passages[j];
-                let ids = tokenizer.encode(&p.id, &p.text)?;
-                let lower = if self.opts.lowercase {
-                    tokenizer.encode(&p.id, &p.text.to_lowercase())?
-                } else {
-                    Vec::new()
-                };
-                tokens += ids.len() + lower.len();
-                seqs.push(ids);
-                seqs.push(lower);
-                j += 1;
+        let mut group = Vec::new();
+        let mut tokens = 0;
+        for item in items {
+            let p = item?;
+            tokens += p.tokens();
+            group.push(p);
+            if self.group_full(group.len(), tokens) {
+                for r in self.score_prepared(std::mem::take(&mut group))? {
+                    sink(r)?;
+                }
+                tokens = 0;
             }
-            for r in self.score_group(&passages[i..j], seqs)? {
-                sink(r)?;
-            }
-            i = j;
+        }
+        for r in self.score_prepared(group)? {
+            sink(r)?;
         }
         Ok(())
     }
 
-    fn score_group(&self, passages: &[Passage], seqs: Vec<Vec<u32>>) -> Result<Vec<PassageResult>> {
+    /// Whether a group of `n` passages with `tokens` tokens (every view) is complete.
+    /// Groups bound the memory held for pending results; packing happens inside a group.
+    pub fn group_full(&self, n: usize, tokens: usize) -> bool {
+        tokens >= self.opts.batch_tokens * 4 || n >= 512
+    }
+
+    /// Tokenises a passage for every view this scorer computes (target, lowercase,
+    /// reference). Needs only the tokenizers: can run on any thread.
+    pub fn prepare(&self, passage: Passage) -> Result<Prepared> {
+        let tokenizer = &self.target.model.tokenizer;
+        let ids = tokenizer.encode(&passage.id, &passage.text)?;
+        let lower = if self.opts.lowercase {
+            tokenizer.encode(&passage.id, &passage.text.to_lowercase())?
+        } else {
+            Vec::new()
+        };
+        let reference = match &self.reference {
+            Some(r) => Some(r.model.tokenizer.encode(&passage.id, &passage.text)?),
+            None => None,
+        };
+        Ok(Prepared {
+            passage,
+            ids,
+            lower,
+            reference,
+        })
+    }
+
+    /// Scores a group of prepared passages (packed into forward passes together).
+    pub fn score_prepared(&self, group: Vec<Prepared>) -> Result<Vec<PassageResult>> {
+        if group.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut passages = Vec::with_capacity(group.len());
+        // sequences: 2p = text of passage p, 2p+1 = its lowercased text (or empty)
+        let mut seqs = Vec::with_capacity(2 * group.len());
+        let mut ref_ids = Vec::new();
+        for p in group {
+            passages.push(p.passage);
+            seqs.push(p.ids);
+            seqs.push(p.lower);
+            ref_ids.extend(p.reference);
+        }
+        self.score_group(&passages, seqs, ref_ids)
+    }
+
+    fn score_group(
+        &self,
+        passages: &[Passage],
+        seqs: Vec<Vec<u32>>,
+        ref_ids: Vec<Vec<u32>>,
+    ) -> Result<Vec<PassageResult>> {
         let stats = self.target.stats(&seqs)?;
         let reference = match &self.reference {
             Some(r) => {
-                let ids = passages
-                    .iter()
-                    .map(|p| r.model.tokenizer.encode(&p.id, &p.text))
-                    .collect::<Result<Vec<_>>>()?;
-                let st = r.stats(&ids)?;
-                Some((ids, st))
+                let st = r.stats(&ref_ids)?;
+                Some((ref_ids, st))
             }
             None => None,
         };

@@ -7,6 +7,10 @@
 //! calibration non-members (the conformal guarantee); it says nothing about passages from
 //! another distribution.
 
+mod decision;
+
+pub use decision::Decision;
+
 use crate::error::{Error, Result};
 use crate::model::ModelIdentity;
 use crate::scorer::{PassageResult, ScoreOptions};
@@ -25,6 +29,10 @@ pub struct Settings {
     pub ks: Vec<f64>,
     pub lowercase: bool,
     pub max_context: Option<usize>,
+    /// Documents were cut into passages of this many tokens (`scan`, `calibrate
+    /// --passage-tokens`); `None`: every input passage was scored whole.
+    #[serde(default)]
+    pub passage_tokens: Option<usize>,
 }
 
 impl Settings {
@@ -39,6 +47,7 @@ impl Settings {
             ks: opts.ks.clone(),
             lowercase: opts.lowercase,
             max_context: opts.max_context,
+            passage_tokens: None,
         }
     }
 }
@@ -137,6 +146,20 @@ impl Calibration {
                 "the calibration does not match this run ({w}): recalibrate with this model and these settings"
             ))),
             None => Ok(()),
+        }
+    }
+
+    /// The score that decides when none is named: `ref` with a same-vocabulary reference,
+    /// `ref_bpb` with another, else Min-K%++ at the first `k` the calibration was made with.
+    pub fn default_score(&self) -> String {
+        if self.settings.reference.is_some() {
+            if self.scores.contains_key("ref") {
+                "ref".into()
+            } else {
+                "ref_bpb".into()
+            }
+        } else {
+            crate::score::minkpp_name(self.settings.ks.first().copied().unwrap_or(0.2))
         }
     }
 

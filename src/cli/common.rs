@@ -1,9 +1,13 @@
 //! Argument groups shared by the commands that read passages and score them.
 
+use super::output::Progress;
 use super::ModelArgs;
-use miascan::input::{read_inputs, Format, Passage, ReadOptions, STDIN};
+use miascan::input::walk::WalkOptions;
+use miascan::input::{
+    read_collection, read_inputs, CollectOptions, Event, Format, Passage, ReadOptions, STDIN,
+};
 use miascan::model::Model;
-use miascan::scorer::{PassageResult, ScoreOptions, Scorer};
+use miascan::scorer::{PassageResult, Prepared, ScoreOptions, Scorer};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
@@ -26,7 +30,12 @@ fn parse_format(s: &str) -> Result<Format, String> {
         "auto" => Ok(Format::Auto),
         "text" => Ok(Format::Text),
         "jsonl" => Ok(Format::Jsonl),
-        _ => Err(format!("unknown format {s} (auto, text, jsonl)")),
+        "html" => Ok(Format::Html),
+        "csv" => Ok(Format::Csv),
+        "tsv" => Ok(Format::Tsv),
+        _ => Err(format!(
+            "unknown format {s} (auto, text, jsonl, html, csv, tsv)"
+        )),
     }
 }
 
@@ -40,12 +49,8 @@ impl InputArgs {
         }
     }
 
-    /// Reads `inputs`, or stdin when none are given and stdin is not a terminal.
-    pub fn read(
-        &self,
-        inputs: &[PathBuf],
-        label_field: Option<String>,
-    ) -> anyhow::Result<Vec<Passage>> {
+    /// `inputs`, or stdin when none are given and stdin is not a terminal.
+    pub fn inputs_or_stdin(&self, inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
         let mut inputs = inputs.to_vec();
         if inputs.is_empty() {
             if std::io::stdin().is_terminal() {
@@ -55,6 +60,16 @@ impl InputArgs {
             }
             inputs.push(PathBuf::from(STDIN));
         }
+        Ok(inputs)
+    }
+
+    /// Reads `inputs`, or stdin when none are given and stdin is not a terminal.
+    pub fn read(
+        &self,
+        inputs: &[PathBuf],
+        label_field: Option<String>,
+    ) -> anyhow::Result<Vec<Passage>> {
+        let inputs = self.inputs_or_stdin(inputs)?;
         Ok(read_inputs(&inputs, &self.options(label_field))?)
     }
 }
@@ -130,53 +145,61 @@ impl Models {
         }
     }
 
-    /// Scores every passage, with a progress line on a terminal.
+    /// Scores every passage, with a progress bar on a terminal.
     pub fn score_collect(
         &self,
         passages: &[Passage],
         opts: ScoreOptions,
     ) -> anyhow::Result<Vec<PassageResult>> {
         let mut out = Vec::with_capacity(passages.len());
-        let progress = Progress::new(passages.len());
+        let progress = Progress::new(Some(passages.len() as u64), "passages");
         self.scorer(opts).score_all(passages, |r| {
             progress.tick(out.len() + 1);
             out.push(r);
             Ok(())
         })?;
-        progress.done();
+        progress.done(out.len());
         Ok(out)
     }
 }
 
-/// A progress line on stderr, only when stderr is a terminal.
-pub struct Progress {
-    total: usize,
-    show: bool,
-    started: std::time::Instant,
-}
-
-impl Progress {
-    pub fn new(total: usize) -> Self {
-        Progress {
-            total,
-            show: std::io::stderr().is_terminal(),
-            started: std::time::Instant::now(),
-        }
-    }
-
-    pub fn tick(&self, done: usize) {
-        if self.show {
-            eprint!("\rscored {done}/{} passages", self.total);
-        }
-    }
-
-    pub fn done(&self) {
-        if self.show {
-            eprintln!(
-                "\rscored {} passages in {:.1} s",
-                self.total,
-                self.started.elapsed().as_secs_f64()
-            );
-        }
-    }
+/// Reads `inputs` strictly on a reader thread that also tokenises, while this thread runs
+/// the model: passages stream through a bounded channel, results reach `sink` in order.
+pub fn stream_passages(
+    scorer: &Scorer,
+    inputs: &[PathBuf],
+    read: &ReadOptions,
+    sink: impl FnMut(PassageResult) -> miascan::Result<()>,
+) -> miascan::Result<()> {
+    let opts = CollectOptions {
+        read: read.clone(),
+        walk: WalkOptions {
+            hidden: true,
+            follow_links: true,
+        },
+        ..CollectOptions::default()
+    };
+    let (tx, rx) = std::sync::mpsc::sync_channel::<miascan::Result<Prepared>>(256);
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let r = read_collection(inputs, &opts, &|_| true, &mut |e| {
+                if let Event::Segment { doc, text, .. } = e {
+                    let p = scorer.prepare(Passage {
+                        id: doc.id.clone(),
+                        text: text.to_string(),
+                        source: doc.source.clone(),
+                        label: doc.label,
+                    });
+                    // the receiver stops listening only after an error of its own
+                    tx.send(p)
+                        .map_err(|_| miascan::Error::Usage("stopped".into()))?;
+                }
+                Ok(())
+            });
+            if let Err(e) = r {
+                let _ = tx.send(Err(e));
+            }
+        });
+        scorer.score_iter(rx.into_iter(), sink)
+    })
 }

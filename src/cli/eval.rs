@@ -183,9 +183,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let mut s = String::new();
         let ref_id = models.reference.as_ref().map(|r| &r.identity);
         for (r, &l) in results.iter().zip(&labels) {
-            let mut v = report::record(r, &models.target.identity, ref_id);
-            v["member"] = serde_json::Value::Bool(l);
-            s.push_str(&serde_json::to_string(&v)?);
+            let mut v = report::PassageRecord::new(r, &models.target.identity, ref_id);
+            v.extra.insert("member".into(), serde_json::Value::Bool(l));
+            s.push_str(&v.to_line());
             s.push('\n');
         }
         write(path, &s)?;

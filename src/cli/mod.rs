@@ -6,6 +6,9 @@ pub mod common;
 pub mod dataset_test;
 pub mod eval;
 pub mod inspect;
+pub mod merge;
+pub mod output;
+pub mod scan;
 pub mod score;
 
 use clap::{Parser, Subcommand};
@@ -24,6 +27,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Scan a collection: documents of every format cut into passages, scored as they are
+    /// read, with document and collection verdicts, a crash-safe log (--resume), shards
+    /// (--shard I/N) and a report (DIR/report.html).
+    Scan(Box<scan::Args>),
+    /// Join the result directories of `scan --shard I/N` runs.
+    Merge(merge::Args),
     /// Score passages: per-token log-probs in one forward pass, every score from them.
     Score(Box<score::Args>),
     /// Store each score's distribution on known non-members, for p-values and decisions.

@@ -2,70 +2,57 @@
 //! are allowed; anything else that is not an object with a string text field is an error
 //! naming the line.
 
-use super::{decode_utf8, Passage, ReadOptions};
-use crate::error::{Error, Result};
+use super::ReadOptions;
 use serde_json::Value;
-use std::path::Path;
 
-pub(super) fn parse(path: &Path, bytes: &[u8], opts: &ReadOptions) -> Result<Vec<Passage>> {
-    let name = path.display().to_string();
-    let mut out = Vec::new();
-    for (i, raw) in bytes.split(|&b| b == b'\n').enumerate() {
-        let lineno = i + 1;
-        let err = |message: String| Error::InvalidInput {
-            path: path.to_path_buf(),
-            line: Some(lineno),
-            message,
-        };
-        let line = decode_utf8(path, Some(lineno), raw.to_vec())?;
-        let line = line.strip_prefix('\u{feff}').unwrap_or(&line);
-        if line.trim().is_empty() {
-            continue;
-        }
-        let value: Value =
-            serde_json::from_str(line).map_err(|e| err(format!("malformed JSON: {e}")))?;
-        let Value::Object(obj) = value else {
-            return Err(err("expected a JSON object".into()));
-        };
-        let text = match obj.get(&opts.text_field) {
-            Some(Value::String(s)) => s.clone(),
-            Some(_) => {
-                return Err(err(format!(
-                    "field \"{}\" is not a string",
-                    opts.text_field
-                )))
-            }
-            None => {
-                return Err(err(format!(
-                    "no \"{}\" field (choose another with --text-field)",
-                    opts.text_field
-                )))
-            }
-        };
-        let source = format!("{name}:{lineno}");
-        let id = match obj.get(&opts.id_field) {
-            Some(Value::String(s)) => s.clone(),
-            Some(Value::Number(n)) => n.to_string(),
-            None | Some(Value::Null) => source.clone(),
-            Some(_) => {
-                return Err(err(format!(
-                    "field \"{}\" must be a string or a number",
-                    opts.id_field
-                )))
-            }
-        };
-        let label = match &opts.label_field {
-            None => None,
-            Some(f) => Some(parse_label(&obj, f).map_err(err)?),
-        };
-        out.push(Passage {
-            id,
-            text,
-            source,
-            label,
-        });
+/// One JSON object from a line (`lineno` for messages): `Ok(None)` for a blank line.
+/// The id is the `--id-field` value, else `None` (the caller names the line).
+pub(super) fn parse_line(
+    line: &str,
+    opts: &ReadOptions,
+) -> std::result::Result<Option<Row>, String> {
+    let line = line.strip_prefix('\u{feff}').unwrap_or(line);
+    if line.trim().is_empty() {
+        return Ok(None);
     }
-    Ok(out)
+    let value: Value = serde_json::from_str(line).map_err(|e| format!("malformed JSON: {e}"))?;
+    let Value::Object(obj) = value else {
+        return Err("expected a JSON object".into());
+    };
+    let text = match obj.get(&opts.text_field) {
+        Some(Value::String(s)) => s.clone(),
+        Some(_) => return Err(format!("field \"{}\" is not a string", opts.text_field)),
+        None => {
+            return Err(format!(
+                "no \"{}\" field (choose another with --text-field)",
+                opts.text_field
+            ))
+        }
+    };
+    let id = match obj.get(&opts.id_field) {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        None | Some(Value::Null) => None,
+        Some(_) => {
+            return Err(format!(
+                "field \"{}\" must be a string or a number",
+                opts.id_field
+            ))
+        }
+    };
+    let label = match &opts.label_field {
+        None => None,
+        Some(f) => Some(parse_label(&obj, f)?),
+    };
+    Ok(Some(Row { id, text, label }))
+}
+
+/// A record of a JSONL, CSV or TSV file.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Row {
+    pub id: Option<String>,
+    pub text: String,
+    pub label: Option<bool>,
 }
 
 /// The membership label in field `f`: true/false or 1/0.
@@ -84,7 +71,27 @@ pub(crate) fn parse_label(
 
 #[cfg(test)]
 mod tests {
+    use super::super::{read_inputs, Passage};
     use super::*;
+    use std::path::PathBuf;
+
+    fn parse(src: &[u8], opts: &ReadOptions) -> crate::error::Result<Vec<Passage>> {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("f.jsonl");
+        std::fs::write(&p, src).unwrap();
+        let r = read_inputs(&[PathBuf::from(&p)], opts);
+        r.map_err(|e| {
+            crate::error::Error::Usage(e.to_string().replace(&p.display().to_string(), "f.jsonl"))
+        })
+        .map(|v| {
+            v.into_iter()
+                .map(|mut x| {
+                    x.id = x.id.replace(&p.display().to_string(), "f.jsonl");
+                    x
+                })
+                .collect()
+        })
+    }
 
     fn opts() -> ReadOptions {
         ReadOptions::default()
@@ -93,7 +100,7 @@ mod tests {
     #[test]
     fn reads_ids_texts_and_skips_blank_lines() {
         let src = b"{\"id\": \"a\", \"text\": \"one\"}\n\n{\"id\": 7, \"text\": \"two\"}\n{\"text\": \"three\"}\n";
-        let ps = parse(Path::new("f.jsonl"), src, &opts()).unwrap();
+        let ps = parse(src, &opts()).unwrap();
         let ids: Vec<_> = ps.iter().map(|p| p.id.as_str()).collect();
         assert_eq!(ids, ["a", "7", "f.jsonl:4"]);
         assert_eq!(ps[2].text, "three");
@@ -102,21 +109,20 @@ mod tests {
     #[test]
     fn malformed_line_names_the_line() {
         let src = b"{\"text\": \"ok\"}\n{\"text\": \"unterminated}\n";
-        let e = parse(Path::new("f.jsonl"), src, &opts()).unwrap_err();
-        let msg = e.to_string();
+        let msg = parse(src, &opts()).unwrap_err().to_string();
         assert!(msg.starts_with("f.jsonl:2: malformed JSON"), "{msg}");
     }
 
     #[test]
     fn missing_or_wrong_text_field_is_an_error() {
-        let e = parse(Path::new("f.jsonl"), b"{\"body\": \"x\"}\n", &opts()).unwrap_err();
+        let e = parse(b"{\"body\": \"x\"}\n", &opts()).unwrap_err();
         assert!(
             e.to_string().contains("f.jsonl:1: no \"text\" field"),
             "{e}"
         );
-        let e = parse(Path::new("f.jsonl"), b"{\"text\": 3}\n", &opts()).unwrap_err();
+        let e = parse(b"{\"text\": 3}\n", &opts()).unwrap_err();
         assert!(e.to_string().contains("not a string"), "{e}");
-        let e = parse(Path::new("f.jsonl"), b"[1,2]\n", &opts()).unwrap_err();
+        let e = parse(b"[1,2]\n", &opts()).unwrap_err();
         assert!(e.to_string().contains("expected a JSON object"), "{e}");
     }
 
@@ -127,16 +133,11 @@ mod tests {
             ..opts()
         };
         let src = b"{\"text\": \"a\", \"member\": true}\n{\"text\": \"b\", \"member\": 0}\n";
-        let ps = parse(Path::new("f.jsonl"), src, &o).unwrap();
+        let ps = parse(src, &o).unwrap();
         assert_eq!((ps[0].label, ps[1].label), (Some(true), Some(false)));
-        let e = parse(
-            Path::new("f.jsonl"),
-            b"{\"text\": \"a\", \"member\": \"yes\"}\n",
-            &o,
-        )
-        .unwrap_err();
+        let e = parse(b"{\"text\": \"a\", \"member\": \"yes\"}\n", &o).unwrap_err();
         assert!(e.to_string().contains("f.jsonl:1: label field"), "{e}");
-        let e = parse(Path::new("f.jsonl"), b"{\"text\": \"a\"}\n", &o).unwrap_err();
+        let e = parse(b"{\"text\": \"a\"}\n", &o).unwrap_err();
         assert!(e.to_string().contains("no \"member\" label"), "{e}");
     }
 
@@ -146,18 +147,13 @@ mod tests {
             text_field: "body".into(),
             ..opts()
         };
-        let ps = parse(Path::new("f.jsonl"), b"{\"body\": \"x\"}\n", &o).unwrap();
+        let ps = parse(b"{\"body\": \"x\"}\n", &o).unwrap();
         assert_eq!(ps[0].text, "x");
     }
 
     #[test]
     fn invalid_utf8_in_a_line_names_the_line() {
-        let e = parse(
-            Path::new("f.jsonl"),
-            b"{\"text\": \"a\"}\n{\"text\": \"\xc3\"}\n",
-            &opts(),
-        )
-        .unwrap_err();
+        let e = parse(b"{\"text\": \"a\"}\n{\"text\": \"\xc3\"}\n", &opts()).unwrap_err();
         assert!(e.to_string().starts_with("f.jsonl:2: invalid UTF-8"), "{e}");
     }
 }

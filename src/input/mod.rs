@@ -1,13 +1,18 @@
-//! Inputs → passages. A text file is one passage; a JSONL file is one passage per line; `-`
-//! is standard input. Nothing is skipped silently: a file that cannot be read as its format
-//! is an error naming the file (and line), never an omission from the report.
+//! Inputs → documents. One streaming reader ([`collection`]) serves every command: `score`
+//! reads strictly (a text file is one passage, a JSONL line is one passage, the first
+//! problem is an error naming the file and line: nothing is skipped silently), `scan` reads
+//! leniently (every format, problems skipped and listed, documents streamed in segments).
 
+pub mod collection;
+mod html;
 mod jsonl;
+pub mod open;
 pub mod scored;
-mod text;
+pub mod walk;
+
+pub use collection::{read_collection, CollectOptions, CollectStats, Doc, Event, Utf8Policy};
 
 use crate::error::{Error, Result};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// One unit of text to score.
@@ -27,13 +32,19 @@ pub struct Passage {
 /// How to read an input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Format {
-    /// By extension: `.jsonl`/`.ndjson` are JSONL, anything else is text; stdin is text.
+    /// By extension (`score`: `.jsonl`/`.ndjson` are JSONL, anything else is text; `scan`:
+    /// see [`open::detect`]); stdin is text.
     #[default]
     Auto,
-    /// The whole file is one passage.
+    /// The whole file is one document.
     Text,
     /// One JSON object per line.
     Jsonl,
+    /// The visible text of an HTML page.
+    Html,
+    /// One row per document, text in a named column.
+    Csv,
+    Tsv,
 }
 
 /// Options for reading inputs.
@@ -63,23 +74,31 @@ impl Default for ReadOptions {
 /// The name used for standard input in ids and messages.
 pub const STDIN: &str = "-";
 
-/// Reads every input (`-` for stdin) into passages, in order. Errors on the first input
-/// that cannot be read; errors if no passage results at all.
+/// Reads every input (`-` for stdin) into passages, in order, strictly: errors on the
+/// first input that cannot be read; errors if no passage results at all.
 pub fn read_inputs(inputs: &[PathBuf], opts: &ReadOptions) -> Result<Vec<Passage>> {
     let mut out = Vec::new();
-    for path in expand_dirs(inputs)? {
-        let path = &path;
-        let bytes = read_bytes(path)?;
-        let format = match opts.format {
-            Format::Auto if is_jsonl_name(path) => Format::Jsonl,
-            Format::Auto => Format::Text,
-            f => f,
-        };
-        match format {
-            Format::Jsonl => out.extend(jsonl::parse(path, &bytes, opts)?),
-            _ => out.push(text::parse(path, bytes)?),
+    let copts = CollectOptions {
+        read: opts.clone(),
+        walk: walk::WalkOptions {
+            hidden: true,
+            follow_links: true,
+        },
+        ..CollectOptions::default()
+    };
+    read_collection(inputs, &copts, &|_| true, &mut |e| {
+        match e {
+            // strict reading delivers every document as one segment
+            Event::Segment { doc, text, .. } => out.push(Passage {
+                id: doc.id.clone(),
+                text: text.to_string(),
+                source: doc.source.clone(),
+                label: doc.label,
+            }),
+            Event::End { .. } | Event::Skipped { .. } => {}
         }
-    }
+        Ok(())
+    })?;
     if out.is_empty() {
         let names: Vec<_> = inputs.iter().map(|p| p.display().to_string()).collect();
         return Err(Error::EmptyInput(if names.is_empty() {
@@ -89,61 +108,6 @@ pub fn read_inputs(inputs: &[PathBuf], opts: &ReadOptions) -> Result<Vec<Passage
         }));
     }
     Ok(out)
-}
-
-/// Replaces each directory by every regular file below it, sorted by path, so that a
-/// collection is read in a reproducible order and no file is left out.
-fn expand_dirs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-        let io_err = |source| Error::InputIo {
-            path: dir.to_path_buf(),
-            source,
-        };
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(io_err)?
-            .map(|e| e.map(|e| e.path()))
-            .collect::<std::io::Result<_>>()
-            .map_err(io_err)?;
-        entries.sort();
-        for p in entries {
-            if p.is_dir() {
-                walk(&p, out)?;
-            } else {
-                out.push(p);
-            }
-        }
-        Ok(())
-    }
-    let mut out = Vec::new();
-    for p in inputs {
-        if p.as_os_str() != STDIN && p.is_dir() {
-            walk(p, &mut out)?;
-        } else {
-            out.push(p.clone());
-        }
-    }
-    Ok(out)
-}
-
-fn is_jsonl_name(path: &Path) -> bool {
-    matches!(
-        path.extension().and_then(|e| e.to_str()),
-        Some("jsonl" | "ndjson")
-    )
-}
-
-fn read_bytes(path: &Path) -> Result<Vec<u8>> {
-    let io_err = |source| Error::InputIo {
-        path: path.to_path_buf(),
-        source,
-    };
-    if path.as_os_str() == STDIN {
-        let mut buf = Vec::new();
-        std::io::stdin().read_to_end(&mut buf).map_err(io_err)?;
-        Ok(buf)
-    } else {
-        std::fs::read(path).map_err(io_err)
-    }
 }
 
 /// Decodes bytes as UTF-8, with an error that names the byte offset and line of the first

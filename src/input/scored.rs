@@ -5,8 +5,9 @@
 //! file hash: pooling scores of different models into one ROC curve would be a silent
 //! error. Scores written as `null` (passage too short) stay missing.
 
-use super::{decode_utf8, jsonl::parse_label, read_bytes};
+use super::{decode_utf8, jsonl::parse_label};
 use crate::error::{Error, Result};
+use crate::report::record::PassageRecord;
 use crate::score::{PassageScores, Stats};
 use crate::scorer::PassageResult;
 use serde_json::Value;
@@ -61,6 +62,13 @@ pub fn read_scored(paths: &[PathBuf], label_field: Option<&str>) -> Result<Vec<S
     Ok(out)
 }
 
+fn read_bytes(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|source| Error::InputIo {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 fn invalid(path: &Path, line: usize, message: String) -> Error {
     Error::InvalidInput {
         path: path.to_path_buf(),
@@ -78,60 +86,43 @@ fn parse_record(
     let err = |m: String| invalid(path, lineno, m);
     let v: Value = serde_json::from_str(line.trim_start_matches('\u{feff}'))
         .map_err(|e| err(format!("malformed JSON: {e}")))?;
-    let Value::Object(obj) = v else {
+    let Value::Object(obj) = &v else {
         return Err(err("expected a JSON object".into()));
     };
-    let id = match obj.get("id") {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
-        _ => return Err(err("no \"id\": not a miascan score record".into())),
-    };
-    let Some(Value::Object(scores)) = obj.get("scores") else {
-        return Err(err(
-            "no \"scores\" object: not a miascan score record (write one with `miascan score`)"
-                .into(),
-        ));
-    };
-    let mut list = Vec::with_capacity(scores.len());
-    for (name, v) in scores {
-        let x = match v {
-            Value::Null => None,
-            Value::Number(n) => n.as_f64(),
-            _ => return Err(err(format!("score \"{name}\" is not a number or null"))),
-        };
-        list.push((name.clone(), x));
+    for (key, what) in [
+        ("id", "\"id\""),
+        ("scores", "\"scores\" object"),
+        ("model", "\"model.sha256\""),
+    ] {
+        if !obj.contains_key(key) {
+            return Err(err(format!(
+                "no {what}: not a miascan score record (write one with `miascan score`)"
+            )));
+        }
     }
-    let count = |k: &str| obj.get(k).and_then(Value::as_u64).unwrap_or(0) as usize;
-    let sha = |k: &str| {
-        obj.get(k)
-            .and_then(|m| m.get("sha256"))
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    };
-    let Some(model) = sha("model") else {
-        return Err(err("no \"model.sha256\": not a miascan score record".into()));
-    };
     let label = match label_field {
         None => None,
-        Some(f) => Some(parse_label(&obj, f).map_err(err)?),
+        Some(f) => Some(parse_label(obj, f).map_err(err)?),
     };
+    let rec: PassageRecord =
+        serde_json::from_value(v).map_err(|e| err(format!("not a miascan score record: {e}")))?;
     Ok(ScoredRecord {
+        models: (
+            rec.model.sha256.clone(),
+            rec.reference.as_ref().map(|r| r.sha256.clone()),
+        ),
         result: PassageResult {
-            id,
             source: format!("{}:{lineno}", path.display()),
-            n_tokens: count("n_tokens"),
-            n_scored: count("n_scored"),
+            n_tokens: rec.n_tokens,
+            n_scored: rec.n_scored,
             scores: PassageScores {
                 stats: Stats::default(),
-                scores: list,
+                scores: rec.scores.0,
             },
-            reason: obj
-                .get("reason")
-                .and_then(Value::as_str)
-                .map(str::to_string),
+            reason: rec.reason,
             details: None,
+            id: rec.id,
         },
-        models: (model, sha("reference")),
         label,
     })
 }

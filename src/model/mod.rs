@@ -84,7 +84,9 @@ pub struct ModelIdentity {
     /// files' sha256s in name order (checkpoint folder).
     pub sha256: String,
     /// How the weights are computed: `f32` (dequantised).
+    #[serde(default)]
     pub compute: String,
+    #[serde(default)]
     pub device: String,
     /// Hub models: the commit the revision resolved to.
     #[serde(default, skip_serializing_if = "Option::is_none")]

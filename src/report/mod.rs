@@ -1,64 +1,11 @@
-//! Reports: one JSON object per passage (the stable output schema, see the README), and a
-//! plain-text table for people.
+//! Reports: one JSON object per passage (the stable output schema, [`record`]), a
+//! plain-text table for people, and the self-contained HTML report of a scan ([`html`]).
 
-use crate::model::ModelIdentity;
+pub mod html;
+pub mod record;
+
 use crate::scorer::PassageResult;
-use serde_json::{json, Map, Value};
-
-/// A float for JSON: non-finite values become `null` (JSON has no NaN).
-fn num(x: Option<f64>) -> Value {
-    match x {
-        Some(v) if v.is_finite() => json!(v),
-        _ => Value::Null,
-    }
-}
-
-/// The JSONL record of one passage.
-pub fn record(
-    r: &PassageResult,
-    model: &ModelIdentity,
-    reference: Option<&ModelIdentity>,
-) -> Value {
-    let mut o = Map::new();
-    o.insert("id".into(), json!(r.id));
-    o.insert("n_tokens".into(), json!(r.n_tokens));
-    o.insert("n_scored".into(), json!(r.n_scored));
-    let s = &r.scores.stats;
-    o.insert(
-        "stats".into(),
-        json!({
-            "loss": num(s.loss),
-            "ppl": num(s.ppl),
-            "bits_per_byte": num(s.bits_per_byte),
-            "zlib_bytes": s.zlib_bytes,
-        }),
-    );
-    let scores: Map<String, Value> = r
-        .scores
-        .scores
-        .iter()
-        .map(|(k, v)| (k.clone(), num(*v)))
-        .collect();
-    o.insert("scores".into(), Value::Object(scores));
-    if let Some(reason) = &r.reason {
-        o.insert("reason".into(), json!(reason));
-    }
-    o.insert("model".into(), json!(model));
-    if let Some(reference) = reference {
-        o.insert("reference".into(), json!(reference));
-    }
-    if let Some(d) = &r.details {
-        o.insert("token_ids".into(), json!(d.ids));
-        o.insert("tokens".into(), json!(d.tokens));
-        let col = |f: fn(&crate::stats::TokenStat) -> f64| -> Value {
-            Value::Array(d.stats.iter().map(|s| num(Some(f(s)))).collect())
-        };
-        o.insert("token_logprobs".into(), col(|s| s.logp));
-        o.insert("token_mu".into(), col(|s| s.mu));
-        o.insert("token_sigma".into(), col(|s| s.sigma));
-    }
-    Value::Object(o)
-}
+pub use record::{PassageRecord, Scores};
 
 /// A fixed-width table: id, tokens, loss, ppl, then every score.
 /// The calibrated decision shown in a table: the deciding score, the FPR, and each row's

@@ -155,6 +155,19 @@ impl Tokenizer {
         Ok(ids)
     }
 
+    /// Byte span `[start, end)` in `text` of each of its tokens (no BOS), for cutting a
+    /// document into passages on token boundaries.
+    pub fn offsets(&self, id: &str, text: &str) -> Result<Vec<(usize, usize)>> {
+        let enc = self
+            .inner
+            .encode(text, false)
+            .map_err(|e| Error::Tokenizer {
+                id: id.to_string(),
+                message: e.to_string(),
+            })?;
+        Ok(enc.get_offsets().to_vec())
+    }
+
     /// The text of each token (byte-level pieces decoded; a piece that is part of a UTF-8
     /// character shows as U+FFFD).
     pub fn token_strings(&self, ids: &[u32]) -> Vec<String> {

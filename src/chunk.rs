@@ -1,0 +1,146 @@
+//! Documents → passages: a document's text is cut into passages of about `passage_tokens`
+//! tokens of the target model, on token boundaries, each with its byte span in the
+//! document. A document no longer than one and a half passages is one passage; otherwise
+//! passages hold `passage_tokens` tokens (consecutive passages share `overlap` of them) and
+//! the last one takes the remainder, so no passage is shorter than half the length.
+//!
+//! A cut is placed at the end of the token before it, so the space a byte-level tokenizer
+//! joins to the next word starts the next passage, and never inside a character. Each
+//! passage is then tokenised on its own for scoring (as `score` would tokenise its text);
+//! at a cut that is a pre-tokenizer boundary, as the cuts here are, that gives the same ids.
+
+/// How documents are cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChunkOptions {
+    pub passage_tokens: usize,
+    pub overlap: usize,
+}
+
+impl Default for ChunkOptions {
+    fn default() -> Self {
+        ChunkOptions {
+            passage_tokens: 128,
+            overlap: 0,
+        }
+    }
+}
+
+/// Byte spans `[start, end)` of the passages of a text of `len` bytes whose tokens have
+/// the byte `offsets` (as [`crate::model::Tokenizer::offsets`] gives). Empty when the text
+/// has no token.
+pub fn spans(text: &str, offsets: &[(usize, usize)], opts: ChunkOptions) -> Vec<(usize, usize)> {
+    let n = offsets.len();
+    let p = opts.passage_tokens.max(1);
+    let step = p.saturating_sub(opts.overlap).max(1);
+    if n == 0 {
+        return Vec::new();
+    }
+    if n <= p + p / 2 {
+        return vec![(0, text.len())];
+    }
+    // the first valid cut at or after token i: (token index, byte)
+    let cut = |mut i: usize| -> (usize, usize) {
+        while i < n {
+            let b = offsets[i - 1].1;
+            if b <= offsets[i].0 && b > 0 && text.is_char_boundary(b) {
+                return (i, b);
+            }
+            i += 1;
+        }
+        (n, text.len())
+    };
+    let mut out = Vec::new();
+    let (mut s, mut sb) = (0usize, 0usize);
+    loop {
+        if n - s <= p + p / 2 {
+            out.push((sb, text.len()));
+            return out;
+        }
+        let (e, eb) = cut(s + p);
+        if e >= n {
+            out.push((sb, text.len()));
+            return out;
+        }
+        out.push((sb, eb));
+        let (ns, nsb) = if step >= p { (e, eb) } else { cut(s + step) };
+        if ns <= s || ns >= n {
+            out.last_mut().expect("pushed").1 = text.len();
+            return out;
+        }
+        (s, sb) = (ns, nsb);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whitespace "tokens" with byte-level-style offsets (a word owns its leading space).
+    fn words(text: &str) -> Vec<(usize, usize)> {
+        let mut out = Vec::new();
+        let mut start = 0;
+        for (i, c) in text.char_indices() {
+            if c == ' ' && i > 0 {
+                out.push((start, i));
+                start = i;
+            }
+        }
+        if start < text.len() {
+            out.push((start, text.len()));
+        }
+        out
+    }
+
+    fn opts(p: usize, o: usize) -> ChunkOptions {
+        ChunkOptions {
+            passage_tokens: p,
+            overlap: o,
+        }
+    }
+
+    #[test]
+    fn short_documents_are_one_passage_and_empty_ones_none() {
+        let t = "a b c d e";
+        assert_eq!(spans(t, &words(t), opts(4, 0)), [(0, t.len())]);
+        assert!(spans("", &[], opts(4, 0)).is_empty());
+    }
+
+    #[test]
+    fn passages_tile_the_text_and_the_tail_is_merged() {
+        let t: String = (0..23).map(|i| format!(" w{i}")).collect();
+        let s = spans(&t, &words(&t), opts(5, 0));
+        // 23 tokens: 5, 5, 5, then 8 (a tail of 3 < 2.5 is merged)
+        let counts: Vec<usize> = s.iter().map(|&(a, b)| words(&t[a..b]).len()).collect();
+        assert_eq!(counts, [5, 5, 5, 8]);
+        assert_eq!(s[0].0, 0);
+        assert_eq!(s.last().unwrap().1, t.len());
+        for w in s.windows(2) {
+            assert_eq!(w[0].1, w[1].0, "contiguous");
+        }
+        assert!(
+            t[s[1].0..].starts_with(" w5"),
+            "the space starts the next passage"
+        );
+    }
+
+    #[test]
+    fn overlap_repeats_tokens() {
+        let t: String = (0..20).map(|i| format!(" w{i}")).collect();
+        let s = spans(&t, &words(&t), opts(8, 4));
+        assert!(t[s[1].0..].starts_with(" w4"));
+        assert!(s[0].1 > s[1].0);
+        assert_eq!(s.last().unwrap().1, t.len());
+    }
+
+    #[test]
+    fn never_cuts_inside_a_character() {
+        // byte-level pieces of one emoji share its span: no cut between them
+        let t = "ab😀cd";
+        let offs = vec![(0, 1), (1, 2), (2, 6), (2, 6), (2, 6), (6, 7), (7, 8)];
+        let s = spans(t, &offs, opts(1, 0));
+        for &(a, b) in &s {
+            assert!(t.is_char_boundary(a) && t.is_char_boundary(b));
+        }
+        assert_eq!(s.last().unwrap().1, t.len());
+    }
+}

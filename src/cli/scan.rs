@@ -1,0 +1,334 @@
+//! `miascan scan`: a whole collection into a directory of results (see the library's
+//! `scan` module for the pipeline and `scan::finish` for the outputs).
+
+use super::common::{InputArgs, ScoringArgs};
+use super::output::Progress;
+use miascan::calibrate::{Calibration, Decision, Settings};
+use miascan::chunk::ChunkOptions;
+use miascan::input::walk::WalkOptions;
+use miascan::input::{CollectOptions, Utf8Policy};
+use miascan::report::PassageRecord;
+use miascan::scan::finish::{self, fmt_p, Outputs};
+use miascan::scan::log::{self, LogWriter, RunHeader};
+use miascan::scan::{self, ScanOptions, Scoring};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+/// Exit code of a scan that finished but skipped some files or rows (listed in
+/// `summary.json`).
+pub const EXIT_SKIPPED: i32 = 5;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub scoring: ScoringArgs,
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Files and directories to scan (every supported file below a directory), or - for
+    /// stdin.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Directory for the results (created if needed).
+    #[arg(long, short = 'o', required = true)]
+    pub out: PathBuf,
+    /// A calibration from `miascan calibrate` (same model, reference and settings; best
+    /// made with the same --passage-tokens): adds p-values, flags and the verdicts.
+    #[arg(long)]
+    pub calibration: Option<PathBuf>,
+    /// False-positive rate at which a passage is flagged.
+    #[arg(long, default_value_t = 0.01, requires = "calibration")]
+    pub fpr: f64,
+    /// The deciding score (default: the calibration's).
+    #[arg(long, requires = "calibration")]
+    pub decide_by: Option<String>,
+    /// False discovery rate at which documents are flagged (Benjamini–Hochberg).
+    #[arg(long, default_value_t = finish::DEFAULT_FDR)]
+    pub fdr: f64,
+    /// Documents are cut into passages of this many tokens of the target model.
+    #[arg(long, default_value_t = 128)]
+    pub passage_tokens: usize,
+    /// Tokens shared by consecutive passages.
+    #[arg(long, default_value_t = 0)]
+    pub overlap: usize,
+    /// JSONL/CSV field holding a membership label (true/false, 1/0): adds a ROC curve.
+    #[arg(long)]
+    pub label_field: Option<String>,
+    /// Finish an interrupted scan in --out (refused if models or settings differ).
+    #[arg(long, conflicts_with = "force")]
+    pub resume: bool,
+    /// Start over even if --out holds a scan.
+    #[arg(long)]
+    pub force: bool,
+    /// Scan only shard I of N (I/N, from 0): documents are split by a hash of their id, so
+    /// N processes on N machines split one collection; join them with `miascan merge`.
+    #[arg(long, value_parser = parse_shard)]
+    pub shard: Option<(u64, u64)>,
+    /// Follow symbolic links (loops are detected, a file reached twice is read once).
+    #[arg(long)]
+    pub follow_links: bool,
+    /// Also read hidden files and folders (`.git` and the like).
+    #[arg(long)]
+    pub hidden: bool,
+    /// Text that is not valid UTF-8: skip the file (default) or replace bad bytes (U+FFFD).
+    #[arg(long, default_value = "skip", value_parser = ["skip", "replace"])]
+    pub invalid_utf8: String,
+    /// Passages shown token by token in the report.
+    #[arg(long, default_value_t = 10)]
+    pub heatmaps: usize,
+    /// Text files are streamed in segments of this many bytes.
+    #[arg(long, default_value_t = 1 << 20, hide = true)]
+    pub segment_bytes: usize,
+    /// No progress bar and no closing lines.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+fn parse_shard(s: &str) -> Result<(u64, u64), String> {
+    let bad = || format!("--shard {s}: expected I/N with 0 <= I < N, e.g. 0/4");
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let (i, n): (u64, u64) = (i.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?);
+    if n == 0 || i >= n {
+        return Err(bad());
+    }
+    Ok((i, n))
+}
+
+impl Args {
+    fn scan_options(&self) -> ScanOptions {
+        ScanOptions {
+            collect: CollectOptions {
+                read: self.input.options(self.label_field.clone()),
+                walk: WalkOptions {
+                    hidden: self.hidden,
+                    follow_links: self.follow_links,
+                },
+                strict: false,
+                relative_ids: true,
+                segment_bytes: self.segment_bytes,
+                max_record_bytes: 256 << 20,
+                utf8: if self.invalid_utf8 == "replace" {
+                    Utf8Policy::Replace
+                } else {
+                    Utf8Policy::Skip
+                },
+            },
+            chunk: ChunkOptions {
+                passage_tokens: self.passage_tokens,
+                overlap: self.overlap,
+            },
+            shard: self.shard,
+        }
+    }
+
+    /// Everything the results depend on (a resume must match it).
+    fn settings(&self) -> serde_json::Value {
+        serde_json::json!({
+            "ks": self.scoring.ks,
+            "lowercase": !self.scoring.no_lowercase,
+            "max_context": self.scoring.max_context,
+            "batch_tokens": self.scoring.batch_tokens,
+            "dtype": self.scoring.model.dtype,
+            "passage_tokens": self.passage_tokens,
+            "overlap": self.overlap,
+            "format": format!("{:?}", self.input.format).to_lowercase(),
+            "text_field": self.input.text_field,
+            "id_field": self.input.id_field,
+            "label_field": self.label_field,
+            "hidden": self.hidden,
+            "follow_links": self.follow_links,
+            "invalid_utf8": self.invalid_utf8,
+            "segment_bytes": self.segment_bytes,
+            "inputs": self.inputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+        })
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<i32> {
+    if args.passage_tokens < 2 || args.overlap >= args.passage_tokens {
+        anyhow::bail!(miascan::Error::Usage(
+            "--passage-tokens must be at least 2 and --overlap smaller than it".into()
+        ));
+    }
+    if !(args.fdr > 0.0 && args.fdr < 1.0) {
+        anyhow::bail!(miascan::Error::Usage(format!(
+            "--fdr {}: must be in (0, 1)",
+            args.fdr
+        )));
+    }
+    std::fs::create_dir_all(&args.out).map_err(|source| miascan::Error::OutputIo {
+        path: args.out.clone(),
+        source,
+    })?;
+    let models = args.scoring.load()?;
+    let opts = args.scoring.options(false);
+    let scorer = models.scorer(opts.clone());
+    let ref_identity = models.reference.as_ref().map(|r| &r.identity);
+    let (decision, calibration_header) = match &args.calibration {
+        Some(path) => {
+            let calibration = Calibration::load(path)?;
+            let mut settings = Settings::new(&models.target.identity, ref_identity, &opts);
+            settings.passage_tokens = calibration.settings.passage_tokens;
+            if calibration.settings.passage_tokens != Some(args.passage_tokens) && !args.quiet {
+                eprintln!(
+                    "warning: the calibration's passages ({}) differ from this scan's ({} tokens): p-values assume alike passages; calibrate with --passage-tokens {}",
+                    calibration
+                        .settings
+                        .passage_tokens
+                        .map_or("whole inputs".to_string(), |p| format!("{p} tokens")),
+                    args.passage_tokens,
+                    args.passage_tokens
+                );
+            }
+            let d = Decision::new(
+                calibration,
+                &settings,
+                args.decide_by.as_deref(),
+                args.fpr,
+                |w| eprintln!("warning: {w}"),
+            )?;
+            let sha = hex_sha(&std::fs::read(path).unwrap_or_default());
+            let h = serde_json::json!({"sha256": sha, "decided_by": d.by, "fpr": d.fpr, "n": d.calibration.n});
+            (Some(d), Some(h))
+        }
+        None => (None, None),
+    };
+    let header = RunHeader {
+        miascan_scan: log::VERSION,
+        model: models.target.identity.clone(),
+        reference: ref_identity.cloned(),
+        settings: args.settings(),
+        calibration: calibration_header,
+        shard: args.shard.map(|(i, n)| [i, n]),
+    };
+    let mut log = if args.resume {
+        LogWriter::resume(&args.out, &header)?
+    } else {
+        LogWriter::create(&args.out, &header, args.force)?
+    };
+    // a previous summary says the scan was finished; it is written again at the end
+    let _ = std::fs::remove_file(args.out.join("summary.json"));
+    let scoring = Scoring {
+        scorer: &scorer,
+        model: &models.target.identity,
+        reference: ref_identity,
+        decision: decision.as_ref(),
+        label_field: args.label_field.clone(),
+    };
+    let sopts = args.scan_options();
+    let progress = Progress::with(None, "passages", args.quiet);
+    let resumed_items = log.items();
+    let stats = scan::run(
+        &scoring,
+        &args.inputs,
+        &sopts,
+        &mut log,
+        |docs, passages| {
+            progress.tick(passages as usize);
+            progress.message(format!("{docs} documents"));
+        },
+    )?;
+    progress.done(stats.passages as usize);
+    drop(log);
+
+    let mut o = finish::collect(&[log::path(&args.out)], &args.out, args.fdr, args.heatmaps)?;
+    let wanted: Vec<(String, usize)> = o
+        .top_passages
+        .iter()
+        .map(|(d, i, _)| (d.clone(), *i))
+        .collect();
+    o.heatmaps = scan::rescore_with_details(&scoring, &args.inputs, &sopts, &wanted)?;
+    let by = o
+        .summary
+        .verdict
+        .decided_by
+        .clone()
+        .unwrap_or_else(|| "neg_loss".into());
+    o.heatmaps.sort_by(|a, b| {
+        let v = |r: &PassageRecord| r.scores.get(&by).unwrap_or(f64::NEG_INFINITY);
+        v(b).total_cmp(&v(a))
+    });
+    if let Some(d) = &decision {
+        o.calibration_values = d.calibration.scores.get(&d.by).cloned().unwrap_or_default();
+    }
+    o.summary.run = serde_json::json!({
+        "seconds": stats.seconds,
+        "passages_scored": stats.passages,
+        "tokens_scored": stats.tokens,
+        "tokens_per_second": if stats.seconds > 0.0 { stats.tokens as f64 / stats.seconds } else { 0.0 },
+        "resumed_after_items": resumed_items,
+        "files_opened": stats.collect.files,
+        "hidden_left_out": stats.collect.hidden,
+        "calibration_values": o.calibration_values,
+    });
+    write_outputs(&args.out, &o)?;
+    Ok(closing(&args.out, &o, args.quiet))
+}
+
+/// Writes heat maps, documents, report and (last: it marks the scan finished) summary.
+pub fn write_outputs(out: &Path, o: &Outputs) -> anyhow::Result<()> {
+    let heat: String = o.heatmaps.iter().map(|r| r.to_line() + "\n").collect();
+    finish::write_file(&out.join("heatmaps.jsonl"), &heat)?;
+    finish::write_documents(out, o)?;
+    finish::write_file(&out.join("report.html"), &miascan::report::html::report(o))?;
+    finish::write_file(
+        &out.join("summary.json"),
+        &(serde_json::to_string_pretty(&o.summary)? + "\n"),
+    )?;
+    Ok(())
+}
+
+/// The closing lines on stderr, and the exit code.
+pub fn closing(out: &Path, o: &Outputs, quiet: bool) -> i32 {
+    let s = &o.summary;
+    let problems = s.skipped.len() + s.partial.len();
+    if !quiet {
+        eprintln!("{}", s.verdict.sentence);
+        if let Some(p) = s.verdict.collection_p_value {
+            eprintln!("collection p-value: {}", fmt_p(p));
+        }
+        eprintln!(
+            "{} documents, {} passages, {} tokens; {} skipped{}",
+            s.documents,
+            s.passages,
+            s.tokens,
+            s.skipped.len(),
+            if s.partial.is_empty() {
+                String::new()
+            } else {
+                format!(", {} read in part", s.partial.len())
+            }
+        );
+        eprintln!("report: {}", out.join("report.html").display());
+    }
+    if problems > 0 {
+        EXIT_SKIPPED
+    } else {
+        0
+    }
+}
+
+fn hex_sha(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Heat-map records of several finished scans, best first, at most `n`.
+pub fn merged_heatmaps(dirs: &[PathBuf], by: &str, n: usize) -> anyhow::Result<Vec<PassageRecord>> {
+    let mut all = Vec::new();
+    for d in dirs {
+        let p = d.join("heatmaps.jsonl");
+        let text = std::fs::read_to_string(&p).unwrap_or_default();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            all.push(serde_json::from_str::<PassageRecord>(line)?);
+        }
+    }
+    all.sort_by(|a, b| {
+        let v = |r: &PassageRecord| r.scores.get(by).unwrap_or(f64::NEG_INFINITY);
+        v(b).total_cmp(&v(a))
+    });
+    all.truncate(n);
+    Ok(all)
+}

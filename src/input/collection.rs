@@ -1,0 +1,779 @@
+//! The one reader of inputs: walks them, opens each file in its format (undoing `.gz` /
+//! `.zst`), and streams documents to a visitor as text segments, without ever holding the
+//! collection in memory. `score` uses it strictly (the first problem is an error naming the
+//! file and line); `scan` uses it leniently (a problem skips that file or row, with the
+//! reason, and the scan goes on).
+//!
+//! A document arrives as one or more [`Event::Segment`]s followed by [`Event::End`]. Text
+//! files larger than `segment_bytes` are read in segments cut at a line break (or a space,
+//! or failing both a character boundary), so a 100 MB one-line file needs memory for one
+//! segment, not for the file. HTML, JSONL rows and CSV cells are read whole, up to
+//! `max_record_bytes`.
+
+use super::html::visible_text;
+use super::jsonl::{parse_line, Row};
+use super::open::{compression, decompress, detect, Compression};
+use super::walk::{walk, FileEntry, Found, WalkOptions};
+use super::{decode_utf8, Format, ReadOptions, STDIN};
+use crate::error::{Error, Result};
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+/// What to do with bytes that are not UTF-8.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Utf8Policy {
+    /// Skip the file (or row), with the offset of the first bad byte as the reason.
+    #[default]
+    Skip,
+    /// Replace each bad sequence with U+FFFD and count the document as repaired.
+    Replace,
+}
+
+/// How to read a collection.
+#[derive(Debug, Clone)]
+pub struct CollectOptions {
+    pub read: ReadOptions,
+    pub walk: WalkOptions,
+    /// The first problem is an error (`score`); otherwise it is reported as skipped.
+    pub strict: bool,
+    /// Ids relative to the input root (`scan`); otherwise the path as given (`score`).
+    pub relative_ids: bool,
+    /// Text files are streamed in segments of about this many bytes.
+    pub segment_bytes: usize,
+    /// Largest HTML file, JSONL line or CSV record read.
+    pub max_record_bytes: usize,
+    pub utf8: Utf8Policy,
+}
+
+impl Default for CollectOptions {
+    fn default() -> Self {
+        CollectOptions {
+            read: ReadOptions::default(),
+            walk: WalkOptions::default(),
+            strict: true,
+            relative_ids: false,
+            segment_bytes: usize::MAX,
+            max_record_bytes: 256 << 20,
+            utf8: Utf8Policy::Skip,
+        }
+    }
+}
+
+/// A document being read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Doc {
+    /// Stable id (see [`CollectOptions::relative_ids`]).
+    pub id: String,
+    /// Where it is: the file, or `FILE:LINE` for a row.
+    pub source: String,
+    pub label: Option<bool>,
+}
+
+/// What the reader hands over, in input order.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// Text of `doc` starting at byte `offset` of its text.
+    Segment {
+        doc: &'a Doc,
+        offset: u64,
+        text: &'a str,
+    },
+    /// `doc` is complete (`problem`: it was cut short by an error after some of it was
+    /// read; the text before is kept). `repaired`: invalid UTF-8 was replaced.
+    End {
+        doc: &'a Doc,
+        bytes: u64,
+        problem: Option<String>,
+        repaired: bool,
+    },
+    /// A file or row not read, and why.
+    Skipped { source: String, reason: String },
+}
+
+/// Counts the reader keeps beside the events.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CollectStats {
+    /// Hidden files and folders left out (not read, not listed).
+    pub hidden: usize,
+    /// Files opened.
+    pub files: usize,
+}
+
+/// Decides which documents to read (by id), e.g. one shard's. Files whose id is refused
+/// are not opened; rows are filtered after parsing.
+pub type Keep<'a> = &'a (dyn Fn(&str) -> bool + Sync);
+
+/// Reads `inputs` (`-` = stdin) and hands every segment, end and skip to `visit`.
+pub fn read_collection(
+    inputs: &[PathBuf],
+    opts: &CollectOptions,
+    keep: Keep,
+    visit: &mut dyn FnMut(Event) -> Result<()>,
+) -> Result<CollectStats> {
+    let mut stats = CollectStats::default();
+    let hidden = walk(inputs, opts.walk, |found| match found {
+        Found::Skipped { path, reason } => {
+            let source = path.display().to_string();
+            if opts.strict {
+                return Err(Error::InvalidInput {
+                    path,
+                    line: None,
+                    message: reason,
+                });
+            }
+            visit(Event::Skipped { source, reason })
+        }
+        Found::File(entry) => {
+            stats.files += 1;
+            Reader {
+                opts,
+                keep,
+                visit: &mut *visit,
+            }
+            .file(&entry)
+        }
+    })?;
+    stats.hidden = hidden;
+    Ok(stats)
+}
+
+struct Reader<'a, 'v> {
+    opts: &'a CollectOptions,
+    keep: Keep<'a>,
+    visit: &'v mut dyn FnMut(Event) -> Result<()>,
+}
+
+impl Reader<'_, '_> {
+    /// A problem with a file or row: an error when strict, else a skip.
+    fn problem(&mut self, path: &Path, line: Option<usize>, message: String) -> Result<()> {
+        if self.opts.strict {
+            return Err(Error::InvalidInput {
+                path: path.to_path_buf(),
+                line,
+                message,
+            });
+        }
+        let source = match line {
+            Some(l) => format!("{}:{l}", path.display()),
+            None => path.display().to_string(),
+        };
+        (self.visit)(Event::Skipped {
+            source,
+            reason: message,
+        })
+    }
+
+    fn file(&mut self, entry: &FileEntry) -> Result<()> {
+        let path = &entry.path;
+        let stdin = path.as_os_str() == STDIN;
+        let (format, comp) = match self.opts.read.format {
+            Format::Auto if stdin => (Format::Text, Compression::None),
+            // score's contract: JSONL by extension, any other file is text
+            Format::Auto if self.opts.strict => match detect(path) {
+                Ok((Format::Jsonl, c)) => (Format::Jsonl, c),
+                _ => (Format::Text, Compression::None),
+            },
+            Format::Auto => match detect(path) {
+                Ok(fc) => fc,
+                Err(reason) => return self.problem(path, None, reason),
+            },
+            f => (f, compression(path)),
+        };
+        let doc_id = if self.opts.relative_ids {
+            entry.id.clone()
+        } else {
+            path.display().to_string()
+        };
+        let whole_file = matches!(format, Format::Text | Format::Html);
+        if whole_file && !(self.keep)(&doc_id) {
+            return Ok(());
+        }
+        let raw: Box<dyn Read> = if stdin {
+            Box::new(std::io::stdin().lock())
+        } else {
+            match std::fs::File::open(path) {
+                Ok(f) => Box::new(f),
+                Err(e) if self.opts.strict => {
+                    return Err(Error::InputIo {
+                        path: path.clone(),
+                        source: e,
+                    })
+                }
+                Err(e) => return self.problem(path, None, format!("cannot open: {e}")),
+            }
+        };
+        let reader = match decompress(raw, comp) {
+            Ok(r) => r,
+            Err(e) => return self.problem(path, None, format!("cannot decompress: {e}")),
+        };
+        match format {
+            Format::Text | Format::Auto => self.text(path, doc_id, reader),
+            Format::Html => self.html(path, doc_id, reader),
+            Format::Jsonl => self.jsonl(path, &doc_id, reader),
+            Format::Csv => self.table(path, &doc_id, reader, b','),
+            Format::Tsv => self.table(path, &doc_id, reader, b'\t'),
+        }
+    }
+
+    /// Decodes `bytes`: the text and whether it was repaired (`--invalid-utf8 replace`;
+    /// binary data never is), or the error naming the first bad byte.
+    fn decode(&self, path: &Path, line: Option<usize>, bytes: Vec<u8>) -> Result<(String, bool)> {
+        match std::str::from_utf8(&bytes) {
+            Ok(_) if !is_binary(&bytes) => Ok((String::from_utf8(bytes).expect("checked"), false)),
+            Err(_) if self.opts.utf8 == Utf8Policy::Replace && !is_binary(&bytes) => {
+                Ok((String::from_utf8_lossy(&bytes).into_owned(), true))
+            }
+            _ => decode_utf8(path, line, bytes).map(|s| (s, false)),
+        }
+    }
+
+    fn text(&mut self, path: &Path, id: String, reader: Box<dyn Read>) -> Result<()> {
+        let doc = Doc {
+            id,
+            source: path.display().to_string(),
+            label: None,
+        };
+        let seg = self.opts.segment_bytes.max(4096);
+        let mut r = BufReader::with_capacity(1 << 16, reader);
+        let mut buf: Vec<u8> = Vec::new();
+        let mut offset = 0u64;
+        let mut first = true;
+        let mut repaired = false;
+        loop {
+            let eof = match fill(&mut r, &mut buf, seg) {
+                Ok(eof) => eof,
+                Err(e) => {
+                    let msg = format!("cannot read: {e}");
+                    return if first {
+                        self.problem(path, None, msg)
+                    } else {
+                        self.end(&doc, offset, Some(msg), repaired)
+                    };
+                }
+            };
+            if first && buf.starts_with(b"\xef\xbb\xbf") {
+                // a byte-order mark is an encoding artefact, not text the model saw
+                buf.drain(..3);
+            }
+            let cut = if eof { buf.len() } else { cut_point(&buf, seg) };
+            let rest = buf.split_off(cut);
+            let bytes = std::mem::replace(&mut buf, rest);
+            let text = match self.decode(path, None, bytes) {
+                Ok((t, rep)) => {
+                    repaired |= rep;
+                    t
+                }
+                Err(e) => {
+                    let msg = match e {
+                        Error::InvalidInput { message, line, .. } if first => {
+                            return self.problem(path, line, message)
+                        }
+                        other => message_of(other),
+                    };
+                    let msg = format!(
+                        "{msg} (in the segment at byte {offset}); the text before it was scored"
+                    );
+                    return self.end(&doc, offset, Some(msg), repaired);
+                }
+            };
+            (self.visit)(Event::Segment {
+                doc: &doc,
+                offset,
+                text: &text,
+            })?;
+            offset += text.len() as u64;
+            first = false;
+            if eof && buf.is_empty() {
+                return self.end(&doc, offset, None, repaired);
+            }
+        }
+    }
+
+    fn end(
+        &mut self,
+        doc: &Doc,
+        bytes: u64,
+        problem: Option<String>,
+        repaired: bool,
+    ) -> Result<()> {
+        (self.visit)(Event::End {
+            doc,
+            bytes,
+            problem,
+            repaired,
+        })
+    }
+
+    /// One whole document from a decoded text.
+    fn whole(&mut self, doc: Doc, text: &str, repaired: bool) -> Result<()> {
+        (self.visit)(Event::Segment {
+            doc: &doc,
+            offset: 0,
+            text,
+        })?;
+        self.end(&doc, text.len() as u64, None, repaired)
+    }
+
+    fn read_capped(&mut self, path: &Path, reader: Box<dyn Read>) -> Result<Option<Vec<u8>>> {
+        let cap = self.opts.max_record_bytes;
+        let mut bytes = Vec::new();
+        match reader.take(cap as u64 + 1).read_to_end(&mut bytes) {
+            Ok(_) if bytes.len() > cap => {
+                self.problem(path, None, format!("larger than {cap} bytes"))?;
+                Ok(None)
+            }
+            Ok(_) => Ok(Some(bytes)),
+            Err(e) => {
+                self.problem(path, None, format!("cannot read: {e}"))?;
+                Ok(None)
+            }
+        }
+    }
+
+    fn html(&mut self, path: &Path, id: String, reader: Box<dyn Read>) -> Result<()> {
+        let Some(bytes) = self.read_capped(path, reader)? else {
+            return Ok(());
+        };
+        let (html, repaired) = match self.decode(path, None, bytes) {
+            Ok(t) => t,
+            Err(e) => return self.problem(path, None, message_of(e)),
+        };
+        let text = visible_text(&html);
+        let doc = Doc {
+            id,
+            source: path.display().to_string(),
+            label: None,
+        };
+        self.whole(doc, &text, repaired)
+    }
+
+    /// The id of a row: the id field or the line (relative ids: `FILE#ID`, `FILE:LINE`).
+    fn row_id(&self, file_id: &str, id: Option<String>, line: usize) -> String {
+        match (id, self.opts.relative_ids) {
+            (Some(id), true) => format!("{file_id}#{id}"),
+            (Some(id), false) => id,
+            (None, _) => format!("{file_id}:{line}"),
+        }
+    }
+
+    fn row(
+        &mut self,
+        path: &Path,
+        file_id: &str,
+        line: usize,
+        row: Row,
+        repaired: bool,
+    ) -> Result<()> {
+        let id = self.row_id(file_id, row.id, line);
+        if !(self.keep)(&id) {
+            return Ok(());
+        }
+        let doc = Doc {
+            id,
+            source: format!("{}:{line}", path.display()),
+            label: row.label,
+        };
+        self.whole(doc, &row.text, repaired)
+    }
+
+    fn jsonl(&mut self, path: &Path, file_id: &str, reader: Box<dyn Read>) -> Result<()> {
+        let cap = self.opts.max_record_bytes;
+        let mut r = BufReader::with_capacity(1 << 16, reader);
+        let mut line = Vec::new();
+        let mut lineno = 0;
+        loop {
+            lineno += 1;
+            line.clear();
+            let (n, too_long) = match read_line_capped(&mut r, &mut line, cap) {
+                Ok(x) => x,
+                Err(e) => return self.problem(path, Some(lineno), format!("cannot read: {e}")),
+            };
+            if n == 0 {
+                return Ok(());
+            }
+            if too_long {
+                self.problem(path, Some(lineno), format!("line longer than {cap} bytes"))?;
+                continue;
+            }
+            if line.last() == Some(&b'\n') {
+                line.pop();
+            }
+            let (text, repaired) = match self.decode(path, Some(lineno), line.clone()) {
+                Ok(t) => t,
+                Err(e) => {
+                    self.problem(path, Some(lineno), message_of(e))?;
+                    continue;
+                }
+            };
+            match parse_line(&text, &self.opts.read) {
+                Ok(None) => {}
+                Ok(Some(row)) => self.row(path, file_id, lineno, row, repaired)?,
+                Err(msg) => self.problem(path, Some(lineno), msg)?,
+            }
+        }
+    }
+
+    fn table(
+        &mut self,
+        path: &Path,
+        file_id: &str,
+        reader: Box<dyn Read>,
+        delim: u8,
+    ) -> Result<()> {
+        let mut rdr = csv::ReaderBuilder::new()
+            .delimiter(delim)
+            .flexible(false)
+            .from_reader(reader);
+        let headers = match rdr.byte_headers() {
+            Ok(h) => h.clone(),
+            Err(e) => return self.problem(path, Some(1), format!("cannot read the header: {e}")),
+        };
+        let col = |name: &str| headers.iter().position(|h| h == name.as_bytes());
+        let Some(text_col) = col(&self.opts.read.text_field) else {
+            let names: Vec<String> = headers
+                .iter()
+                .map(|h| String::from_utf8_lossy(h).into_owned())
+                .collect();
+            return self.problem(
+                path,
+                Some(1),
+                format!(
+                    "no \"{}\" column (choose it with --text-field); the columns are: {}",
+                    self.opts.read.text_field,
+                    names.join(", ")
+                ),
+            );
+        };
+        let id_col = col(&self.opts.read.id_field);
+        let label_col = self.opts.read.label_field.as_deref().and_then(col);
+        let mut rec = csv::ByteRecord::new();
+        loop {
+            let line = rdr.position().line() as usize;
+            match rdr.read_byte_record(&mut rec) {
+                Ok(false) => return Ok(()),
+                Ok(true) => {}
+                Err(e) => {
+                    let line = e.position().map_or(line, |p| p.line() as usize);
+                    let io = matches!(e.kind(), csv::ErrorKind::Io(_));
+                    self.problem(path, Some(line), format!("malformed row: {e}"))?;
+                    if io {
+                        return Ok(());
+                    }
+                    continue;
+                }
+            }
+            let line = rec.position().map_or(line, |p| p.line() as usize);
+            let field = |i: usize| rec.get(i).unwrap_or_default().to_vec();
+            let (text, repaired) = match self.decode(path, Some(line), field(text_col)) {
+                Ok(t) => t,
+                Err(e) => {
+                    self.problem(path, Some(line), message_of(e))?;
+                    continue;
+                }
+            };
+            let id = id_col
+                .map(|i| String::from_utf8_lossy(&field(i)).into_owned())
+                .filter(|s| !s.is_empty());
+            let label = match (label_col, &self.opts.read.label_field) {
+                (Some(i), _) => match field(i).as_slice() {
+                    b"true" | b"1" | b"True" | b"TRUE" => Some(true),
+                    b"false" | b"0" | b"False" | b"FALSE" => Some(false),
+                    _ => {
+                        self.problem(path, Some(line), "label must be true/false or 1/0".into())?;
+                        continue;
+                    }
+                },
+                (None, Some(f)) => {
+                    self.problem(path, Some(line), format!("no \"{f}\" label column"))?;
+                    return Ok(());
+                }
+                (None, None) => None,
+            };
+            self.row(path, file_id, line, Row { id, text, label }, repaired)?;
+        }
+    }
+}
+
+fn message_of(e: Error) -> String {
+    match e {
+        Error::InvalidInput { message, .. } => message,
+        other => other.to_string(),
+    }
+}
+
+/// Binary data is never repaired into text.
+fn is_binary(bytes: &[u8]) -> bool {
+    bytes.contains(&0)
+}
+
+/// Reads until `buf` holds at least `want` bytes or the input ends; `Ok(true)` at the end.
+fn fill(r: &mut impl BufRead, buf: &mut Vec<u8>, want: usize) -> std::io::Result<bool> {
+    while buf.len() < want {
+        let chunk = r.fill_buf()?;
+        if chunk.is_empty() {
+            return Ok(true);
+        }
+        let n = chunk.len().min(want - buf.len()).max(1).min(chunk.len());
+        buf.extend_from_slice(&chunk[..n]);
+        r.consume(n);
+    }
+    // at the end exactly at the boundary?
+    Ok(r.fill_buf()?.is_empty())
+}
+
+/// Where to end a segment of `buf` (longer than `seg`): after the last line break that is
+/// followed by a non-space, else before the last space followed by a non-space (a token
+/// boundary for every pre-tokenizer here), else at the last character boundary.
+fn cut_point(buf: &[u8], seg: usize) -> usize {
+    let lo = seg / 2;
+    let window = &buf[lo..buf.len().min(seg)];
+    let after_nl = window
+        .windows(2)
+        .rposition(|w| w[0] == b'\n' && !w[1].is_ascii_whitespace())
+        .map(|i| lo + i + 1);
+    let before_space = || {
+        window
+            .windows(2)
+            .rposition(|w| w[0] == b' ' && !w[1].is_ascii_whitespace())
+            .map(|i| lo + i)
+    };
+    after_nl.or_else(before_space).unwrap_or_else(|| {
+        let mut c = buf.len().min(seg);
+        while c > 0 && (buf[c] & 0xc0) == 0x80 {
+            c -= 1;
+        }
+        c
+    })
+}
+
+/// Reads one line (with its `\n`) into `buf`, keeping at most `cap` bytes; returns the
+/// bytes consumed and whether the line was longer than `cap` (the rest is discarded).
+fn read_line_capped(
+    r: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    cap: usize,
+) -> std::io::Result<(usize, bool)> {
+    let mut n = 0;
+    let mut too_long = false;
+    loop {
+        let chunk = r.fill_buf()?;
+        if chunk.is_empty() {
+            return Ok((n, too_long));
+        }
+        let (take, done) = match chunk.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (chunk.len(), false),
+        };
+        if buf.len() + take > cap + 1 {
+            too_long = true;
+            buf.clear();
+        } else if !too_long {
+            buf.extend_from_slice(&chunk[..take]);
+        }
+        r.consume(take);
+        n += take;
+        if done {
+            return Ok((n, too_long));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// Reads leniently and returns "id@offset:text" segments, ends and skips as strings.
+    fn events(inputs: &[PathBuf], opts: &CollectOptions) -> Vec<String> {
+        let mut out = Vec::new();
+        read_collection(inputs, opts, &|_| true, &mut |e| {
+            out.push(match e {
+                Event::Segment { doc, offset, text } => format!("{}@{offset}:{text}", doc.id),
+                Event::End {
+                    doc,
+                    bytes,
+                    problem,
+                    repaired,
+                } => format!(
+                    "end {} {bytes}{}{}",
+                    doc.id,
+                    problem.map(|p| format!(" ({p})")).unwrap_or_default(),
+                    if repaired { " repaired" } else { "" }
+                ),
+                Event::Skipped { source, reason } => format!(
+                    "skip {}: {reason}",
+                    Path::new(&source).file_name().unwrap().to_string_lossy()
+                ),
+            });
+            Ok(())
+        })
+        .unwrap();
+        out
+    }
+
+    fn lenient() -> CollectOptions {
+        CollectOptions {
+            strict: false,
+            relative_ids: true,
+            ..Default::default()
+        }
+    }
+
+    fn gz(bytes: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(bytes).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn every_format_and_every_problem_is_read_or_listed() {
+        let d = tempfile::tempdir().unwrap();
+        let c = d.path().join("c");
+        std::fs::create_dir(&c).unwrap();
+        let w = |n: &str, b: &[u8]| std::fs::write(c.join(n), b).unwrap();
+        w("a.txt", "\u{feff}plain".as_bytes());
+        w("b.html", b"<p>Hi <script>x()</script>there</p>");
+        w(
+            "c.jsonl",
+            b"{\"id\":\"r1\",\"text\":\"one\"}\n{bad\n{\"text\":\"two\"}\n",
+        );
+        w("d.csv", b"id,text\n7,\"seven, quoted\"\n8\n9,nine\n");
+        w("e.tsv.gz", &gz(b"text\tid\ntab one\tx\n"));
+        let mut z = gz(b"a long enough text to be cut when truncated");
+        z.truncate(z.len() - 10);
+        w("f.txt.gz", &z);
+        w("g.png", b"\x89PNG\r\n\x1a\n\0\0");
+        w("h.txt", b"latin \xe9t\xe9");
+        w("i.txt", b"bin\0ary");
+        w("j.md", b"");
+        w(
+            "k.jsonl.zst",
+            &zstd::encode_all(&b"{\"text\":\"zst\"}\n"[..], 3).unwrap(),
+        );
+        let ev = events(&[c], &lenient());
+        let expect = [
+            "c/a.txt@0:plain",
+            "end c/a.txt 5",
+            "c/b.html@0:Hi there",
+            "end c/b.html 8",
+            "c/c.jsonl#r1@0:one",
+            "end c/c.jsonl#r1 3",
+            "skip c.jsonl:2: malformed JSON: key must be a string at line 1 column 2",
+            "c/c.jsonl:3@0:two",
+            "end c/c.jsonl:3 3",
+            "c/d.csv#7@0:seven, quoted",
+            "end c/d.csv#7 13",
+            "skip d.csv:3: malformed row: CSV error: record 2 (line: 3, byte: 26): found record with 1 fields, but the previous record has 2 fields",
+            "c/d.csv#9@0:nine",
+            "end c/d.csv#9 4",
+            "c/e.tsv.gz#x@0:tab one",
+            "end c/e.tsv.gz#x 7",
+        ];
+        assert_eq!(ev[..expect.len()], expect, "{ev:#?}");
+        let rest = &ev[expect.len()..];
+        assert!(
+            rest[0].starts_with("skip f.txt.gz: cannot read"),
+            "{rest:?}"
+        );
+        assert_eq!(rest[1], "skip g.png: unsupported format (.png)");
+        assert!(
+            rest[2].starts_with("skip h.txt:1: invalid UTF-8 at byte offset 7"),
+            "{rest:?}"
+        );
+        assert!(
+            rest[3].starts_with("skip i.txt:1: binary data (NUL byte at offset 3)"),
+            "{rest:?}"
+        );
+        assert_eq!(
+            rest[4..],
+            [
+                "c/j.md@0:",
+                "end c/j.md 0",
+                "c/k.jsonl.zst:1@0:zst",
+                "end c/k.jsonl.zst:1 3"
+            ]
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_can_be_replaced() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("h.txt");
+        std::fs::write(&p, b"latin \xe9t\xe9").unwrap();
+        let opts = CollectOptions {
+            utf8: Utf8Policy::Replace,
+            ..lenient()
+        };
+        let ev = events(&[p], &opts);
+        assert_eq!(
+            ev,
+            ["h.txt@0:latin \u{fffd}t\u{fffd}", "end h.txt 13 repaired"]
+        );
+    }
+
+    #[test]
+    fn big_files_stream_in_segments_cut_at_line_breaks() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("big.txt");
+        let line = "word ".repeat(300) + "\n";
+        let text = line.repeat(100); // 150 KB
+        std::fs::write(&p, &text).unwrap();
+        let opts = CollectOptions {
+            segment_bytes: 16 << 10,
+            ..lenient()
+        };
+        let mut joined = String::new();
+        let mut n = 0;
+        read_collection(&[p.clone()], &opts, &|_| true, &mut |e| {
+            if let Event::Segment { offset, text, .. } = e {
+                assert_eq!(offset as usize, joined.len());
+                assert!(text.len() <= 16 << 10);
+                assert!(text.ends_with('\n'), "cut after a line break");
+                joined.push_str(text);
+                n += 1;
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(joined, text);
+        assert!(n >= 10, "{n} segments");
+        // one line of 200 KB without breaks: cut before spaces
+        let text = "ab ".repeat(70_000);
+        std::fs::write(&p, &text).unwrap();
+        let mut joined = String::new();
+        read_collection(&[p], &opts, &|_| true, &mut |e| {
+            if let Event::Segment { text, .. } = e {
+                joined.push_str(text);
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(joined, text);
+    }
+
+    #[test]
+    fn shard_filter_skips_documents_unread() {
+        let d = tempfile::tempdir().unwrap();
+        let c = d.path().join("c");
+        std::fs::create_dir(&c).unwrap();
+        std::fs::write(c.join("a.txt"), "a").unwrap();
+        std::fs::write(c.join("b.txt"), "b").unwrap();
+        std::fs::write(c.join("r.jsonl"), "{\"text\":\"x\"}\n{\"text\":\"y\"}\n").unwrap();
+        let mut ids = Vec::new();
+        read_collection(
+            &[c],
+            &lenient(),
+            &|id: &str| {
+                id.ends_with('b') || id.ends_with(":2") || id.ends_with(".txt") && id.contains('b')
+            },
+            &mut |e| {
+                if let Event::End { doc, .. } = e {
+                    ids.push(doc.id.clone());
+                }
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(ids, ["c/b.txt", "c/r.jsonl:2"]);
+    }
+}

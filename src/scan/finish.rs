@@ -1,0 +1,437 @@
+//! The log(s) of a scan → its outputs: `passages.jsonl`, `documents.csv`, `summary.json`
+//! and `report.html`. Everything here is recomputed from the logs alone, so a resumed scan
+//! and shards joined by `merge` give the same files as one uninterrupted run.
+
+use super::log::{read_lines, DocumentLine, LogLine, RunHeader, SkippedLine};
+use super::verdict::{benjamini_hochberg, collection_p, document_p};
+use crate::error::{Error, Result};
+use crate::report::PassageRecord;
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// False discovery rate at which documents are flagged (Benjamini–Hochberg).
+pub const DEFAULT_FDR: f64 = 0.05;
+
+/// One document's figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct DocumentRow {
+    pub id: String,
+    pub source: String,
+    pub bytes: u64,
+    pub passages: usize,
+    /// Passages with numbers (the others were too short).
+    pub scored: usize,
+    pub label: Option<bool>,
+    pub problem: Option<String>,
+    pub repaired: bool,
+    /// Mean and max of each score over the scored passages, in `Outputs::scores` order.
+    pub mean: Vec<Option<f64>>,
+    pub max: Vec<Option<f64>>,
+    /// With a calibration: fraction of passages flagged, the document p-value, its
+    /// Benjamini–Hochberg q-value and whether it is flagged at the FDR.
+    pub flagged_fraction: Option<f64>,
+    pub p_value: Option<f64>,
+    pub q_value: Option<f64>,
+    pub flagged: Option<bool>,
+}
+
+#[derive(Default)]
+struct Acc {
+    sums: Vec<f64>,
+    counts: Vec<usize>,
+    maxes: Vec<Option<f64>>,
+    scored: usize,
+    flagged: usize,
+    decided: usize,
+    p: Vec<f64>,
+}
+
+/// The counts, verdict and listing of a scan.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub miascan: String,
+    pub header: RunHeader,
+    pub documents: usize,
+    pub passages: u64,
+    pub tokens: u64,
+    pub skipped: Vec<SkippedLine>,
+    /// Documents cut short by an error (their text before it was scored).
+    pub partial: Vec<SkippedLine>,
+    /// Documents whose invalid UTF-8 was replaced.
+    pub repaired: usize,
+    pub scores: Vec<String>,
+    pub verdict: Verdict,
+    /// Filled by the caller: hidden entries left out, timing of the run, shards merged.
+    pub run: serde_json::Value,
+}
+
+/// The collection's verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    pub decided_by: Option<String>,
+    pub fpr: Option<f64>,
+    pub calibration_n: Option<usize>,
+    pub fdr: f64,
+    pub passages_flagged: u64,
+    pub documents_tested: usize,
+    pub documents_flagged: usize,
+    pub collection_p_value: Option<f64>,
+    /// The verdict in one sentence for a reader who was not there.
+    pub sentence: String,
+}
+
+/// Everything the outputs are made of.
+pub struct Outputs {
+    pub summary: Summary,
+    pub documents: Vec<DocumentRow>,
+    /// Deciding score (or `neg_loss` without calibration) of every scored passage, with its
+    /// label when known.
+    pub values: Vec<(f64, Option<bool>)>,
+    /// The calibration's non-member values of that score (for the histogram).
+    pub calibration_values: Vec<f64>,
+    /// Passages with per-token details, for the heat maps.
+    pub heatmaps: Vec<PassageRecord>,
+    /// The top passages by the deciding score: (document, index), best first.
+    pub top_passages: Vec<(String, usize, f64)>,
+}
+
+/// Reads the logs (one, or one per shard), writes `passages.jsonl` into `out` and returns
+/// the figures. `top` passages are remembered for heat maps.
+pub fn collect(logs: &[PathBuf], out: &Path, fdr: f64, top: usize) -> Result<Outputs> {
+    let out_path = out.join("passages.jsonl");
+    let io = |source| Error::OutputIo {
+        path: out_path.clone(),
+        source,
+    };
+    let mut w = std::io::BufWriter::new(std::fs::File::create(&out_path).map_err(io)?);
+    let mut header: Option<RunHeader> = None;
+    let mut names: Vec<String> = Vec::new();
+    let mut accs: HashMap<String, Acc> = HashMap::new();
+    let mut documents = Vec::new();
+    let mut skipped = Vec::new();
+    let mut partial = Vec::new();
+    let (mut passages, mut tokens, mut flagged_passages) = (0u64, 0u64, 0u64);
+    let mut repaired = 0;
+    let mut values = Vec::new();
+    let mut decided_by: Option<String> = None;
+    let mut fpr = None;
+    let mut calibration_n = None;
+    let mut seen_docs: HashSet<String> = HashSet::new();
+    let mut top_heap: Vec<(String, usize, f64)> = Vec::new();
+    for log in logs {
+        let h = read_lines(log, |line| {
+            match line {
+                LogLine::Passage(rec) => {
+                    passages += 1;
+                    tokens += rec.n_tokens as u64;
+                    if names.is_empty() {
+                        names = rec.scores.0.iter().map(|(n, _)| n.clone()).collect();
+                    }
+                    let doc = rec.document.clone().unwrap_or_default();
+                    let acc = accs.entry(doc.clone()).or_insert_with(|| Acc {
+                        sums: vec![0.0; names.len()],
+                        counts: vec![0; names.len()],
+                        maxes: vec![None; names.len()],
+                        ..Acc::default()
+                    });
+                    if rec.n_scored > 0 {
+                        acc.scored += 1;
+                    }
+                    for (i, (_, v)) in rec.scores.0.iter().enumerate().take(names.len()) {
+                        if let Some(v) = v.filter(|v| v.is_finite()) {
+                            acc.sums[i] += v;
+                            acc.counts[i] += 1;
+                            acc.maxes[i] = Some(acc.maxes[i].map_or(v, |m: f64| m.max(v)));
+                        }
+                    }
+                    if let Some(by) = &rec.decided_by {
+                        decided_by.get_or_insert_with(|| by.clone());
+                        fpr = fpr.or(rec.fpr);
+                        calibration_n = calibration_n.or(rec.calibration_n);
+                    }
+                    let by = decided_by.as_deref().unwrap_or("neg_loss");
+                    if let Some(f) = rec.flagged {
+                        acc.decided += 1;
+                        if f {
+                            acc.flagged += 1;
+                            flagged_passages += 1;
+                        }
+                    }
+                    if let Some(p) = rec.p_values.as_ref().and_then(|p| p.get(by)) {
+                        acc.p.push(p);
+                    }
+                    if let Some(v) = rec.scores.get(by) {
+                        let label = rec.extra.values().find_map(|v| v.as_bool());
+                        values.push((v, label));
+                        push_top(&mut top_heap, top, (doc, rec.passage.unwrap_or(0), v));
+                    }
+                    writeln!(w, "{}", rec.to_line()).map_err(io)?;
+                }
+                LogLine::Document(d) => {
+                    if !seen_docs.insert(d.id.clone()) {
+                        return Err(Error::InvalidInput {
+                            path: log.clone(),
+                            line: None,
+                            message: format!(
+                                "document {} appears twice (a shard merged twice, or two documents with one id)",
+                                d.id
+                            ),
+                        });
+                    }
+                    let acc = accs.remove(&d.id).unwrap_or_default();
+                    if d.repaired {
+                        repaired += 1;
+                    }
+                    if let Some(p) = &d.problem {
+                        partial.push(SkippedLine {
+                            source: d.source.clone(),
+                            reason: p.clone(),
+                        });
+                    }
+                    documents.push(row(d, acc, names.len()));
+                }
+                LogLine::Skipped(s) => skipped.push(s),
+                LogLine::Header(_) | LogLine::Commit { .. } => {}
+            }
+            Ok(())
+        })?;
+        header.get_or_insert(h);
+    }
+    w.flush().map_err(io)?;
+    let header = header.ok_or_else(|| Error::Usage("no scan log given".into()))?;
+    // document p-values → q-values across the collection
+    let tested: Vec<usize> = (0..documents.len())
+        .filter(|&i| documents[i].p_value.is_some())
+        .collect();
+    let ps: Vec<f64> = tested
+        .iter()
+        .map(|&i| documents[i].p_value.unwrap_or(1.0))
+        .collect();
+    let qs = benjamini_hochberg(&ps);
+    for (&i, q) in tested.iter().zip(qs) {
+        documents[i].q_value = Some(q);
+        documents[i].flagged = Some(q <= fdr);
+    }
+    let documents_flagged = documents.iter().filter(|d| d.flagged == Some(true)).count();
+    let coll_p = collection_p(&ps);
+    let sentence = sentence(
+        &header,
+        decided_by.as_deref(),
+        documents.len(),
+        tested.len(),
+        documents_flagged,
+        coll_p,
+        fdr,
+    );
+    let summary = Summary {
+        miascan: env!("CARGO_PKG_VERSION").into(),
+        header,
+        documents: documents.len(),
+        passages,
+        tokens,
+        skipped,
+        partial,
+        repaired,
+        scores: names,
+        verdict: Verdict {
+            decided_by,
+            fpr,
+            calibration_n,
+            fdr,
+            passages_flagged: flagged_passages,
+            documents_tested: tested.len(),
+            documents_flagged,
+            collection_p_value: coll_p,
+            sentence,
+        },
+        run: serde_json::Value::Null,
+    };
+    top_heap.sort_by(|a, b| b.2.total_cmp(&a.2));
+    Ok(Outputs {
+        summary,
+        documents,
+        values,
+        calibration_values: Vec::new(),
+        heatmaps: Vec::new(),
+        top_passages: top_heap,
+    })
+}
+
+/// Keeps the `n` highest values (small `n`: a sorted vector is enough).
+fn push_top(top: &mut Vec<(String, usize, f64)>, n: usize, item: (String, usize, f64)) {
+    if n == 0 {
+        return;
+    }
+    if top.len() < n {
+        top.push(item);
+        return;
+    }
+    let (min_i, min_v) = top
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (i, t.2))
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .expect("non-empty");
+    if item.2 > min_v {
+        top[min_i] = item;
+    }
+}
+
+fn row(d: DocumentLine, acc: Acc, n: usize) -> DocumentRow {
+    let mean = (0..n)
+        .map(|i| {
+            acc.counts
+                .get(i)
+                .filter(|&&c| c > 0)
+                .map(|&c| acc.sums[i] / c as f64)
+        })
+        .collect();
+    let max = (0..n)
+        .map(|i| acc.maxes.get(i).copied().flatten())
+        .collect();
+    DocumentRow {
+        id: d.id,
+        source: d.source,
+        bytes: d.bytes,
+        passages: d.passages,
+        scored: acc.scored,
+        label: d.label,
+        problem: d.problem,
+        repaired: d.repaired,
+        mean,
+        max,
+        flagged_fraction: (acc.decided > 0).then(|| acc.flagged as f64 / acc.decided as f64),
+        p_value: document_p(&acc.p),
+        q_value: None,
+        flagged: None,
+    }
+}
+
+fn sentence(
+    header: &RunHeader,
+    by: Option<&str>,
+    documents: usize,
+    tested: usize,
+    flagged: usize,
+    coll_p: Option<f64>,
+    fdr: f64,
+) -> String {
+    let model = &header.model.name;
+    match (by, coll_p) {
+        (Some(by), Some(p)) => {
+            let verdict = if p <= 0.01 {
+                "The collection as a whole scores significantly higher than text known not to be in the training data"
+            } else {
+                "The collection as a whole does not score significantly higher than text known not to be in the training data"
+            };
+            format!(
+                "{verdict} (collection p-value {}, by {by} on {model}). {flagged} of {tested} documents are flagged as likely training data at a {:.0}% false discovery rate.",
+                fmt_p(p),
+                fdr * 100.0
+            )
+        }
+        _ => format!(
+            "{documents} documents were scored with {model}. Without a calibration on known non-members there is no verdict: the scores rank documents, but say nothing about how unusual a score is (run `miascan calibrate` and scan with --calibration)."
+        ),
+    }
+}
+
+/// A p-value for people: 3 significant digits, scientific below 0.001.
+pub fn fmt_p(p: f64) -> String {
+    if p < 1e-3 {
+        format!("{p:.2e}")
+    } else {
+        format!("{p:.3}")
+    }
+}
+
+/// Writes `documents.csv`.
+pub fn write_documents(out: &Path, o: &Outputs) -> Result<()> {
+    let path = out.join("documents.csv");
+    let err = |e: csv::Error| Error::OutputIo {
+        path: path.clone(),
+        source: std::io::Error::other(e.to_string()),
+    };
+    let mut w = csv::Writer::from_path(&path).map_err(err)?;
+    let mut head: Vec<String> = [
+        "id",
+        "source",
+        "bytes",
+        "passages",
+        "scored",
+        "label",
+        "p_value",
+        "q_value",
+        "flagged",
+        "flagged_fraction",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for n in &o.summary.scores {
+        head.push(format!("mean_{n}"));
+        head.push(format!("max_{n}"));
+    }
+    head.push("problem".into());
+    w.write_record(&head).map_err(err)?;
+    let f = |x: Option<f64>| x.map(|v| format!("{v}")).unwrap_or_default();
+    for d in &o.documents {
+        let mut r = vec![
+            d.id.clone(),
+            d.source.clone(),
+            d.bytes.to_string(),
+            d.passages.to_string(),
+            d.scored.to_string(),
+            d.label.map(|l| l.to_string()).unwrap_or_default(),
+            f(d.p_value),
+            f(d.q_value),
+            d.flagged.map(|l| l.to_string()).unwrap_or_default(),
+            f(d.flagged_fraction),
+        ];
+        for i in 0..o.summary.scores.len() {
+            r.push(f(d.mean.get(i).copied().flatten()));
+            r.push(f(d.max.get(i).copied().flatten()));
+        }
+        r.push(d.problem.clone().unwrap_or_default());
+        w.write_record(&r).map_err(err)?;
+    }
+    w.flush().map_err(|source| Error::OutputIo {
+        path: path.clone(),
+        source,
+    })
+}
+
+/// Writes a file whole (through a temporary name, so a reader never sees half of it).
+pub fn write_file(path: &Path, text: &str) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    let io = |source| Error::OutputIo {
+        path: path.to_path_buf(),
+        source,
+    };
+    std::fs::write(&tmp, text).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_keeps_the_highest() {
+        let mut t = Vec::new();
+        for (i, v) in [3.0, 1.0, 5.0, 2.0, 4.0].iter().enumerate() {
+            push_top(&mut t, 2, ("d".into(), i, *v));
+        }
+        let mut v: Vec<f64> = t.iter().map(|x| x.2).collect();
+        v.sort_by(f64::total_cmp);
+        assert_eq!(v, [4.0, 5.0]);
+    }
+
+    #[test]
+    fn p_values_print_for_people() {
+        assert_eq!(fmt_p(0.0312), "0.031");
+        assert_eq!(fmt_p(5.2e-54), "5.20e-54");
+    }
+}
