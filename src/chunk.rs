@@ -25,6 +25,41 @@ impl Default for ChunkOptions {
     }
 }
 
+/// Byte spans of the passages of `text` (named `id` in errors), cut with `tokenizer`.
+pub fn cut(
+    tokenizer: &crate::model::Tokenizer,
+    id: &str,
+    text: &str,
+    opts: ChunkOptions,
+) -> crate::Result<Vec<(usize, usize)>> {
+    Ok(spans(text, &tokenizer.offsets(id, text)?, opts))
+}
+
+/// Cuts each passage into passages of about `opts.passage_tokens` tokens (ids `ID#pK`),
+/// as `scan` cuts documents: `calibrate --passage-tokens` makes its non-member passages
+/// alike to a scan's.
+pub fn cut_passages(
+    tokenizer: &crate::model::Tokenizer,
+    passages: Vec<crate::input::Passage>,
+    opts: ChunkOptions,
+) -> crate::Result<Vec<crate::input::Passage>> {
+    let mut out = Vec::new();
+    for p in passages {
+        for (k, (a, b)) in cut(tokenizer, &p.id, &p.text, opts)?
+            .into_iter()
+            .enumerate()
+        {
+            out.push(crate::input::Passage {
+                id: format!("{}#p{k}", p.id),
+                text: p.text[a..b].to_string(),
+                source: p.source.clone(),
+                label: p.label,
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// Byte spans `[start, end)` of the passages of a text of `len` bytes whose tokens have
 /// the byte `offsets` (as [`crate::model::Tokenizer::offsets`] gives). Empty when the text
 /// has no token.
@@ -107,11 +142,15 @@ mod tests {
 
     #[test]
     fn passages_tile_the_text_and_the_tail_is_merged() {
-        let t: String = (0..23).map(|i| format!(" w{i}")).collect();
+        let t: String = (0..22).map(|i| format!(" w{i}")).collect();
         let s = spans(&t, &words(&t), opts(5, 0));
-        // 23 tokens: 5, 5, 5, then 8 (a tail of 3 < 2.5 is merged)
+        // 22 tokens: 5, 5, 5, then 7 (a tail of 2 < 2.5 is merged into the last passage)
         let counts: Vec<usize> = s.iter().map(|&(a, b)| words(&t[a..b]).len()).collect();
-        assert_eq!(counts, [5, 5, 5, 8]);
+        assert_eq!(counts, [5, 5, 5, 7]);
+        let t23: String = (0..23).map(|i| format!(" w{i}")).collect();
+        let s23 = spans(&t23, &words(&t23), opts(5, 0));
+        let counts: Vec<usize> = s23.iter().map(|&(a, b)| words(&t23[a..b]).len()).collect();
+        assert_eq!(counts, [5, 5, 5, 5, 3], "a tail of 3 >= 2.5 stands alone");
         assert_eq!(s[0].0, 0);
         assert_eq!(s.last().unwrap().1, t.len());
         for w in s.windows(2) {

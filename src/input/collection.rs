@@ -168,11 +168,10 @@ impl Reader<'_, '_> {
         let stdin = path.as_os_str() == STDIN;
         let (format, comp) = match self.opts.read.format {
             Format::Auto if stdin => (Format::Text, Compression::None),
-            // score's contract: JSONL by extension, any other file is text
-            Format::Auto if self.opts.strict => match detect(path) {
-                Ok((Format::Jsonl, c)) => (Format::Jsonl, c),
-                _ => (Format::Text, Compression::None),
-            },
+            // score reads every file: one of an unknown kind as text
+            Format::Auto if self.opts.strict => {
+                detect(path).unwrap_or((Format::Text, Compression::None))
+            }
             Format::Auto => match detect(path) {
                 Ok(fc) => fc,
                 Err(reason) => return self.problem(path, None, reason),
@@ -677,7 +676,7 @@ mod tests {
         );
         assert_eq!(rest[1], "skip g.png: unsupported format (.png)");
         assert!(
-            rest[2].starts_with("skip h.txt:1: invalid UTF-8 at byte offset 7"),
+            rest[2].starts_with("skip h.txt:1: invalid UTF-8 at byte offset 6"),
             "{rest:?}"
         );
         assert!(
@@ -724,7 +723,7 @@ mod tests {
         };
         let mut joined = String::new();
         let mut n = 0;
-        read_collection(&[p.clone()], &opts, &|_| true, &mut |e| {
+        read_collection(std::slice::from_ref(&p), &opts, &|_| true, &mut |e| {
             if let Event::Segment { offset, text, .. } = e {
                 assert_eq!(offset as usize, joined.len());
                 assert!(text.len() <= 16 << 10);

@@ -100,7 +100,7 @@ pub struct SkippedLine {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LogLine {
-    Header(RunHeader),
+    Header(Box<RunHeader>),
     Passage(Box<PassageRecord>),
     Document(DocumentLine),
     Skipped(SkippedLine),
@@ -145,16 +145,26 @@ impl LogWriter {
             path,
             items: 0,
         };
-        w.write(&LogLine::Header(header.clone()))?;
+        w.write(&LogLine::Header(Box::new(header.clone())))?;
         w.flush()?;
         Ok(w)
     }
 
     /// Reopens a log for `--resume`: checks its header against `header`, cuts everything
     /// after the last commit, and returns the writer with the number of items done.
+    /// A log that is absent, or was cut before its header was complete, starts anew.
     pub fn resume(dir: &Path, header: &RunHeader) -> Result<LogWriter> {
         let path = path(dir);
-        let read = read_committed(&path)?;
+        if !path.exists() {
+            return LogWriter::create(dir, header, false);
+        }
+        let read = match read_committed(&path) {
+            Ok(r) => r,
+            Err(Error::InvalidInput { line: Some(1), .. }) => {
+                return LogWriter::create(dir, header, true)
+            }
+            Err(e) => return Err(e),
+        };
         let diffs = read.header.differences(header, false);
         if !diffs.is_empty() {
             return Err(Error::Usage(format!(
@@ -224,7 +234,7 @@ pub fn read_committed(path: &Path) -> Result<Committed> {
         }
         match line {
             Some(LogLine::Header(h)) if header.is_none() => {
-                header = Some(h);
+                header = Some(*h);
                 committed_bytes = pos;
             }
             Some(LogLine::Commit { items: n }) => {

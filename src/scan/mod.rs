@@ -204,11 +204,10 @@ fn read_items(
     let tokenizer = scorer.target_tokenizer();
     read_collection(inputs, &opts.collect, &keep, &mut |e| match e {
         Event::Segment { doc, offset, text } => {
-            let offsets = tokenizer.offsets(&doc.id, text)?;
-            for (a, b) in chunk::spans(text, &offsets, opts.chunk) {
+            for (a, b) in chunk::cut(tokenizer, &doc.id, text, opts.chunk)? {
                 let index = doc_passages;
                 doc_passages += 1;
-                if count + 1 <= skip {
+                if count < skip {
                     count += 1;
                     continue;
                 }
@@ -284,8 +283,7 @@ pub fn rescore_with_details(
     read_collection(inputs, &collect, &keep, &mut |e| {
         match e {
             Event::Segment { doc, offset, text } => {
-                let offsets = tokenizer.offsets(&doc.id, text)?;
-                for (a, b) in chunk::spans(text, &offsets, opts.chunk) {
+                for (a, b) in chunk::cut(tokenizer, &doc.id, text, opts.chunk)? {
                     let index = doc_passages;
                     doc_passages += 1;
                     if want.contains(&(doc.id.as_str(), index)) {
