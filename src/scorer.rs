@@ -16,7 +16,7 @@ use crate::error::Result;
 use crate::input::Passage;
 use crate::model::{Batch, Model};
 use crate::score::{score_passage, PassageScores};
-use crate::stats::{token_stats, TokenStat};
+use crate::stats::{token_ranks, token_stats, TokenStat};
 
 /// Settings of a scoring run.
 #[derive(Debug, Clone)]
@@ -31,6 +31,9 @@ pub struct ScoreOptions {
     pub batch_tokens: usize,
     /// Keep per-token arrays in the results.
     pub token_details: bool,
+    /// With the details, the rank of each token among the model's predictions (a second
+    /// pass over the LM head: for heat maps of a few passages).
+    pub token_ranks: bool,
 }
 
 impl Default for ScoreOptions {
@@ -41,6 +44,7 @@ impl Default for ScoreOptions {
             max_context: None,
             batch_tokens: 2048,
             token_details: false,
+            token_ranks: false,
         }
     }
 }
@@ -54,6 +58,8 @@ pub struct TokenDetails {
     pub tokens: Vec<String>,
     /// One per scored position (`ids[1..]`).
     pub stats: Vec<TokenStat>,
+    /// Rank of each scored token among the model's predictions (1 = top), when asked for.
+    pub ranks: Option<Vec<u32>>,
 }
 
 /// The result for one passage.
@@ -86,6 +92,9 @@ impl Job {
         self.end - self.start + usize::from(self.bos.is_some())
     }
 }
+
+/// Per sequence, the rank of each scored token (empty when not asked for).
+type Ranks = Vec<Vec<u32>>;
 
 /// Splits a sequence of `n` ids into windows of at most `ctx` tokens (see the module docs).
 fn windows(seq: usize, ids: &[u32], ctx: usize, bos: Option<u32>) -> Vec<Job> {
@@ -158,6 +167,11 @@ impl<'m> Runner<'m> {
 
     /// Statistics of positions `1..n` of every sequence.
     fn stats(&self, seqs: &[Vec<u32>]) -> Result<Vec<Vec<TokenStat>>> {
+        Ok(self.stats_ranks(seqs, false)?.0)
+    }
+
+    /// Statistics (and, if `ranks`, the ranks) of positions `1..n` of every sequence.
+    fn stats_ranks(&self, seqs: &[Vec<u32>], ranks: bool) -> Result<(Vec<Vec<TokenStat>>, Ranks)> {
         let bos = self.model.tokenizer.bos();
         let jobs: Vec<Job> = seqs
             .iter()
@@ -168,6 +182,7 @@ impl<'m> Runner<'m> {
             .iter()
             .map(|s| Vec::with_capacity(s.len().saturating_sub(1)))
             .collect();
+        let mut rank_out: Vec<Vec<u32>> = vec![Vec::new(); if ranks { seqs.len() } else { 0 }];
         let mut k = 0;
         while k < jobs.len() {
             let mut end = k;
@@ -176,10 +191,15 @@ impl<'m> Runner<'m> {
                 n += jobs[end].len();
                 end += 1;
             }
-            self.run_batch(&jobs[k..end], seqs, &mut stats)?;
+            self.run_batch(
+                &jobs[k..end],
+                seqs,
+                &mut stats,
+                ranks.then_some(&mut rank_out),
+            )?;
             k = end;
         }
-        Ok(stats)
+        Ok((stats, rank_out))
     }
 
     fn run_batch(
@@ -187,6 +207,7 @@ impl<'m> Runner<'m> {
         jobs: &[Job],
         seqs: &[Vec<u32>],
         stats: &mut [Vec<TokenStat>],
+        ranks: Option<&mut Vec<Vec<u32>>>,
     ) -> Result<()> {
         let mut batch = Batch::default();
         let mut rows = Vec::new();
@@ -212,6 +233,13 @@ impl<'m> Runner<'m> {
         let mut it = computed.into_iter();
         for job in jobs {
             stats[job.seq].extend(it.by_ref().take(job.to - job.from));
+        }
+        if let Some(ranks) = ranks {
+            let computed = token_ranks(self.model.lm.as_ref(), &hidden, &rows, &targets)?;
+            let mut it = computed.into_iter();
+            for job in jobs {
+                ranks[job.seq].extend(it.by_ref().take(job.to - job.from));
+            }
         }
         Ok(())
     }
@@ -262,6 +290,7 @@ impl<'m> Scorer<'m> {
             reference: self.reference,
             opts: ScoreOptions {
                 token_details: true,
+                token_ranks: true,
                 ..self.opts.clone()
             },
         }
@@ -364,7 +393,9 @@ impl<'m> Scorer<'m> {
         seqs: Vec<Vec<u32>>,
         ref_ids: Vec<Vec<u32>>,
     ) -> Result<Vec<PassageResult>> {
-        let stats = self.target.stats(&seqs)?;
+        let want_ranks = self.opts.token_details && self.opts.token_ranks;
+        let (stats, ranks) = self.target.stats_ranks(&seqs, want_ranks)?;
+        let mut ranks = ranks.into_iter().step_by(2);
         let reference = match &self.reference {
             Some(r) => {
                 let st = r.stats(&ref_ids)?;
@@ -406,6 +437,7 @@ impl<'m> Scorer<'m> {
                 tokens: tokenizer.token_strings(&ids),
                 ids: ids.clone(),
                 stats: st.clone(),
+                ranks: ranks.next(),
             });
             out.push(PassageResult {
                 id: p.id.clone(),

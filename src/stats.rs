@@ -72,6 +72,62 @@ pub fn token_stats(
     Ok(out)
 }
 
+/// Visits a block of logits: first vocabulary entry, block width, row-major values.
+type BlockFn<'a> = dyn FnMut(usize, usize, &[f32]) -> Result<()> + 'a;
+
+/// The rank of each target among its row's logits (1 = the model's top prediction; ties
+/// counted in the target's favour), for heat maps of a few passages. Two passes over the
+/// head in the same blocks as [`token_stats`]: the first finds each target's logit, the
+/// second counts the entries above it, so the comparison is between identical numbers.
+pub fn token_ranks(
+    lm: &dyn CausalLm,
+    hidden: &Tensor,
+    rows: &[u32],
+    targets: &[u32],
+) -> Result<Vec<u32>> {
+    let head = lm.lm_head();
+    let vocab = head.dim(0)?;
+    let mut out = Vec::with_capacity(rows.len());
+    let group = (LOGITS_PER_BLOCK / 1024).min(rows.len().max(1));
+    for (rows, targets) in rows.chunks(group).zip(targets.chunks(group)) {
+        let idx = Tensor::new(rows, hidden.device())?;
+        let h = hidden.index_select(&idx, 0)?;
+        let block = (LOGITS_PER_BLOCK / rows.len()).max(1024).min(vocab);
+        let blocks = |f: &mut BlockFn| -> Result<()> {
+            let mut v0 = 0;
+            while v0 < vocab {
+                let vb = block.min(vocab - v0);
+                let logits = h
+                    .matmul(&head.narrow(0, v0, vb)?.t()?)?
+                    .to_dtype(DType::F32)?;
+                f(v0, vb, &logits.flatten_all()?.to_vec1::<f32>()?)?;
+                v0 += vb;
+            }
+            Ok(())
+        };
+        let mut target_logit = vec![f32::NAN; rows.len()];
+        blocks(&mut |v0, vb, flat| {
+            for (j, &t) in targets.iter().enumerate() {
+                let t = t as usize;
+                if (v0..v0 + vb).contains(&t) {
+                    target_logit[j] = flat[j * vb + t - v0];
+                }
+            }
+            Ok(())
+        })?;
+        let mut above = vec![0u32; rows.len()];
+        blocks(&mut |_, vb, flat| {
+            for (j, row) in flat.chunks(vb).enumerate() {
+                let x = target_logit[j];
+                above[j] += row.iter().filter(|&&v| v > x).count() as u32;
+            }
+            Ok(())
+        })?;
+        out.extend(above.iter().map(|a| a + 1));
+    }
+    Ok(out)
+}
+
 /// Running sums of one row of logits over vocabulary blocks. With `m` the running max,
 /// `a_v = x_v − m`, `e_v = exp(a_v)`: `s = Σ e`, `s1 = Σ e a`, `s2 = Σ e a²`. When the max
 /// rises by `δ`, every `a` shifts by `−δ` and the sums are re-centred exactly.

@@ -201,6 +201,21 @@ fn messy_folder_is_scanned_skips_are_listed_and_the_report_escapes_everything() 
     assert!(page.n_tokens > 10);
     let heat = read(&out.join("heatmaps.jsonl"));
     assert!(!heat.contains("secret"), "script content was scored");
+    // ranks: 1 = the model's first guess; a token with p > 0.5 must be it
+    let mut checked = 0;
+    for l in heat.lines() {
+        let r: PassageRecord = serde_json::from_str(l).unwrap();
+        let (lp, ranks) = (r.token_logprobs.unwrap(), r.token_ranks.unwrap());
+        assert_eq!(lp.len(), ranks.len());
+        for (l, k) in lp.iter().zip(&ranks) {
+            assert!(*k >= 1);
+            if l.exp() > 0.5 {
+                assert_eq!(*k, 1, "p = {}", l.exp());
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 0);
 
     // everything shown is escaped: no tag from the data survives
     let html = read(&out.join("report.html"));
@@ -458,4 +473,32 @@ fn three_shards_merged_equal_one_scan() {
     assert_eq!(s1["documents"], s2["documents"]);
     assert_eq!(s1["passages"], s2["passages"]);
     assert_eq!(s1["tokens"], s2["tokens"]);
+}
+
+/// `miascan score … | head -1` and `scan`'s siblings: a reader that goes away is not an
+/// error. The reader closes the pipe after the first line; miascan must exit 0, silently.
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    use std::io::{BufRead, BufReader};
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("many.jsonl");
+    let lines: String = (0..200)
+        .map(|i| format!("{{\"text\": \"passage number {i} about the harbour and its ferry.\"}}\n"))
+        .collect();
+    std::fs::write(&f, lines).unwrap();
+    let mut child = miascan()
+        .args(["score", p(&f), "--no-lowercase", "--batch-tokens", "64"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("{\"id\""), "{first}");
+    // stdout is dropped here: the pipe is closed
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).is_empty(), "no message: {}", stderr(&o));
 }

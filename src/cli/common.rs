@@ -14,13 +14,13 @@ use std::path::PathBuf;
 /// How inputs are read.
 #[derive(Debug, clap::Args)]
 pub struct InputArgs {
-    /// How to read inputs: auto (by extension: .jsonl/.ndjson are JSONL), text, jsonl.
+    /// How to read inputs: auto (by extension), text, jsonl, html, csv, tsv, parquet.
     #[arg(long, default_value = "auto", value_parser = parse_format)]
     pub format: Format,
-    /// JSONL field holding the text.
+    /// JSONL field or CSV/TSV/Parquet column holding the text.
     #[arg(long, default_value = "text")]
     pub text_field: String,
-    /// JSONL field holding the passage id.
+    /// JSONL field or CSV/TSV/Parquet column holding the document id.
     #[arg(long, default_value = "id")]
     pub id_field: String,
 }
@@ -132,6 +132,7 @@ impl ScoringArgs {
             max_context: self.max_context,
             batch_tokens: self.batch_tokens,
             token_details,
+            token_ranks: false,
         }
     }
 }

@@ -100,6 +100,34 @@ impl Progress {
         }
     }
 
+    /// A bar over bytes read (its length set later, when known), for `scan`.
+    pub fn bytes(quiet: bool) -> Self {
+        let p = Progress::with(Some(0), "passages", quiet);
+        if let Ok(style) = ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, ETA {eta}) {msg}",
+        ) {
+            p.bar.set_style(style);
+        }
+        p
+    }
+
+    pub fn shown(&self) -> bool {
+        !self.bar.is_hidden()
+    }
+
+    /// A handle to the bar for another thread.
+    pub fn handle(&self) -> ProgressBar {
+        self.bar.clone()
+    }
+
+    /// Clears the bar and prints `line` (on a terminal only).
+    pub fn done_with(&self, line: &str) {
+        if !self.bar.is_hidden() {
+            self.bar.finish_and_clear();
+            eprintln!("{line}");
+        }
+    }
+
     pub fn tick(&self, done: usize) {
         self.bar.set_position(done as u64);
     }

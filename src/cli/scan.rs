@@ -215,19 +215,27 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         label_field: args.label_field.clone(),
     };
     let sopts = args.scan_options();
-    let progress = Progress::with(None, "passages", args.quiet);
+    let progress = Progress::bytes(args.quiet);
+    if progress.shown() {
+        // the bar's length (for the ETA): the bytes of the files to read, counted aside
+        let (bar, inputs, walk) = (progress.handle(), args.inputs.clone(), sopts.collect.walk);
+        std::thread::spawn(move || bar.set_length(total_bytes(&inputs, walk)));
+    }
     let resumed_items = log.items();
     let stats = scan::run(
         &scoring,
         &args.inputs,
         &sopts,
         &mut log,
-        |docs, passages| {
-            progress.tick(passages as usize);
-            progress.message(format!("{docs} documents"));
+        |docs, passages, bytes| {
+            progress.tick(bytes as usize);
+            progress.message(format!("{docs} documents, {passages} passages"));
         },
     )?;
-    progress.done(stats.passages as usize);
+    progress.done_with(&format!(
+        "scanned {} passages ({} tokens) in {:.1} s",
+        stats.passages, stats.tokens, stats.seconds
+    ));
     drop(log);
 
     let mut o = finish::collect(&[log::path(&args.out)], &args.out, args.fdr, args.heatmaps)?;
@@ -305,6 +313,20 @@ pub fn closing(out: &Path, o: &Outputs, quiet: bool) -> i32 {
     } else {
         0
     }
+}
+
+/// Bytes of the files below `inputs` that a scan reads (a quick walk, for the ETA).
+fn total_bytes(inputs: &[PathBuf], walk: WalkOptions) -> u64 {
+    let mut total = 0;
+    let _ = miascan::input::walk::walk::<()>(inputs, walk, |f| {
+        if let miascan::input::walk::Found::File(e) = f {
+            if miascan::input::open::detect(&e.path).is_ok() {
+                total += std::fs::metadata(&e.path).map_or(0, |m| m.len());
+            }
+        }
+        Ok(())
+    });
+    total
 }
 
 fn hex_sha(bytes: &[u8]) -> String {

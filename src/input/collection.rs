@@ -183,6 +183,20 @@ impl Reader<'_, '_> {
         } else {
             path.display().to_string()
         };
+        if format == Format::Parquet {
+            return match super::parquet::rows(path, &self.opts.read) {
+                Ok(rows) => {
+                    for row in rows {
+                        match row {
+                            Ok((n, row)) => self.row(path, &doc_id, n, row, false)?,
+                            Err((n, msg)) => self.problem(path, n, msg)?,
+                        }
+                    }
+                    Ok(())
+                }
+                Err(msg) => self.problem(path, None, msg),
+            };
+        }
         let whole_file = matches!(format, Format::Text | Format::Html);
         if whole_file && !(self.keep)(&doc_id) {
             return Ok(());
@@ -211,6 +225,7 @@ impl Reader<'_, '_> {
             Format::Jsonl => self.jsonl(path, &doc_id, reader),
             Format::Csv => self.table(path, &doc_id, reader, b','),
             Format::Tsv => self.table(path, &doc_id, reader, b'\t'),
+            Format::Parquet => unreachable!("read above"),
         }
     }
 
@@ -748,6 +763,57 @@ mod tests {
         })
         .unwrap();
         assert_eq!(joined, text);
+    }
+
+    #[test]
+    fn parquet_rows_from_pyarrow_are_documents() {
+        // tests/data/rows.parquet: written by scripts/make-parquet-fixture.py (pyarrow)
+        let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/rows.parquet");
+        let opts = CollectOptions {
+            read: ReadOptions {
+                label_field: Some("member".into()),
+                ..ReadOptions::default()
+            },
+            ..lenient()
+        };
+        let mut got = Vec::new();
+        read_collection(&[p], &opts, &|_| true, &mut |e| {
+            match e {
+                Event::Segment { doc, text, .. } => {
+                    got.push(format!("{} {:?} {text}", doc.id, doc.label))
+                }
+                Event::Skipped { source, reason } => got.push(format!(
+                    "skip {}: {reason}",
+                    Path::new(&source).file_name().unwrap().to_string_lossy()
+                )),
+                Event::End { .. } => {}
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(
+            got,
+            [
+                "rows.parquet#a1 Some(true) The ferry leaves at noon.",
+                "rows.parquet#a2 Some(false) Tides turn twice a day.",
+                "skip rows.parquet:3: column \"text\" is null",
+                "rows.parquet#a4 Some(false) <script>alert(1)</script> is text here.",
+            ]
+        );
+        let opts = CollectOptions {
+            read: ReadOptions {
+                text_field: "body".into(),
+                ..ReadOptions::default()
+            },
+            ..lenient()
+        };
+        let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/rows.parquet");
+        let ev = events(&[p], &opts);
+        assert_eq!(ev.len(), 1);
+        assert!(
+            ev[0].contains("no \"body\" column") && ev[0].contains("id, text, member, views"),
+            "{ev:?}"
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod collection;
 mod html;
 mod jsonl;
 pub mod open;
+mod parquet;
 pub mod scored;
 pub mod walk;
 
@@ -45,6 +46,8 @@ pub enum Format {
     /// One row per document, text in a named column.
     Csv,
     Tsv,
+    /// One row per document (Hugging Face datasets' format), text in a named column.
+    Parquet,
 }
 
 /// Options for reading inputs.

@@ -35,6 +35,12 @@ pub fn detect(path: &Path) -> Result<(Format, Compression), String> {
         Some("jsonl" | "ndjson") => Format::Jsonl,
         Some("csv") => Format::Csv,
         Some("tsv" | "tab") => Format::Tsv,
+        Some("parquet") if comp == Compression::None => Format::Parquet,
+        Some("parquet") => {
+            return Err(
+                "a compressed Parquet file (Parquet compresses inside: decompress it)".into(),
+            )
+        }
         Some(other) => return Err(format!("unsupported format (.{other})")),
         None => return Err("no file extension: format unknown (use --format)".into()),
     };
@@ -81,5 +87,10 @@ mod tests {
         assert!(f("p.png").unwrap_err().contains(".png"));
         assert!(f("index").unwrap_err().contains("no file extension"));
         assert!(f("a.gz").is_err());
+        assert_eq!(
+            f("train-00000-of-00002.parquet"),
+            Ok((Format::Parquet, Compression::None))
+        );
+        assert!(f("x.parquet.zst").is_err());
     }
 }

@@ -186,7 +186,7 @@ pub fn report(o: &Outputs) -> String {
     ));
 
     // heat maps
-    page.push_str("<h2>Top passages, token by token</h2>\n<p>Each token is coloured by the probability the model gave it (darker = more expected); hover over a token to see it, its probability and its log-probability. Memorised text is often a run of dark tokens where ordinary text would surprise a model.</p>\n");
+    page.push_str("<h2>Top passages, token by token</h2>\n<p>Each token is coloured by the probability the model gave it (darker = more expected); hover over a token to see it, its probability, its log-probability and its rank among the model's predictions (1 = the model's first guess). Memorised text is often a run of dark tokens where ordinary text would surprise a model.</p>\n");
     if o.heatmaps.is_empty() {
         page.push_str("<p class=\"note\">No passage to show.</p>\n");
     }
@@ -258,6 +258,11 @@ fn heatmap(rec: &crate::report::PassageRecord, by: &str) -> String {
         }
         let lp = logp[i - skip];
         let p = lp.exp();
+        let rank = rec
+            .token_ranks
+            .as_ref()
+            .and_then(|r| r.get(i - skip))
+            .map_or(String::new(), |r| format!(" · rank {r}"));
         // opacity by probability: 0 → white, 1 → full colour
         let alpha = if lp.is_finite() {
             p.clamp(0.0, 1.0)
@@ -265,7 +270,7 @@ fn heatmap(rec: &crate::report::PassageRecord, by: &str) -> String {
             0.0
         };
         s.push_str(&format!(
-            "<span style=\"background:rgba(200,30,30,{alpha:.3})\" title=\"{} · p = {:.4} · log p = {:.3}\">{}</span>",
+            "<span style=\"background:rgba(200,30,30,{alpha:.3})\" title=\"{} · p = {:.4} · log p = {:.3}{rank}\">{}</span>",
             escape(&format!("{t:?}")),
             p,
             lp,

@@ -140,6 +140,9 @@ pub struct PassageRecord {
         deserialize_with = "nan_vec"
     )]
     pub token_sigma: Option<Vec<f64>>,
+    /// Rank of each scored token among the model's predictions (1 = top): heat maps only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_ranks: Option<Vec<u32>>,
     /// Any other field (a label such as `member`), kept as it is.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -184,6 +187,7 @@ impl PassageRecord {
             token_logprobs: col(|s| s.logp),
             token_mu: col(|s| s.mu),
             token_sigma: col(|s| s.sigma),
+            token_ranks: d.and_then(|d| d.ranks.clone()),
             extra: Map::new(),
         }
     }
@@ -260,6 +264,7 @@ mod tests {
                         sigma: 1.0,
                     },
                 ],
+                ranks: Some(vec![1, 7]),
             }),
         };
         let mut rec = PassageRecord::new(&r, &identity("ab"), Some(&identity("cd")));

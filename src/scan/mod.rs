@@ -72,13 +72,13 @@ enum Item {
 }
 
 /// Scans `inputs` into `log`, skipping the items the log already holds (a resume), and
-/// calls `progress(documents, passages)` after each group.
+/// calls `progress(documents, passages, text bytes)` after each group.
 pub fn run(
     scoring: &Scoring,
     inputs: &[PathBuf],
     opts: &ScanOptions,
     log: &mut LogWriter,
-    mut progress: impl FnMut(u64, u64),
+    mut progress: impl FnMut(u64, u64, u64),
 ) -> Result<RunStats> {
     let started = std::time::Instant::now();
     let skip = log.items();
@@ -94,7 +94,7 @@ pub fn run(
         });
         let mut group: Vec<Item> = Vec::new();
         let (mut tokens, mut n) = (0usize, 0usize);
-        let (mut docs, mut passages) = (0u64, 0u64);
+        let (mut docs, mut passages, mut bytes) = (0u64, 0u64, 0u64);
         for item in rx {
             let item = item?;
             match &item {
@@ -102,7 +102,10 @@ pub fn run(
                     tokens += p.prepared.tokens();
                     n += 1;
                 }
-                Item::Document(_) => docs += 1,
+                Item::Document(d) => {
+                    docs += 1;
+                    bytes += d.bytes;
+                }
                 Item::Skipped(_) => {}
             }
             group.push(item);
@@ -111,13 +114,13 @@ pub fn run(
                 passages += p;
                 stats.tokens += t;
                 (tokens, n) = (0, 0);
-                progress(docs, passages);
+                progress(docs, passages, bytes);
             }
         }
         let (p, t) = write_group(scoring, group, log)?;
         passages += p;
         stats.tokens += t;
-        progress(docs, passages);
+        progress(docs, passages, bytes);
         stats.passages = passages;
         reader
             .join()
@@ -308,19 +311,19 @@ pub fn rescore_with_details(
         Ok(())
     })?;
     let detailed = scoring.scorer.with_details();
+    let prepared = found
+        .iter()
+        .map(|(p, ..)| detailed.prepare(p.clone()))
+        .collect::<Result<Vec<_>>>()?;
+    let results = detailed.score_prepared(prepared)?;
     let mut out = Vec::new();
-    for (p, doc, index, span) in found {
-        let text = p.text.clone();
-        let r = detailed
-            .score_prepared(vec![detailed.prepare(p)?])?
-            .pop()
-            .expect("one result");
+    for (r, (p, doc, index, span)) in results.into_iter().zip(found) {
         let mut rec = PassageRecord::new(&r, scoring.model, scoring.reference);
         rec.document = Some(doc);
         rec.passage = Some(index);
         rec.span = Some(span);
         rec.extra
-            .insert("text".into(), serde_json::Value::String(text));
+            .insert("text".into(), serde_json::Value::String(p.text));
         if let Some(d) = scoring.decision {
             d.annotate(&mut rec);
         }
