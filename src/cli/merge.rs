@@ -114,6 +114,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         .first()
         .and_then(|r| serde_json::from_value(r["calibration_values"].clone()).ok())
         .unwrap_or_default();
+    finish::conclude(&mut o);
     let sum = |k: &str| runs.iter().filter_map(|r| r[k].as_f64()).sum::<f64>();
     o.summary.run = serde_json::json!({
         "merged_from": args.dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>(),

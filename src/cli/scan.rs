@@ -8,7 +8,7 @@ use miascan::chunk::ChunkOptions;
 use miascan::input::walk::WalkOptions;
 use miascan::input::{CollectOptions, Utf8Policy};
 use miascan::report::PassageRecord;
-use miascan::scan::finish::{self, fmt_p, Outputs};
+use miascan::scan::finish::{self, Outputs};
 use miascan::scan::log::{self, LogWriter, RunHeader};
 use miascan::scan::{self, ScanOptions, Scoring};
 use sha2::{Digest, Sha256};
@@ -258,6 +258,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     if let Some(d) = &decision {
         o.calibration_values = d.calibration.scores.get(&d.by).cloned().unwrap_or_default();
     }
+    finish::conclude(&mut o);
     o.summary.run = serde_json::json!({
         "seconds": stats.seconds,
         "passages_scored": stats.passages,
@@ -291,8 +292,8 @@ pub fn closing(out: &Path, o: &Outputs, quiet: bool) -> i32 {
     let problems = s.skipped.len() + s.partial.len();
     if !quiet {
         eprintln!("{}", s.verdict.sentence);
-        if let Some(p) = s.verdict.collection_p_value {
-            eprintln!("collection p-value: {}", fmt_p(p));
+        if let Some(n) = &s.verdict.note {
+            eprintln!("note: {n}");
         }
         eprintln!(
             "{} documents, {} passages, {} tokens; {} skipped{}",

@@ -74,7 +74,43 @@ pub fn report(o: &Outputs) -> String {
             "none: no calibration was given, so scores are shown without p-values".into(),
         ),
     }
+    if v.decided_by.is_some() {
+        fact(
+            "Flagged",
+            format!(
+                "{} of {} passages (p-value at most {}); {} of {} documents (adjusted p-value at most {})",
+                v.passages_flagged,
+                s.passages,
+                v.fpr.unwrap_or(0.0),
+                v.documents_flagged,
+                v.documents_tested,
+                v.fdr
+            ),
+        );
+    }
+    if let Some(t) = &v.collection_test {
+        fact(
+            "Collection test",
+            format!(
+                "{}: {} documents (mean {:.4}) vs {} calibration passages (mean {:.4}), t = {:.2}, df = {:.1}, p = {}",
+                t.method,
+                t.documents,
+                t.mean_documents,
+                t.calibration_passages,
+                t.mean_calibration,
+                t.t,
+                t.df,
+                v.collection_p_value.map_or("–".into(), fmt_p)
+            ),
+        );
+    }
     page.push_str("</table>\n");
+    if let Some(n) = &v.note {
+        page.push_str(&format!(
+            "<p class=\"note\"><b>Note.</b> {}</p>\n",
+            escape(n)
+        ));
+    }
     page.push_str(EXPLAIN);
 
     // histograms
@@ -383,7 +419,7 @@ footer { margin-top: 3em; color: #888; font-size: .8em; }
 <body>
 "#;
 
-const EXPLAIN: &str = "<h2>How to read this</h2>\n<p>A language model is run over each passage of each document and gives every token a probability. Text a model was trained on tends to look more predictable to it than text it never saw. Each score turns those probabilities into one number per passage; <b>higher means more likely to have been in the training data</b>. A score alone is not evidence: a p-value compares it with passages known <i>not</i> to be training data (the calibration). A p-value of 0.01 means that only 1% of such non-member passages score as high. A document's p-value combines its passages' p-values by a rule that holds however related the passages are, and the adjusted p-value controls the expected share of wrongly flagged documents across the whole collection.</p>\n";
+const EXPLAIN: &str = "<h2>How to read this</h2>\n<p>A language model is run over each passage of each document and gives every token a probability. Text a model was trained on tends to look more predictable to it than text it never saw. Each score turns those probabilities into one number per passage; <b>higher means more likely to have been in the training data</b>. A score alone is not evidence: a p-value compares it with passages known <i>not</i> to be training data (the calibration). A p-value of 0.01 means that only 1% of such non-member passages score as high. A document's p-value combines its passages' p-values by a rule that holds however related the passages are; the adjusted p-value controls the expected share of wrongly flagged documents across the whole collection; and the collection test asks whether the documents, taken together, score higher than the non-members on average.</p>\n";
 
 #[cfg(test)]
 mod tests {

@@ -3,8 +3,9 @@
 //! and shards joined by `merge` give the same files as one uninterrupted run.
 
 use super::log::{read_lines, DocumentLine, LogLine, RunHeader, SkippedLine};
-use super::verdict::{benjamini_hochberg, collection_p, document_p};
+use super::verdict::{benjamini_hochberg, document_p};
 use crate::error::{Error, Result};
+use crate::eval::dataset::welch_greater;
 use crate::report::PassageRecord;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
@@ -78,8 +79,25 @@ pub struct Verdict {
     pub documents_tested: usize,
     pub documents_flagged: usize,
     pub collection_p_value: Option<f64>,
+    /// How the collection p-value was computed: documents (mean of the deciding score over
+    /// their passages) against the calibration's non-member passages, one-sided Welch t.
+    pub collection_test: Option<CollectionTest>,
+    /// A caveat for the reader (e.g. a calibration too small to flag documents one by one).
+    pub note: Option<String>,
     /// The verdict in one sentence for a reader who was not there.
     pub sentence: String,
+}
+
+/// The collection-level test.
+#[derive(Debug, Clone, Serialize)]
+pub struct CollectionTest {
+    pub method: String,
+    pub documents: usize,
+    pub calibration_passages: usize,
+    pub mean_documents: f64,
+    pub mean_calibration: f64,
+    pub t: f64,
+    pub df: f64,
 }
 
 /// Everything the outputs are made of.
@@ -215,16 +233,6 @@ pub fn collect(logs: &[PathBuf], out: &Path, fdr: f64, top: usize) -> Result<Out
         documents[i].flagged = Some(q <= fdr);
     }
     let documents_flagged = documents.iter().filter(|d| d.flagged == Some(true)).count();
-    let coll_p = collection_p(&ps);
-    let sentence = sentence(
-        &header,
-        decided_by.as_deref(),
-        documents.len(),
-        tested.len(),
-        documents_flagged,
-        coll_p,
-        fdr,
-    );
     let summary = Summary {
         miascan: env!("CARGO_PKG_VERSION").into(),
         header,
@@ -243,8 +251,10 @@ pub fn collect(logs: &[PathBuf], out: &Path, fdr: f64, top: usize) -> Result<Out
             passages_flagged: flagged_passages,
             documents_tested: tested.len(),
             documents_flagged,
-            collection_p_value: coll_p,
-            sentence,
+            collection_p_value: None,
+            collection_test: None,
+            note: None,
+            sentence: String::new(),
         },
         run: serde_json::Value::Null,
     };
@@ -257,6 +267,66 @@ pub fn collect(logs: &[PathBuf], out: &Path, fdr: f64, top: usize) -> Result<Out
         heatmaps: Vec::new(),
         top_passages: top_heap,
     })
+}
+
+/// Completes the verdict once the calibration's values of the deciding score are known
+/// (`o.calibration_values`): the collection test and the sentence.
+///
+/// **Collection test.** Documents are the independent units: each document's mean of the
+/// deciding score over its passages is compared with the calibration's non-member passages
+/// by a one-sided Welch t-test (H1: the documents score higher on average) — the test of
+/// the dataset-inference literature (Maini et al. 2024) with documents as units and one
+/// score. Passages of one document are not independent, documents are; under the null
+/// (no document was trained on, passages exchangeable with the calibration's) a document's
+/// mean has the calibration's mean, and Welch allows the variances to differ (a mean of m
+/// passages varies less than one passage). The calibration's passages are treated as
+/// independent: cut from long documents, they are not quite, which the test's false-positive
+/// check in `tests/scan_fpr.rs` measures.
+pub fn conclude(o: &mut Outputs) {
+    let s = &mut o.summary;
+    let v = &mut s.verdict;
+    if let (Some(by), false) = (&v.decided_by, o.calibration_values.is_empty()) {
+        if let Some(i) = s.scores.iter().position(|n| n == by) {
+            let means: Vec<f64> = o
+                .documents
+                .iter()
+                .filter_map(|d| d.mean.get(i).copied().flatten())
+                .collect();
+            if let Some((t, df, p)) = welch_greater(&means, &o.calibration_values) {
+                let avg = |x: &[f64]| x.iter().sum::<f64>() / x.len() as f64;
+                v.collection_p_value = Some(p);
+                v.collection_test = Some(CollectionTest {
+                    method: "one-sided Welch t-test: document means of the deciding score vs the calibration's non-member passages".into(),
+                    documents: means.len(),
+                    calibration_passages: o.calibration_values.len(),
+                    mean_documents: avg(&means),
+                    mean_calibration: avg(&o.calibration_values),
+                    t,
+                    df,
+                });
+            }
+        }
+        // BH flags a lone document only if its p-value can reach fdr / N
+        let n_cal = v.calibration_n.unwrap_or(0);
+        let need = (v.documents_tested as f64 / v.fdr).ceil() as usize;
+        if v.documents_tested > 1 && n_cal + 1 < need {
+            v.note = Some(format!(
+                "With {n_cal} calibration passages no p-value is below 1/{}, so among {} documents one can be flagged on its own only with at least {} calibration passages: documents are flagged here only when many of them score high together. Calibrate on more non-members for document-level findings.",
+                n_cal + 1,
+                v.documents_tested,
+                need - 1
+            ));
+        }
+    }
+    v.sentence = sentence(
+        &s.header,
+        v.decided_by.as_deref(),
+        s.documents,
+        v.documents_tested,
+        v.documents_flagged,
+        v.collection_p_value,
+        v.fdr,
+    );
 }
 
 /// Keeps the `n` highest values (small `n`: a sorted vector is enough).
@@ -322,9 +392,9 @@ fn sentence(
     match (by, coll_p) {
         (Some(by), Some(p)) => {
             let verdict = if p <= 0.01 {
-                "The collection as a whole scores significantly higher than text known not to be in the training data"
+                "The collection's documents score significantly higher, on average, than text known not to be in the training data"
             } else {
-                "The collection as a whole does not score significantly higher than text known not to be in the training data"
+                "The collection's documents do not score significantly higher, on average, than text known not to be in the training data"
             };
             format!(
                 "{verdict} (collection p-value {}, by {by} on {model}). {flagged} of {tested} documents are flagged as likely training data at a {:.0}% false discovery rate.",

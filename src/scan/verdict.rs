@@ -22,18 +22,12 @@
 //!
 //! **Across the collection**, documents are flagged by Benjamini–Hochberg at a false
 //! discovery rate (valid under positive dependence, as documents sharing one calibration
-//! have); the **collection p-value** applies the same dependence-free combination to the
-//! document p-values: small when one document is clearly a member or when most are.
+//! have). The collection-level test is in `finish::conclude` (documents as units).
 
 /// The p-value of a document from its passages' p-values (missing ones left out); `None`
 /// when no passage has one.
 pub fn document_p(passage_p: &[f64]) -> Option<f64> {
     combine(passage_p)
-}
-
-/// The collection's p-value from its documents' p-values.
-pub fn collection_p(document_p: &[f64]) -> Option<f64> {
-    combine(document_p)
 }
 
 fn combine(p: &[f64]) -> Option<f64> {
