@@ -37,8 +37,10 @@ impl Output {
         })
     }
 
+    /// One line, passed on at once: a reader in a pipe sees each result as it is made,
+    /// not after a buffer fills (a flush per passage costs nothing beside its forward).
     pub fn line(&mut self, line: &str) -> miascan::Result<()> {
-        let r = writeln!(self.w, "{line}");
+        let r = writeln!(self.w, "{line}").and_then(|()| self.w.flush());
         self.check(r)
     }
 
