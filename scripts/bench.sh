@@ -3,13 +3,13 @@
 # one run on the same passages. Figures: scored tokens per second, and ratios.
 #
 # usage: scripts/bench.sh [PASSAGES.jsonl] [MODEL.gguf]
-#   default passages: ../shared/golden/corpus.jsonl; default model: SmolLM2 from the cache.
+#   default passages: tests/data/golden/corpus.jsonl; default model: SmolLM2 from the cache.
 #   Peers need scripts/setup-peers.sh (or ../shared/peers/setup.sh) run once (venv in
 #   ~/.cache/miascan/peers-venv, or
 #   $PEERS_PY). Threads: $THREADS (default 2) for everyone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-passages=${1:-../shared/golden/corpus.jsonl}
+passages=${1:-tests/data/golden/corpus.jsonl}
 cache=${MIASCAN_MODELS:-$HOME/.cache/miascan/models}
 model=${2:-$cache/SmolLM2-135M-Instruct.Q4_1.gguf}
 threads=${THREADS:-2}

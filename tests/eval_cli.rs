@@ -16,13 +16,12 @@ fn miascan(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn tiny_checkpoints_reveal_their_members() {
-    let shared = common::shared();
-    let passages = shared.join("golden/tiny/passages.jsonl");
+    let passages = common::golden().join("tiny/passages.jsonl");
     let d = tempfile::tempdir().unwrap();
     for arch in ["gpt2", "gpt_neox", "llama", "qwen2", "mistral"] {
         let json = d.path().join(format!("{arch}.json"));
         let svg = d.path().join(format!("{arch}.svg"));
-        let model = shared.join("golden/tiny").join(arch);
+        let model = common::golden().join("tiny").join(arch);
         let o = miascan(&[
             "eval",
             "-m",
@@ -63,8 +62,10 @@ fn tiny_checkpoints_reveal_their_members() {
 
 #[test]
 fn wikimia_eval_warns_about_distribution_shift() {
-    let shared = common::shared();
-    let model = shared.join("golden/tiny/llama");
+    let Some(wikimia) = common::shared_large("wikimia/32.jsonl") else {
+        return;
+    };
+    let model = common::golden().join("tiny/llama");
     let o = miascan(&[
         "eval",
         "-m",
@@ -73,7 +74,7 @@ fn wikimia_eval_warns_about_distribution_shift() {
         "input",
         "--label-field",
         "label",
-        shared.join("wikimia/32.jsonl").to_str().unwrap(),
+        wikimia.to_str().unwrap(),
         "--bootstrap",
         "100",
         "--no-lowercase",
@@ -85,13 +86,15 @@ fn wikimia_eval_warns_about_distribution_shift() {
 
 #[test]
 fn eval_needs_labels() {
-    let shared = common::shared();
-    let model = shared.join("golden/tiny/llama");
+    let model = common::golden().join("tiny/llama");
     let o = miascan(&[
         "eval",
         "-m",
         model.to_str().unwrap(),
-        shared.join("golden/tiny/passages.jsonl").to_str().unwrap(),
+        common::golden()
+            .join("tiny/passages.jsonl")
+            .to_str()
+            .unwrap(),
     ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--label-field"));
@@ -99,8 +102,7 @@ fn eval_needs_labels() {
 
 /// Writes the tiny passages with the given membership to a JSONL file.
 fn tiny_subset(dir: &std::path::Path, member: bool) -> std::path::PathBuf {
-    let text =
-        std::fs::read_to_string(common::shared().join("golden/tiny/passages.jsonl")).unwrap();
+    let text = std::fs::read_to_string(common::golden().join("tiny/passages.jsonl")).unwrap();
     let lines: Vec<&str> = text
         .lines()
         .filter(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["member"] == member)
@@ -113,7 +115,7 @@ fn tiny_subset(dir: &std::path::Path, member: bool) -> std::path::PathBuf {
 #[test]
 fn calibrated_scores_carry_p_values_and_decisions() {
     let d = tempfile::tempdir().unwrap();
-    let model = common::shared().join("golden/tiny/llama");
+    let model = common::golden().join("tiny/llama");
     let m = model.to_str().unwrap();
     let (members, nonmembers) = (tiny_subset(d.path(), true), tiny_subset(d.path(), false));
     let calib = d.path().join("calib.json");
@@ -190,7 +192,7 @@ fn calibrated_scores_carry_p_values_and_decisions() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("does not match this run (settings"));
     // ... and so is another model
-    let other = common::shared().join("golden/tiny/gpt2");
+    let other = common::golden().join("tiny/gpt2");
     let o = miascan(&[
         "score",
         "-m",

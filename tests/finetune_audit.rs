@@ -12,13 +12,15 @@ use miascan::model::Model;
 use miascan::scorer::{PassageResult, ScoreOptions, Scorer};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
+use std::path::Path;
 
-fn score(target: &Model, reference: &Model, file: &str, opts: &ScoreOptions) -> Vec<PassageResult> {
-    let passages = read_inputs(
-        &[common::shared().join("finetune").join(file)],
-        &ReadOptions::default(),
-    )
-    .unwrap();
+fn score(
+    target: &Model,
+    reference: &Model,
+    file: &Path,
+    opts: &ScoreOptions,
+) -> Vec<PassageResult> {
+    let passages = read_inputs(&[file.to_path_buf()], &ReadOptions::default()).unwrap();
     let mut out = Vec::new();
     Scorer::new(target, opts.clone())
         .with_reference(reference)
@@ -32,15 +34,18 @@ fn score(target: &Model, reference: &Model, file: &str, opts: &ScoreOptions) -> 
 
 #[test]
 fn finetune_audit() {
+    let Some(dir) = common::shared_large("finetune") else {
+        return;
+    };
     let cpu = candle_core::Device::Cpu;
-    let target = Model::load(&common::shared().join("finetune/finetuned.gguf"), &cpu).unwrap();
+    let target = Model::load(&dir.join("finetuned.gguf"), &cpu).unwrap();
     let reference = Model::load(&common::model(common::SMOLLM2), &cpu).unwrap();
     let opts = ScoreOptions {
         lowercase: false,
         ..Default::default()
     };
-    let members = score(&target, &reference, "members.jsonl", &opts);
-    let nonmembers = score(&target, &reference, "nonmembers.jsonl", &opts);
+    let members = score(&target, &reference, &dir.join("members.jsonl"), &opts);
+    let nonmembers = score(&target, &reference, &dir.join("nonmembers.jsonl"), &opts);
     assert_eq!((members.len(), nonmembers.len()), (200, 200));
 
     // evaluation: the reference attack matches the peer's AUROC (0.945). Its TPR at 1% FPR

@@ -16,7 +16,7 @@ fn fake_cache(dir: &Path) {
     std::fs::create_dir_all(&snap).unwrap();
     std::fs::create_dir_all(root.join("refs")).unwrap();
     std::fs::write(root.join("refs/main"), COMMIT).unwrap();
-    let src = common::shared().join("golden/tiny/llama");
+    let src = common::golden().join("tiny/llama");
     for f in ["config.json", "tokenizer.json", "model.safetensors"] {
         std::fs::copy(src.join(f), snap.join(f)).unwrap();
     }

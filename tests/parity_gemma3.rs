@@ -1,4 +1,4 @@
-//! Parity with ../shared/golden/gemma3-270m-q4_k_m.jsonl: SentencePiece ids identical to
+//! Parity with tests/data/golden/gemma3-270m-q4_k_m.jsonl: SentencePiece ids identical to
 //! llama.cpp's (BOS added), per-token log-probs, mu and sigma within 1e-3 of transformers
 //! f32 — including the passages longer than the 512-token sliding window — and the memory
 //! bound: peak RSS while scoring the corpus at most 1.6 GiB.

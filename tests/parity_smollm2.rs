@@ -1,4 +1,4 @@
-//! Parity with ../shared/golden/smollm2-135m-q4_1.jsonl: llama.cpp's token ids, transformers'
+//! Parity with tests/data/golden/smollm2-135m-q4_1.jsonl: llama.cpp's token ids, transformers'
 //! f32 log-probs (f64 soft-max). Ids identical; |logp|, mu, sigma within 1e-3; scores within
 //! 1e-3 relative.
 

@@ -1,4 +1,4 @@
-//! Parity of Hugging Face safetensors checkpoints with ../shared/golden/tiny/<arch>/golden.jsonl
+//! Parity of Hugging Face safetensors checkpoints with tests/data/golden/tiny/<arch>/golden.jsonl
 //! (transformers f32, f64 soft-max): ids identical, |logp diff| <= 1e-4 per token.
 
 mod common;
@@ -13,10 +13,10 @@ fn check(arch: &str) {
 
 /// Parity in `dtype`: exact ids, |logp diff| <= `tol`.
 fn check_dtype(arch: &str, dtype: candle_core::DType, tol: f64) {
-    let dir = common::shared().join("golden/tiny").join(arch);
+    let dir = common::golden().join("tiny").join(arch);
     let model = Model::load_as(&dir, &candle_core::Device::Cpu, dtype).unwrap();
     let passages = read_inputs(
-        &[common::shared().join("golden/tiny/passages.jsonl")],
+        &[common::golden().join("tiny/passages.jsonl")],
         &ReadOptions::default(),
     )
     .unwrap();
@@ -101,7 +101,7 @@ fn f16_on_cpu_stays_close_to_f32() {
 
 #[test]
 fn bf16_on_cpu_is_refused_clearly() {
-    let dir = common::shared().join("golden/tiny/llama");
+    let dir = common::golden().join("tiny/llama");
     let e = Model::open_with(
         dir.to_str().unwrap(),
         true,

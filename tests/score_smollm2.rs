@@ -43,7 +43,7 @@ fn details() -> ScoreOptions {
 }
 
 fn long_text() -> String {
-    let corpus = std::fs::read_to_string(common::shared().join("golden/corpus.jsonl")).unwrap();
+    let corpus = std::fs::read_to_string(common::golden().join("corpus.jsonl")).unwrap();
     let v: serde_json::Value = serde_json::from_str(corpus.lines().next().unwrap()).unwrap();
     v["text"].as_str().unwrap().to_string()
 }
