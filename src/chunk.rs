@@ -35,6 +35,11 @@ pub fn cut(
     Ok(spans(text, &tokenizer.offsets(id, text)?, opts))
 }
 
+/// The id of passage `k` of document `doc`: `DOC#pK`.
+pub fn passage_id(doc: &str, k: usize) -> String {
+    format!("{doc}#p{k}")
+}
+
 /// Cuts each passage into passages of about `opts.passage_tokens` tokens (ids `ID#pK`),
 /// as `scan` cuts documents: `calibrate --passage-tokens` makes its non-member passages
 /// alike to a scan's.
@@ -50,7 +55,7 @@ pub fn cut_passages(
             .enumerate()
         {
             out.push(crate::input::Passage {
-                id: format!("{}#p{k}", p.id),
+                id: passage_id(&p.id, k),
                 text: p.text[a..b].to_string(),
                 source: p.source.clone(),
                 label: p.label,

@@ -44,36 +44,49 @@ pub fn token_stats(
     targets: &[u32],
 ) -> Result<Vec<TokenStat>> {
     debug_assert_eq!(rows.len(), targets.len());
+    let cap = lm.logit_softcap();
+    let mut acc = vec![RowAcc::default(); rows.len()];
+    logit_blocks(lm, hidden, rows, |r0, v0, vb, flat| {
+        let n = flat.len() / vb;
+        flat.par_chunks(vb)
+            .zip(acc[r0..r0 + n].par_iter_mut())
+            .zip(targets[r0..r0 + n].par_iter())
+            .for_each(|((row, a), &t)| a.update(row, v0, t as usize, cap));
+        Ok(())
+    })?;
+    Ok(acc.iter().map(RowAcc::finish).collect())
+}
+
+/// Applies the LM head to `rows` of `hidden` in groups of positions and, within a group,
+/// in blocks of the vocabulary (at most [`LOGITS_PER_BLOCK`] logits at a time), handing
+/// each block to `f(first row of the group, first vocabulary entry, block width,
+/// row-major logits)`. Groups come in order, and blocks in vocabulary order.
+fn logit_blocks(
+    lm: &dyn CausalLm,
+    hidden: &Tensor,
+    rows: &[u32],
+    mut f: impl FnMut(usize, usize, usize, &[f32]) -> Result<()>,
+) -> Result<()> {
     let head = lm.lm_head();
     let vocab = head.dim(0)?;
-    let cap = lm.logit_softcap();
-    let mut out = Vec::with_capacity(rows.len());
     // at least 1,024 vocabulary entries per block; fewer positions per group if needed
     let group = (LOGITS_PER_BLOCK / 1024).min(rows.len().max(1));
-    for (rows, targets) in rows.chunks(group).zip(targets.chunks(group)) {
+    for (g, rows) in rows.chunks(group).enumerate() {
         let idx = Tensor::new(rows, hidden.device())?;
         let h = hidden.index_select(&idx, 0)?;
         let block = (LOGITS_PER_BLOCK / rows.len()).max(1024).min(vocab);
-        let mut acc = vec![RowAcc::default(); rows.len()];
         let mut v0 = 0;
         while v0 < vocab {
             let vb = block.min(vocab - v0);
             let w = head.narrow(0, v0, vb)?;
             let logits = h.matmul(&w.t()?)?.to_dtype(DType::F32)?;
             let flat: Vec<f32> = logits.flatten_all()?.to_vec1()?;
-            flat.par_chunks(vb)
-                .zip(acc.par_iter_mut())
-                .zip(targets.par_iter())
-                .for_each(|((row, a), &t)| a.update(row, v0, t as usize, cap));
+            f(g * group, v0, vb, &flat)?;
             v0 += vb;
         }
-        out.extend(acc.iter().map(RowAcc::finish));
     }
-    Ok(out)
+    Ok(())
 }
-
-/// Visits a block of logits: first vocabulary entry, block width, row-major values.
-type BlockFn<'a> = dyn FnMut(usize, usize, &[f32]) -> Result<()> + 'a;
 
 /// The rank of each target among its row's logits (1 = the model's top prediction; ties
 /// counted in the target's favour), for heat maps of a few passages. Two passes over the
@@ -85,47 +98,25 @@ pub fn token_ranks(
     rows: &[u32],
     targets: &[u32],
 ) -> Result<Vec<u32>> {
-    let head = lm.lm_head();
-    let vocab = head.dim(0)?;
-    let mut out = Vec::with_capacity(rows.len());
-    let group = (LOGITS_PER_BLOCK / 1024).min(rows.len().max(1));
-    for (rows, targets) in rows.chunks(group).zip(targets.chunks(group)) {
-        let idx = Tensor::new(rows, hidden.device())?;
-        let h = hidden.index_select(&idx, 0)?;
-        let block = (LOGITS_PER_BLOCK / rows.len()).max(1024).min(vocab);
-        let blocks = |f: &mut BlockFn| -> Result<()> {
-            let mut v0 = 0;
-            while v0 < vocab {
-                let vb = block.min(vocab - v0);
-                let logits = h
-                    .matmul(&head.narrow(0, v0, vb)?.t()?)?
-                    .to_dtype(DType::F32)?;
-                f(v0, vb, &logits.flatten_all()?.to_vec1::<f32>()?)?;
-                v0 += vb;
+    let mut target_logit = vec![f32::NAN; rows.len()];
+    logit_blocks(lm, hidden, rows, |r0, v0, vb, flat| {
+        for (j, row) in flat.chunks(vb).enumerate() {
+            let t = targets[r0 + j] as usize;
+            if (v0..v0 + vb).contains(&t) {
+                target_logit[r0 + j] = row[t - v0];
             }
-            Ok(())
-        };
-        let mut target_logit = vec![f32::NAN; rows.len()];
-        blocks(&mut |v0, vb, flat| {
-            for (j, &t) in targets.iter().enumerate() {
-                let t = t as usize;
-                if (v0..v0 + vb).contains(&t) {
-                    target_logit[j] = flat[j * vb + t - v0];
-                }
-            }
-            Ok(())
-        })?;
-        let mut above = vec![0u32; rows.len()];
-        blocks(&mut |_, vb, flat| {
-            for (j, row) in flat.chunks(vb).enumerate() {
-                let x = target_logit[j];
-                above[j] += row.iter().filter(|&&v| v > x).count() as u32;
-            }
-            Ok(())
-        })?;
-        out.extend(above.iter().map(|a| a + 1));
-    }
-    Ok(out)
+        }
+        Ok(())
+    })?;
+    let mut rank = vec![1u32; rows.len()];
+    logit_blocks(lm, hidden, rows, |r0, _, vb, flat| {
+        for (j, row) in flat.chunks(vb).enumerate() {
+            let x = target_logit[r0 + j];
+            rank[r0 + j] += row.iter().filter(|&&v| v > x).count() as u32;
+        }
+        Ok(())
+    })?;
+    Ok(rank)
 }
 
 /// Running sums of one row of logits over vocabulary blocks. With `m` the running max,

@@ -2,6 +2,7 @@
 
 use super::output::Progress;
 use super::ModelArgs;
+use miascan::calibrate::{Calibration, Decision, Settings};
 use miascan::input::walk::WalkOptions;
 use miascan::input::{
     read_collection, read_inputs, CollectOptions, Event, Format, Passage, ReadOptions, STDIN,
@@ -71,6 +72,47 @@ impl InputArgs {
     ) -> anyhow::Result<Vec<Passage>> {
         let inputs = self.inputs_or_stdin(inputs)?;
         Ok(read_inputs(&inputs, &self.options(label_field))?)
+    }
+}
+
+/// A calibrated decision (`score`, `scan`).
+#[derive(Debug, clap::Args)]
+pub struct DecisionArgs {
+    /// A calibration from `miascan calibrate` (same model, reference and settings; for a
+    /// scan, best made with the same --passage-tokens): adds per-score p-values and flags.
+    #[arg(long)]
+    pub calibration: Option<PathBuf>,
+    /// False-positive rate of the decision: a passage is flagged when the deciding score's
+    /// p-value is at most this.
+    #[arg(long, default_value_t = 0.01, requires = "calibration")]
+    pub fpr: f64,
+    /// The score that decides (default: the calibration's: `ref` with a reference model,
+    /// else Min-K%++ at the first k).
+    #[arg(long, requires = "calibration")]
+    pub decide_by: Option<String>,
+}
+
+impl DecisionArgs {
+    /// The calibration (if any) checked against this run: `settings` are the run's, with
+    /// `passage_tokens` taken from the calibration (the caller compares those itself).
+    pub fn load(&self, models: &Models, opts: &ScoreOptions) -> anyhow::Result<Option<Decision>> {
+        let Some(path) = &self.calibration else {
+            return Ok(None);
+        };
+        let calibration = Calibration::load(path)?;
+        let mut settings = Settings::new(
+            &models.target.identity,
+            models.reference.as_ref().map(|r| &r.identity),
+            opts,
+        );
+        settings.passage_tokens = calibration.settings.passage_tokens;
+        Ok(Some(Decision::new(
+            calibration,
+            &settings,
+            self.decide_by.as_deref(),
+            self.fpr,
+            |w| eprintln!("warning: {w}"),
+        )?))
     }
 }
 
@@ -185,12 +227,7 @@ pub fn stream_passages(
         s.spawn(move || {
             let r = read_collection(inputs, &opts, &|_| true, &mut |e| {
                 if let Event::Segment { doc, text, .. } = e {
-                    let p = scorer.prepare(Passage {
-                        id: doc.id.clone(),
-                        text: text.to_string(),
-                        source: doc.source.clone(),
-                        label: doc.label,
-                    });
+                    let p = scorer.prepare(doc.passage(doc.id.clone(), text));
                     // the receiver stops listening only after an error of its own
                     tx.send(p)
                         .map_err(|_| miascan::Error::Usage("stopped".into()))?;

@@ -103,12 +103,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     let logs: Vec<PathBuf> = args.dirs.iter().map(|d| log::path(d)).collect();
     let mut o = finish::collect(&logs, &args.out, args.fdr, 0)?;
     o.summary.header.shard = None;
-    let by = o
-        .summary
-        .verdict
-        .decided_by
-        .clone()
-        .unwrap_or_else(|| "neg_loss".into());
+    let by = o.summary.verdict.score().to_string();
     o.heatmaps = merged_heatmaps(&args.dirs, &by, args.heatmaps)?;
     o.calibration_values = runs
         .first()

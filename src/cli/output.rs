@@ -139,13 +139,10 @@ impl Progress {
     }
 
     pub fn done(&self, n: usize) {
-        if !self.bar.is_hidden() {
-            self.bar.finish_and_clear();
-            eprintln!(
-                "scored {n} {} in {:.1} s",
-                self.unit,
-                self.started.elapsed().as_secs_f64()
-            );
-        }
+        self.done_with(&format!(
+            "scored {n} {} in {:.1} s",
+            self.unit,
+            self.started.elapsed().as_secs_f64()
+        ));
     }
 }

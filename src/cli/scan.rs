@@ -1,9 +1,8 @@
 //! `miascan scan`: a whole collection into a directory of results (see the library's
 //! `scan` module for the pipeline and `scan::finish` for the outputs).
 
-use super::common::{InputArgs, ScoringArgs};
+use super::common::{DecisionArgs, InputArgs, ScoringArgs};
 use super::output::Progress;
-use miascan::calibrate::{Calibration, Decision, Settings};
 use miascan::chunk::ChunkOptions;
 use miascan::input::walk::WalkOptions;
 use miascan::input::{CollectOptions, Utf8Policy};
@@ -31,16 +30,8 @@ pub struct Args {
     /// Directory for the results (created if needed).
     #[arg(long, short = 'o', required = true)]
     pub out: PathBuf,
-    /// A calibration from `miascan calibrate` (same model, reference and settings; best
-    /// made with the same --passage-tokens): adds p-values, flags and the verdicts.
-    #[arg(long)]
-    pub calibration: Option<PathBuf>,
-    /// False-positive rate at which a passage is flagged.
-    #[arg(long, default_value_t = 0.01, requires = "calibration")]
-    pub fpr: f64,
-    /// The deciding score (default: the calibration's).
-    #[arg(long, requires = "calibration")]
-    pub decide_by: Option<String>,
+    #[command(flatten)]
+    pub decision: DecisionArgs,
     /// False discovery rate at which documents are flagged (Benjamini–Hochberg).
     #[arg(long, default_value_t = finish::DEFAULT_FDR)]
     pub fdr: f64,
@@ -163,34 +154,24 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     let opts = args.scoring.options(false);
     let scorer = models.scorer(opts.clone());
     let ref_identity = models.reference.as_ref().map(|r| &r.identity);
-    let (decision, calibration_header) = match &args.calibration {
-        Some(path) => {
-            let calibration = Calibration::load(path)?;
-            let mut settings = Settings::new(&models.target.identity, ref_identity, &opts);
-            settings.passage_tokens = calibration.settings.passage_tokens;
-            if calibration.settings.passage_tokens != Some(args.passage_tokens) && !args.quiet {
+    let decision = args.decision.load(&models, &opts)?;
+    let calibration_header = match (&decision, &args.decision.calibration) {
+        (Some(d), Some(path)) => {
+            let cal_tokens = d.calibration.settings.passage_tokens;
+            if cal_tokens != Some(args.passage_tokens) && !args.quiet {
                 eprintln!(
                     "warning: the calibration's passages ({}) differ from this scan's ({} tokens): p-values assume alike passages; calibrate with --passage-tokens {}",
-                    calibration
-                        .settings
-                        .passage_tokens
-                        .map_or("whole inputs".to_string(), |p| format!("{p} tokens")),
+                    cal_tokens.map_or("whole inputs".to_string(), |p| format!("{p} tokens")),
                     args.passage_tokens,
                     args.passage_tokens
                 );
             }
-            let d = Decision::new(
-                calibration,
-                &settings,
-                args.decide_by.as_deref(),
-                args.fpr,
-                |w| eprintln!("warning: {w}"),
-            )?;
             let sha = hex_sha(&std::fs::read(path).unwrap_or_default());
-            let h = serde_json::json!({"sha256": sha, "decided_by": d.by, "fpr": d.fpr, "n": d.calibration.n});
-            (Some(d), Some(h))
+            Some(
+                serde_json::json!({"sha256": sha, "decided_by": d.by, "fpr": d.fpr, "n": d.calibration.n}),
+            )
         }
-        None => (None, None),
+        _ => None,
     };
     let header = RunHeader {
         miascan_scan: log::VERSION,
@@ -245,16 +226,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         .map(|(d, i, _)| (d.clone(), *i))
         .collect();
     o.heatmaps = scan::rescore_with_details(&scoring, &args.inputs, &sopts, &wanted)?;
-    let by = o
-        .summary
-        .verdict
-        .decided_by
-        .clone()
-        .unwrap_or_else(|| "neg_loss".into());
-    o.heatmaps.sort_by(|a, b| {
-        let v = |r: &PassageRecord| r.scores.get(&by).unwrap_or(f64::NEG_INFINITY);
-        v(b).total_cmp(&v(a))
-    });
+    finish::best_first(&mut o.heatmaps, o.summary.verdict.score());
     if let Some(d) = &decision {
         o.calibration_values = d.calibration.scores.get(&d.by).cloned().unwrap_or_default();
     }
@@ -348,10 +320,7 @@ pub fn merged_heatmaps(dirs: &[PathBuf], by: &str, n: usize) -> anyhow::Result<V
             all.push(serde_json::from_str::<PassageRecord>(line)?);
         }
     }
-    all.sort_by(|a, b| {
-        let v = |r: &PassageRecord| r.scores.get(by).unwrap_or(f64::NEG_INFINITY);
-        v(b).total_cmp(&v(a))
-    });
+    finish::best_first(&mut all, by);
     all.truncate(n);
     Ok(all)
 }

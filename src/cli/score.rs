@@ -1,8 +1,7 @@
 //! `miascan score`: passages in, one JSON line (or a table row) per passage out.
 
-use super::common::{stream_passages, InputArgs, ScoringArgs};
+use super::common::{stream_passages, DecisionArgs, InputArgs, ScoringArgs};
 use super::output::{Output, Progress};
-use miascan::calibrate::{Calibration, Decision, Settings};
 use miascan::report::{self, PassageRecord};
 use std::path::PathBuf;
 
@@ -24,17 +23,8 @@ pub struct Args {
     /// Add per-token arrays: token_ids, tokens, token_logprobs, token_mu, token_sigma.
     #[arg(long)]
     pub token_logprobs: bool,
-    /// A calibration from `miascan calibrate` (same model, reference and settings): adds
-    /// per-score p-values and a decision.
-    #[arg(long)]
-    pub calibration: Option<PathBuf>,
-    /// False-positive rate of the decision: flagged when the deciding score's p-value is
-    /// at most this.
-    #[arg(long, default_value_t = 0.01, requires = "calibration")]
-    pub fpr: f64,
-    /// The score that decides (default: `ref` with a reference model, else `minkpp_0.2`).
-    #[arg(long, requires = "calibration")]
-    pub decide_by: Option<String>,
+    #[command(flatten)]
+    pub decision: DecisionArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -43,20 +33,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let models = args.scoring.load()?;
     let scorer = models.scorer(args.scoring.options(args.token_logprobs));
     let ref_identity = models.reference.as_ref().map(|r| &r.identity);
-    let decision = match &args.calibration {
-        Some(path) => Some(Decision::new(
-            Calibration::load(path)?,
-            &Settings::new(
-                &models.target.identity,
-                ref_identity,
-                &args.scoring.options(false),
-            ),
-            args.decide_by.as_deref(),
-            args.fpr,
-            |w| eprintln!("warning: {w}"),
-        )?),
-        None => None,
-    };
+    let decision = args.decision.load(&models, &args.scoring.options(false))?;
 
     let mut out = Output::open(args.out.as_deref())?;
     let progress = Progress::new(None, "passages");

@@ -69,6 +69,18 @@ pub struct Doc {
     pub label: Option<bool>,
 }
 
+impl Doc {
+    /// `text` as a passage of this document, named `id`.
+    pub fn passage(&self, id: String, text: &str) -> super::Passage {
+        super::Passage {
+            id,
+            text: text.to_string(),
+            source: self.source.clone(),
+            label: self.label,
+        }
+    }
+}
+
 /// What the reader hands over, in input order.
 #[derive(Debug)]
 pub enum Event<'a> {

@@ -92,12 +92,7 @@ pub fn read_inputs(inputs: &[PathBuf], opts: &ReadOptions) -> Result<Vec<Passage
     read_collection(inputs, &copts, &|_| true, &mut |e| {
         match e {
             // strict reading delivers every document as one segment
-            Event::Segment { doc, text, .. } => out.push(Passage {
-                id: doc.id.clone(),
-                text: text.to_string(),
-                source: doc.source.clone(),
-                label: doc.label,
-            }),
+            Event::Segment { doc, text, .. } => out.push(doc.passage(doc.id.clone(), text)),
             Event::End { .. } | Event::Skipped { .. } => {}
         }
         Ok(())

@@ -13,7 +13,7 @@ pub fn report(o: &Outputs) -> String {
     let s = &o.summary;
     let h = &s.header;
     let v = &s.verdict;
-    let by = v.decided_by.clone().unwrap_or_else(|| "neg_loss".into());
+    let by = v.score().to_string();
     let mut page = String::with_capacity(64 << 10);
     page.push_str(HEAD);
     page.push_str(&format!(

@@ -4,7 +4,6 @@
 //! them. Non-finite numbers are written as `null` (JSON has no NaN) and read back as missing.
 
 use crate::model::ModelIdentity;
-use crate::score::PassageScores;
 use crate::scorer::PassageResult;
 use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeMap;
@@ -196,25 +195,12 @@ impl PassageRecord {
     pub fn to_line(&self) -> String {
         serde_json::to_string(self).expect("records always serialise")
     }
-
-    /// The scores as the library's type (statistics included).
-    pub fn passage_scores(&self) -> PassageScores {
-        PassageScores {
-            stats: crate::score::Stats {
-                loss: self.stats.loss,
-                ppl: self.stats.ppl,
-                bits_per_byte: self.stats.bits_per_byte,
-                zlib_bytes: self.stats.zlib_bytes,
-            },
-            scores: self.scores.0.clone(),
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::score::Stats;
+    use crate::score::{PassageScores, Stats};
     use crate::scorer::TokenDetails;
     use crate::stats::TokenStat;
 

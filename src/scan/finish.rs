@@ -100,6 +100,22 @@ pub struct CollectionTest {
     pub df: f64,
 }
 
+/// The score that ranks passages without a calibration.
+pub const RANKING_SCORE: &str = "neg_loss";
+
+impl Verdict {
+    /// The score the verdict is about: the deciding score, else [`RANKING_SCORE`].
+    pub fn score(&self) -> &str {
+        self.decided_by.as_deref().unwrap_or(RANKING_SCORE)
+    }
+}
+
+/// Orders passage records by `score`, highest first (missing values last).
+pub fn best_first(records: &mut [PassageRecord], score: &str) {
+    let v = |r: &PassageRecord| r.scores.get(score).unwrap_or(f64::NEG_INFINITY);
+    records.sort_by(|a, b| v(b).total_cmp(&v(a)));
+}
+
 /// Everything the outputs are made of.
 pub struct Outputs {
     pub summary: Summary,
@@ -169,7 +185,7 @@ pub fn collect(logs: &[PathBuf], out: &Path, fdr: f64, top: usize) -> Result<Out
                         fpr = fpr.or(rec.fpr);
                         calibration_n = calibration_n.or(rec.calibration_n);
                     }
-                    let by = decided_by.as_deref().unwrap_or("neg_loss");
+                    let by = decided_by.as_deref().unwrap_or(RANKING_SCORE);
                     if let Some(f) = rec.flagged {
                         acc.decided += 1;
                         if f {

@@ -286,31 +286,43 @@ fn for_each_line(
     }
 }
 
-/// Reads the committed lines of a log, in order (the header excluded).
+/// Reads the committed lines of a log, in order (the header excluded), in one pass: the
+/// lines of a group are held until its commit line, and a group never committed is
+/// dropped.
 pub fn read_lines(path: &Path, mut f: impl FnMut(LogLine) -> Result<()>) -> Result<RunHeader> {
-    let c = read_committed(path)?;
+    let mut header = None;
+    let mut group: Vec<LogLine> = Vec::new();
+    let mut unparsed: Option<u64> = None;
     let mut pos = 0u64;
-    let mut first = true;
-    for_each_line(path, |line, n, _| {
+    for_each_line(path, |line, n, complete| {
         pos += n;
-        if pos > c.committed_bytes {
-            return Ok(());
-        }
-        if first {
-            first = false;
+        if !complete {
             return Ok(());
         }
         match line {
-            Some(LogLine::Commit { .. }) => Ok(()),
-            Some(l) => f(l),
-            None => Err(Error::InvalidInput {
-                path: path.to_path_buf(),
-                line: None,
-                message: format!("a committed line at byte {} does not parse", pos - n),
-            }),
+            Some(LogLine::Header(h)) if header.is_none() => header = Some(*h),
+            Some(LogLine::Commit { .. }) => {
+                if let Some(at) = unparsed {
+                    return Err(Error::InvalidInput {
+                        path: path.to_path_buf(),
+                        line: None,
+                        message: format!("a committed line at byte {at} does not parse"),
+                    });
+                }
+                group.drain(..).try_for_each(&mut f)?;
+            }
+            Some(l) => group.push(l),
+            None => {
+                unparsed.get_or_insert(pos - n);
+            }
         }
+        Ok(())
     })?;
-    Ok(c.header)
+    header.ok_or_else(|| Error::InvalidInput {
+        path: path.to_path_buf(),
+        line: Some(1),
+        message: "not a miascan scan log (no header)".into(),
+    })
 }
 
 #[cfg(test)]

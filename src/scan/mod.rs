@@ -12,7 +12,7 @@ pub mod verdict;
 use crate::calibrate::Decision;
 use crate::chunk::{self, ChunkOptions};
 use crate::error::{Error, Result};
-use crate::input::{read_collection, CollectOptions, CollectStats, Event, Passage};
+use crate::input::{read_collection, CollectOptions, CollectStats, Event};
 use crate::model::ModelIdentity;
 use crate::report::PassageRecord;
 use crate::scorer::{Prepared, Scorer};
@@ -214,12 +214,7 @@ fn read_items(
                     count += 1;
                     continue;
                 }
-                let passage = Passage {
-                    id: format!("{}#p{index}", doc.id),
-                    text: text[a..b].to_string(),
-                    source: doc.source.clone(),
-                    label: doc.label,
-                };
+                let passage = doc.passage(chunk::passage_id(&doc.id, index), &text[a..b]);
                 let item = PassageItem {
                     prepared: scorer.prepare(passage)?,
                     doc: doc.id.clone(),
@@ -290,12 +285,7 @@ pub fn rescore_with_details(
                     let index = doc_passages;
                     doc_passages += 1;
                     if want.contains(&(doc.id.as_str(), index)) {
-                        let p = Passage {
-                            id: format!("{}#p{index}", doc.id),
-                            text: text[a..b].to_string(),
-                            source: doc.source.clone(),
-                            label: doc.label,
-                        };
+                        let p = doc.passage(chunk::passage_id(&doc.id, index), &text[a..b]);
                         found.push((
                             p,
                             doc.id.clone(),
