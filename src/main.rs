@@ -18,6 +18,7 @@ fn main() {
         Command::Calibrate(a) => ok(cli::calibrate::run(*a)),
         Command::DatasetTest(a) => ok(cli::dataset_test::run(*a)),
         Command::Inspect(a) => ok(cli::inspect::run(a)),
+        Command::Tokenize(a) => ok(cli::tokenize::run(a)),
     };
     match result {
         Ok(0) => {}

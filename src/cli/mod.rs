@@ -10,6 +10,7 @@ pub mod merge;
 pub mod output;
 pub mod scan;
 pub mod score;
+pub mod tokenize;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -45,6 +46,9 @@ pub enum Command {
     DatasetTest(Box<dataset_test::Args>),
     /// Describe a model file: architecture, size, context, vocabulary, tokenizer, BOS policy.
     Inspect(inspect::Args),
+    /// The model's own tokenisation of each input: JSONL {id, ids, tokens, spans}, from a
+    /// .gguf (vocabulary-only files too), a tokenizer.json or a checkpoint folder.
+    Tokenize(tokenize::Args),
 }
 
 /// Options shared by commands that load a model.

@@ -1,20 +1,29 @@
 //! Tokenizers, built from the model file's own description so that ids match the reference
-//! implementation exactly (llama.cpp for GGUF). All kinds end up as a `tokenizers::Tokenizer`
-//! wrapped with the BOS policy; special-token strings inside a passage are always plain text.
+//! implementation exactly: llama.cpp for GGUF files ([`gguf_vocab`]), Hugging Face
+//! `tokenizers` for `tokenizer.json`. Special-token strings inside a passage are always
+//! plain text; the BOS policy is the file's own.
 
-mod gguf_bpe;
-mod gguf_spm;
+mod byte_level;
+mod gguf_vocab;
+pub mod pre;
 
 use crate::error::{Error, Result};
 use crate::model::gguf::Gguf;
+use gguf_vocab::GgufVocab;
 use sha2::{Digest, Sha256};
+use std::path::Path;
+
+enum Engine {
+    Gguf(Box<GgufVocab>),
+    Json(Box<tokenizers::Tokenizer>),
+}
 
 /// A model's tokenizer with its BOS policy.
 pub struct Tokenizer {
-    inner: tokenizers::Tokenizer,
+    engine: Engine,
     /// The BOS id prepended to every passage, if the model's tokenizer adds one.
     bos: Option<u32>,
-    /// Human-readable kind, e.g. `gguf gpt2 (pre = smollm)`.
+    /// Human-readable kind, e.g. `gguf gpt2 byte-level BPE (pre = smollm)`.
     kind: String,
     /// sha256 over the vocabulary (pieces in id order): two models share a vocabulary iff
     /// their hashes are equal.
@@ -31,57 +40,57 @@ impl std::fmt::Debug for Tokenizer {
     }
 }
 
+fn vocab_hash<'a>(pieces: impl Iterator<Item = &'a str>) -> String {
+    let mut h = Sha256::new();
+    for t in pieces {
+        h.update(t.as_bytes());
+        h.update([0u8]);
+    }
+    hex(&h.finalize())
+}
+
 impl Tokenizer {
+    /// The tokenizer of what `--model` names, without loading any weights: a `.gguf` file
+    /// (vocabulary-only files too), a `tokenizer.json`, a checkpoint folder, or a hub id.
+    pub fn open(spec: &str, offline: bool) -> Result<Self> {
+        match crate::model::source::ModelSpec::parse(spec) {
+            crate::model::source::ModelSpec::Local(p) => {
+                if p.is_dir() {
+                    Tokenizer::from_json_file(&p.join("tokenizer.json"))
+                } else if p.extension().is_some_and(|e| e == "json") {
+                    Tokenizer::from_json_file(&p)
+                } else if !p.exists() {
+                    Err(Error::ModelIo {
+                        path: p.clone(),
+                        source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+                    })
+                } else {
+                    Tokenizer::from_gguf(&Gguf::open(&p)?)
+                }
+            }
+            crate::model::source::ModelSpec::Hub { repo, revision } => {
+                let snap = crate::model::source::resolve_hub(&repo, &revision, offline)?;
+                Tokenizer::from_json_file(&snap.dir.join("tokenizer.json"))
+            }
+        }
+    }
+
     /// Builds the tokenizer a GGUF file describes (`tokenizer.ggml.*`).
     pub fn from_gguf(g: &Gguf) -> Result<Self> {
-        let model = g.str("tokenizer.ggml.model")?;
-        let tokens = g.str_array("tokenizer.ggml.tokens")?;
-        let add_bos = g.bool_or("tokenizer.ggml.add_bos_token", false)?;
-        let bos = if add_bos {
-            let id = g.u64("tokenizer.ggml.bos_token_id")?;
-            if id as usize >= tokens.len() {
-                return Err(g.invalid(format!("bos_token_id {id} is outside the vocabulary")));
-            }
-            Some(id as u32)
-        } else {
-            None
-        };
-        let (inner, kind) = match model {
-            "gpt2" => {
-                let pre = g.str_opt("tokenizer.ggml.pre")?.unwrap_or("default");
-                (
-                    gguf_bpe::build(g, &tokens, pre)?,
-                    format!("gguf gpt2 byte-level BPE (pre = {pre})"),
-                )
-            }
-            "llama" => (
-                gguf_spm::build(g, &tokens)?,
-                "gguf SentencePiece (llama) with byte fallback".to_string(),
-            ),
-            other => {
-                return Err(g.unsupported(format!(
-                    "tokenizer.ggml.model = {other} is not supported (supported: gpt2, llama)"
-                )))
-            }
-        };
-        let mut h = Sha256::new();
-        for t in &tokens {
-            h.update(t.as_bytes());
-            h.update([0u8]);
-        }
+        let v = GgufVocab::from_gguf(g)?;
         Ok(Tokenizer {
-            inner,
-            bos,
-            kind,
-            vocab_hash: hex(&h.finalize()),
-            vocab_size: tokens.len(),
+            bos: v.bos,
+            kind: v.kind.clone(),
+            vocab_hash: vocab_hash(v.texts().iter().map(String::as_str)),
+            vocab_size: v.len(),
+            engine: Engine::Gguf(Box::new(v)),
         })
     }
 
     /// Loads a Hugging Face `tokenizer.json`. The BOS policy is the file's own: whatever its
     /// post-processor puts before the text (checked once on a probe text) is prepended;
     /// anything it appends (an EOS) is not, since it is not part of the passage.
-    pub fn from_json_file(path: &std::path::Path) -> Result<Self> {
+    pub fn from_json_file(path: &Path) -> Result<Self> {
         let invalid = |message: String| Error::InvalidModel {
             path: path.to_path_buf(),
             message,
@@ -119,11 +128,6 @@ impl Tokenizer {
         };
         let mut vocab: Vec<(String, u32)> = inner.get_vocab(true).into_iter().collect();
         vocab.sort_by_key(|(_, id)| *id);
-        let mut h = Sha256::new();
-        for (t, _) in &vocab {
-            h.update(t.as_bytes());
-            h.update([0u8]);
-        }
         let kind = match inner.get_model() {
             tokenizers::ModelWrapper::BPE(_) => "tokenizer.json BPE",
             tokenizers::ModelWrapper::Unigram(_) => "tokenizer.json Unigram",
@@ -132,50 +136,74 @@ impl Tokenizer {
         };
         Ok(Tokenizer {
             vocab_size: inner.get_vocab_size(true),
-            inner,
+            engine: Engine::Json(Box::new(inner)),
             bos,
             kind: kind.into(),
-            vocab_hash: hex(&h.finalize()),
+            vocab_hash: vocab_hash(vocab.iter().map(|(t, _)| t.as_str())),
         })
+    }
+
+    /// The text's tokens (no BOS) with the byte span `[start, end)` of `text` each covers.
+    /// Special-token strings in `text` are encoded as plain text.
+    pub fn pieces(&self, id: &str, text: &str) -> Result<Vec<(u32, usize, usize)>> {
+        let named = |message: String| Error::Tokenizer {
+            id: id.to_string(),
+            message,
+        };
+        match &self.engine {
+            Engine::Gguf(v) => v.encode(text).map_err(|e| match e {
+                Error::Tokenizer { message, .. } => named(message),
+                other => other,
+            }),
+            Engine::Json(t) => {
+                let enc = t.encode(text, false).map_err(|e| named(e.to_string()))?;
+                Ok(enc
+                    .get_ids()
+                    .iter()
+                    .zip(enc.get_offsets())
+                    .map(|(&i, &(a, b))| (i, a, b))
+                    .collect())
+            }
+        }
     }
 
     /// Token ids as scored: BOS (if the model adds one) followed by the text's tokens.
     /// Special-token strings in `text` are encoded as plain text.
     pub fn encode(&self, id: &str, text: &str) -> Result<Vec<u32>> {
-        let enc = self
-            .inner
-            .encode_fast(text, false)
-            .map_err(|e| Error::Tokenizer {
-                id: id.to_string(),
-                message: e.to_string(),
-            })?;
-        let mut ids = Vec::with_capacity(enc.len() + 1);
+        let mut ids = Vec::with_capacity(text.len() / 3 + 2);
         ids.extend(self.bos);
-        ids.extend_from_slice(enc.get_ids());
+        match &self.engine {
+            Engine::Gguf(_) => ids.extend(self.pieces(id, text)?.into_iter().map(|p| p.0)),
+            Engine::Json(t) => {
+                let enc = t.encode_fast(text, false).map_err(|e| Error::Tokenizer {
+                    id: id.to_string(),
+                    message: e.to_string(),
+                })?;
+                ids.extend_from_slice(enc.get_ids());
+            }
+        }
         Ok(ids)
     }
 
     /// Byte span `[start, end)` in `text` of each of its tokens (no BOS), for cutting a
     /// document into passages on token boundaries.
     pub fn offsets(&self, id: &str, text: &str) -> Result<Vec<(usize, usize)>> {
-        let enc = self
-            .inner
-            .encode(text, false)
-            .map_err(|e| Error::Tokenizer {
-                id: id.to_string(),
-                message: e.to_string(),
-            })?;
-        Ok(enc.get_offsets().to_vec())
+        Ok(self
+            .pieces(id, text)?
+            .into_iter()
+            .map(|(_, a, b)| (a, b))
+            .collect())
     }
 
     /// The text of each token (byte-level pieces decoded; a piece that is part of a UTF-8
     /// character shows as U+FFFD).
     pub fn token_strings(&self, ids: &[u32]) -> Vec<String> {
         ids.iter()
-            .map(|&i| {
-                self.inner
+            .map(|&i| match &self.engine {
+                Engine::Gguf(v) => v.token_string(i),
+                Engine::Json(t) => t
                     .decode(&[i], false)
-                    .unwrap_or_else(|_| format!("<id {i}>"))
+                    .unwrap_or_else(|_| format!("<id {i}>")),
             })
             .collect()
     }

@@ -1,0 +1,96 @@
+//! `miascan tokenize`: the model's own tokenisation of each input, for checking what a
+//! passage looks like to the model (and, in the tests, against llama.cpp's ids).
+
+use super::common::InputArgs;
+use super::output::Output;
+use super::{model_cache, DEFAULT_MODEL};
+use miascan::input::collection::{read_collection, CollectOptions, Event};
+use miascan::input::walk::WalkOptions;
+use miascan::model::Tokenizer;
+use std::path::PathBuf;
+
+/// Whether the BOS goes in front.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Bos {
+    /// As the model's tokenizer does (and as `score` scores).
+    Auto,
+    /// Never: the text's tokens only (llama.cpp's `add_special = false`).
+    Never,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Model or tokenizer: a .gguf file (vocabulary-only files too), a tokenizer.json, a
+    /// checkpoint folder, or a hub id org/name[@revision]. Default: the default model.
+    #[arg(long, short = 'm', env = "MIASCAN_MODEL")]
+    pub model: Option<String>,
+    /// Never download (also HF_HUB_OFFLINE=1).
+    #[arg(long)]
+    pub offline: bool,
+    /// BOS policy: auto (the model's) or never.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub bos: Bos,
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Text files (one document each), JSONL/CSV/Parquet (one per row), directories, or -
+    /// for stdin. Default: stdin.
+    pub inputs: Vec<PathBuf>,
+    /// Write JSONL here instead of stdout.
+    #[arg(long, short = 'o')]
+    pub out: Option<PathBuf>,
+}
+
+/// One output line.
+#[derive(serde::Serialize)]
+struct Record<'a> {
+    id: &'a str,
+    ids: Vec<u32>,
+    tokens: Vec<String>,
+    /// Byte span `[start, end)` of the input each token covers (none for a BOS).
+    spans: Vec<Option<(usize, usize)>>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let spec = match &args.model {
+        Some(m) => m.clone(),
+        None => model_cache().join(DEFAULT_MODEL).display().to_string(),
+    };
+    let tok = Tokenizer::open(&spec, args.offline)?;
+    let inputs = args.input.inputs_or_stdin(&args.inputs)?;
+    let opts = CollectOptions {
+        read: args.input.options(None),
+        walk: WalkOptions {
+            hidden: true,
+            follow_links: true,
+        },
+        ..CollectOptions::default()
+    };
+    let mut out = Output::open(args.out.as_deref())?;
+    read_collection(&inputs, &opts, &|_| true, &mut |e| {
+        if let Event::Segment { doc, text, .. } = e {
+            let pieces = tok.pieces(&doc.id, text)?;
+            let bos = if args.bos == Bos::Auto {
+                tok.bos()
+            } else {
+                None
+            };
+            let ids: Vec<u32> = bos.into_iter().chain(pieces.iter().map(|p| p.0)).collect();
+            let spans = bos
+                .map(|_| None)
+                .into_iter()
+                .chain(pieces.iter().map(|&(_, a, b)| Some((a, b))))
+                .collect();
+            let rec = Record {
+                id: &doc.id,
+                tokens: tok.token_strings(&ids),
+                ids,
+                spans,
+            };
+            let line =
+                serde_json::to_string(&rec).map_err(|e| miascan::Error::Usage(e.to_string()))?;
+            out.line(&line)?;
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
