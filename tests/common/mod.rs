@@ -148,3 +148,19 @@ pub fn check_parity(model: &Model, golden: &str, tol: f64) -> f64 {
     eprintln!("max |logp diff| = {max_diff:.2e} at {worst}");
     max_diff
 }
+
+/// llama.cpp's tokenizer suite, as scripts/fetch-vocabs.sh puts it in the cache. Absent = a
+/// failure (the README's test command fetches it).
+pub fn vocabs() -> PathBuf {
+    let dir = std::env::var_os("MIASCAN_VOCABS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/miascan/vocabs")
+        });
+    assert!(
+        dir.join("SOURCE").is_file(),
+        "{} is missing: run scripts/fetch-vocabs.sh",
+        dir.display()
+    );
+    dir
+}

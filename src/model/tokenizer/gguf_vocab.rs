@@ -428,8 +428,7 @@ impl GgufVocab {
             if whole {
                 syms = Symbols::one(text.len());
             } else {
-                let mut heap: BinaryHeap<Reverse<BpePair>> =
-                    BinaryHeap::new();
+                let mut heap: BinaryHeap<Reverse<BpePair>> = BinaryHeap::new();
                 let mut pair = |syms: &Symbols, l: usize, r: usize, heap: &mut BinaryHeap<_>| {
                     let (ls, rs) = (syms.get(l), syms.get(r));
                     key.clear();
