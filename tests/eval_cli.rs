@@ -18,9 +18,23 @@ fn miascan(args: &[&str]) -> std::process::Output {
 fn tiny_checkpoints_reveal_their_members() {
     let passages = common::golden().join("tiny/passages.jsonl");
     let d = tempfile::tempdir().unwrap();
-    for arch in ["gpt2", "gpt_neox", "llama", "qwen2", "mistral"] {
-        let json = d.path().join(format!("{arch}.json"));
-        let svg = d.path().join(format!("{arch}.svg"));
+    let archs = [
+        "gpt2",
+        "gpt_neox",
+        "llama",
+        "qwen2",
+        "mistral",
+        "qwen3",
+        "gemma3_text",
+        "olmo2",
+        "phi3",
+        "qwen3/model-q8_0.gguf",
+        "phi3/model-q8_0.gguf",
+    ];
+    for arch in archs {
+        let name = arch.replace('/', "-");
+        let json = d.path().join(format!("{name}.json"));
+        let svg = d.path().join(format!("{name}.svg"));
         let model = common::golden().join("tiny").join(arch);
         let o = miascan(&[
             "eval",

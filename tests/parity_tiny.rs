@@ -13,14 +13,25 @@ fn check(arch: &str) {
 
 /// Parity in `dtype`: exact ids, |logp diff| <= `tol`.
 fn check_dtype(arch: &str, dtype: candle_core::DType, tol: f64) {
+    check_file(arch, "", "golden.jsonl", dtype, tol);
+}
+
+/// Parity of `tiny/ARCH/FILE` (the folder itself when `FILE` is empty) with
+/// `tiny/ARCH/GOLDEN`.
+fn check_file(arch: &str, file: &str, golden: &str, dtype: candle_core::DType, tol: f64) -> f64 {
     let dir = common::golden().join("tiny").join(arch);
-    let model = Model::load_as(&dir, &candle_core::Device::Cpu, dtype).unwrap();
+    let path = if file.is_empty() {
+        dir.clone()
+    } else {
+        dir.join(file)
+    };
+    let model = Model::load_as(&path, &candle_core::Device::Cpu, dtype).unwrap();
     let passages = read_inputs(
         &[common::golden().join("tiny/passages.jsonl")],
         &ReadOptions::default(),
     )
     .unwrap();
-    let golden: Vec<common::Golden> = std::fs::read_to_string(dir.join("golden.jsonl"))
+    let golden: Vec<common::Golden> = std::fs::read_to_string(dir.join(golden))
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -64,7 +75,8 @@ fn check_dtype(arch: &str, dtype: candle_core::DType, tol: f64) {
         })
         .unwrap();
     assert_eq!(i, golden.len());
-    eprintln!("{arch} {dtype:?}: max |logp diff| = {max_diff:.2e}");
+    eprintln!("{arch} {file} {dtype:?}: max |logp diff| = {max_diff:.2e}");
+    max_diff
 }
 
 #[test]
@@ -90,6 +102,37 @@ fn qwen2_safetensors() {
 #[test]
 fn mistral_safetensors_with_sliding_window() {
     check("mistral");
+}
+
+#[test]
+fn qwen3_safetensors_qk_norm() {
+    check("qwen3");
+}
+
+#[test]
+fn gemma3_text_safetensors_sliding_and_global_layers() {
+    check("gemma3_text");
+}
+
+#[test]
+fn olmo2_safetensors_post_norms() {
+    check("olmo2");
+}
+
+#[test]
+fn phi3_safetensors_fused_projections() {
+    check("phi3");
+}
+
+/// llama.cpp's conversions of the tiny checkpoints: F32 against the checkpoint's golden
+/// (same weights, 1e-4), Q8_0 against the golden of its own dequantised weights (1e-3).
+#[test]
+fn gguf_conversions_qwen2_qwen3_gemma3_olmo2_phi3() {
+    let f32 = candle_core::DType::F32;
+    for arch in ["qwen2", "qwen3", "gemma3_text", "olmo2", "phi3"] {
+        check_file(arch, "model-f32.gguf", "golden.jsonl", f32, 1e-4);
+        check_file(arch, "model-q8_0.gguf", "golden-q8_0.jsonl", f32, 1e-3);
+    }
 }
 
 #[test]

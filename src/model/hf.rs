@@ -2,16 +2,11 @@
 //! listed in `model.safetensors.index.json`) and `tokenizer.json`. The architecture is chosen
 //! by `config.json`'s `model_type`.
 
-use super::arch::gpt2::{self, Gpt2};
-use super::arch::gpt_neox::{self, GptNeox};
-use super::arch::llama::{HfConfig, Llama};
+use super::arch::{self, HfConfig};
 use super::{CausalLm, Tokenizer};
 use crate::error::{Error, Result};
 use candle_core::{DType, Device};
 use std::path::{Path, PathBuf};
-
-/// `model_type` values that load from safetensors.
-pub const SUPPORTED_HF: &[&str] = &["gpt2", "gpt_neox", "llama", "qwen2", "mistral"];
 
 fn invalid(dir: &Path, message: String) -> Error {
     Error::InvalidModel {
@@ -77,13 +72,17 @@ pub fn load(dir: &Path, device: &Device, dtype: DType) -> Result<Checkpoint> {
     })?;
     let raw: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| invalid(&cfg_path, format!("malformed JSON: {e}")))?;
-    let model_type = raw["model_type"].as_str().unwrap_or("").to_string();
-    if !SUPPORTED_HF.contains(&model_type.as_str()) {
+    let cfg = HfConfig {
+        path: cfg_path.clone(),
+        raw,
+    };
+    let model_type = cfg.model_type().to_string();
+    if !arch::supported_hf().contains(&model_type.as_str()) {
         return Err(Error::UnsupportedModel {
             path: dir.to_path_buf(),
             message: format!(
                 "model_type {model_type:?} is not supported (supported: {})",
-                SUPPORTED_HF.join(", ")
+                arch::supported_hf().join(", ")
             ),
         });
     }
@@ -99,34 +98,7 @@ pub fn load(dir: &Path, device: &Device, dtype: DType) -> Result<Checkpoint> {
         .map(|(_, t)| t.shape().iter().product::<usize>() as u64)
         .sum();
     let vb = candle_nn::VarBuilder::from_backend(Box::new(st), dtype, device.clone());
-    let unsupported = |message: String| Error::UnsupportedModel {
-        path: dir.to_path_buf(),
-        message,
-    };
-    let bad_config = |e: serde_json::Error| invalid(&cfg_path, format!("{model_type} config: {e}"));
-    let bad_weights =
-        |e: candle_core::Error| invalid(dir, format!("weights do not match config.json: {e}"));
-    let lm: Box<dyn CausalLm> = match model_type.as_str() {
-        "gpt2" => {
-            let cfg: gpt2::Config = serde_json::from_value(raw).map_err(bad_config)?;
-            cfg.check().map_err(unsupported)?;
-            Box::new(Gpt2::load_hf(cfg, vb).map_err(bad_weights)?)
-        }
-        "gpt_neox" => {
-            let cfg: gpt_neox::Config = serde_json::from_value(raw).map_err(bad_config)?;
-            cfg.check().map_err(unsupported)?;
-            Box::new(GptNeox::load_hf(cfg, vb).map_err(bad_weights)?)
-        }
-        _ => {
-            let hf: HfConfig = serde_json::from_value(raw).map_err(bad_config)?;
-            let cfg = hf.to_config().map_err(unsupported)?;
-            let biases = model_type == "qwen2" || hf.attention_bias;
-            Box::new(
-                Llama::load_hf(&model_type, cfg, biases, hf.tie_word_embeddings, vb)
-                    .map_err(bad_weights)?,
-            )
-        }
-    };
+    let lm: Box<dyn CausalLm> = arch::load_hf(dir, &cfg, vb)?;
     Ok(Checkpoint {
         tokenizer,
         lm,

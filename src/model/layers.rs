@@ -194,6 +194,22 @@ pub fn attention(
     scale: f64,
     window: Option<usize>,
 ) -> Result<Tensor> {
+    attention_after(q, k, v, scale, window, 0, None)
+}
+
+/// [`attention`] of queries that follow `offset` earlier positions: `q` is `[heads, T, d]`
+/// at positions `offset..offset + T`, `k`, `v` are `[kv_heads, offset + T, d]` (a shared
+/// prefix's keys and values, then the sequence's). With `softcap = Some(c)` the scores are
+/// soft-capped to `c · tanh(s / c)` before the soft-max (Gemma 2).
+pub fn attention_after(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    scale: f64,
+    window: Option<usize>,
+    offset: usize,
+    softcap: Option<f64>,
+) -> Result<Tensor> {
     let (heads, t, d) = q.dims3()?;
     let kv_heads = k.dim(0)?;
     let groups = heads / kv_heads;
@@ -203,12 +219,13 @@ pub fn attention(
     while qs < t {
         let qn = QUERY_BLOCK.min(t - qs);
         let qe = qs + qn;
-        // keys this block can see
+        // absolute position of the block's first query, and the keys the block can see
+        let qa = offset + qs;
         let ks = match window {
-            Some(w) => (qs + 1).saturating_sub(w),
+            Some(w) => (qa + 1).saturating_sub(w),
             None => 0,
         };
-        let kn = qe - ks;
+        let kn = offset + qe - ks;
         // [heads, qn, d] → [kv_heads, groups*qn, d]
         let qb = q
             .narrow(1, qs, qn)?
@@ -216,12 +233,15 @@ pub fn attention(
             .reshape((kv_heads, groups * qn, d))?;
         let kb = k.narrow(1, ks, kn)?;
         let vb = v.narrow(1, ks, kn)?.contiguous()?;
-        let scores = (qb.matmul(&kb.t()?)? * scale)?;
+        let mut scores = (qb.matmul(&kb.t()?)? * scale)?;
+        if let Some(c) = softcap {
+            scores = ((scores / c)?.tanh()? * c)?;
+        }
         let scores = scores.reshape((kv_heads, groups, qn, kn))?;
         let probs = if device.is_cpu() && scores.dtype() == DType::F32 {
-            causal_softmax_cpu(&scores, qs, ks, window)?
+            causal_softmax_cpu(&scores, qa, ks, window)?
         } else {
-            let mask = mask_block(qs, qn, ks, kn, window, device)?.to_dtype(scores.dtype())?;
+            let mask = mask_block(qa, qn, ks, kn, window, device)?.to_dtype(scores.dtype())?;
             candle_nn::ops::softmax_last_dim(&scores.broadcast_add(&mask)?)?
         };
         let out = probs.reshape((kv_heads, groups * qn, kn))?.matmul(&vb)?;
@@ -315,6 +335,143 @@ fn mask_block(
         }
     }
     Ok(Tensor::from_vec(m, (qn, kn), device)?)
+}
+
+/// The feed-forward activation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// SiLU (Llama, Qwen, Mistral, Phi-3, OLMo 2).
+    Silu,
+    /// GELU, tanh approximation (Gemma).
+    GeluTanh,
+}
+
+/// Gated feed-forward block: `down(act(gate(x)) · up(x))`.
+#[derive(Debug)]
+pub struct Mlp {
+    pub gate: Linear,
+    pub up: Linear,
+    pub down: Linear,
+    pub act: Activation,
+}
+
+impl Mlp {
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let g = self.gate.forward(x)?;
+        let g = match self.act {
+            Activation::Silu => candle_nn::ops::silu(&g)?,
+            Activation::GeluTanh => g.gelu()?,
+        };
+        self.down.forward(&(g * self.up.forward(x)?)?)
+    }
+}
+
+/// RMS norms of the queries and keys before the rotation.
+#[derive(Debug)]
+pub enum QkNorm {
+    /// Over each head's features (Qwen 3, Gemma 3): weights `[head_dim]`.
+    PerHead(RmsNorm, RmsNorm),
+    /// Over all heads' features at once (OLMo 2): weights `[heads · head_dim]`.
+    Whole(RmsNorm, RmsNorm),
+}
+
+/// Keys and values of a prefix that a sequence is conditioned on, computed once (one per
+/// layer): `[kv_heads, P, head_dim]` each, keys already rotated for positions `0..P`.
+#[derive(Debug, Clone)]
+pub struct KvPrefix {
+    pub k: Tensor,
+    pub v: Tensor,
+}
+
+/// Multi-head (grouped-query) causal self-attention with rotary positions, as every
+/// decoder-only architecture here uses it; what differs between them is data: biases,
+/// q/k norms, the scale, a sliding window, a soft-cap.
+#[derive(Debug)]
+pub struct Attention {
+    pub q: Linear,
+    pub k: Linear,
+    pub v: Linear,
+    pub o: Linear,
+    pub qk_norm: Option<QkNorm>,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+    pub scale: f64,
+    /// Keys per query, itself included.
+    pub window: Option<usize>,
+    pub softcap: Option<f64>,
+}
+
+impl Attention {
+    /// `x`: `[T, hidden]` for the batch's packed sequences → `[T, hidden]`. `rope`: the
+    /// rotation with its tables for the batch's positions. With `prefix`, every sequence of
+    /// the batch attends to the prefix first (its positions must then start at `P`).
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        spans: &[(usize, usize)],
+        rope: (&Rotary, &Tensor, &Tensor),
+        prefix: Option<&KvPrefix>,
+    ) -> Result<Tensor> {
+        let (q, k, v) = self.project(x, rope)?;
+        let outs = spans
+            .iter()
+            .map(|&(s, n)| {
+                let (q, k, v) = (q.narrow(1, s, n)?, k.narrow(1, s, n)?, v.narrow(1, s, n)?);
+                match prefix {
+                    None => attention_after(&q, &k, &v, self.scale, self.window, 0, self.softcap),
+                    Some(p) => attention_after(
+                        &q,
+                        &Tensor::cat(&[&p.k, &k], 1)?,
+                        &Tensor::cat(&[&p.v, &v], 1)?,
+                        self.scale,
+                        self.window,
+                        p.k.dim(1)?,
+                        self.softcap,
+                    ),
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let attn = if outs.len() == 1 {
+            outs.into_iter().next().expect("one span")
+        } else {
+            Tensor::cat(&outs, 0)?
+        };
+        self.o.forward(&attn)
+    }
+
+    /// Rotated queries `[heads, T, d]`, rotated keys and values `[kv_heads, T, d]`.
+    pub fn project(
+        &self,
+        x: &Tensor,
+        rope: (&Rotary, &Tensor, &Tensor),
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        let t = x.dim(0)?;
+        let (mut q, mut k) = (self.q.forward(x)?, self.k.forward(x)?);
+        if let Some(QkNorm::Whole(qn, kn)) = &self.qk_norm {
+            q = qn.forward(&q)?;
+            k = kn.forward(&k)?;
+        }
+        let per_head = match &self.qk_norm {
+            Some(QkNorm::PerHead(qn, kn)) => Some((qn, kn)),
+            _ => None,
+        };
+        let heads = |y: Tensor, n: usize, norm: Option<&RmsNorm>| -> Result<Tensor> {
+            let y = y.reshape((t, n, self.head_dim))?;
+            let y = match norm {
+                Some(norm) => norm.forward(&y)?,
+                None => y,
+            };
+            Ok(y.transpose(0, 1)?.contiguous()?.unsqueeze(0)?)
+        };
+        let (rotary, cos, sin) = rope;
+        let q = heads(q, self.heads, per_head.map(|p| p.0))?;
+        let k = heads(k, self.kv_heads, per_head.map(|p| p.1))?;
+        let v = heads(self.v.forward(x)?, self.kv_heads, None)?.squeeze(0)?;
+        let q = rotary.apply(&q, cos, sin)?.squeeze(0)?;
+        let k = rotary.apply(&k, cos, sin)?.squeeze(0)?;
+        Ok((q, k, v))
+    }
 }
 
 #[cfg(test)]
@@ -454,5 +611,29 @@ mod tests {
             (y[0] - 1f32.cos()).abs() < 1e-6 && (y[2] - 1f32.sin()).abs() < 1e-6,
             "{y:?}"
         );
+    }
+
+    #[test]
+    fn attention_after_a_prefix_equals_the_tail_of_attention_over_both() {
+        let (t, p) = (7, 5);
+        for window in [None, Some(4)] {
+            let q = tensor(&rand3(4, p + t, 8, 11));
+            let k = tensor(&rand3(2, p + t, 8, 12));
+            let v = tensor(&rand3(2, p + t, 8, 13));
+            let whole = attention(&q, &k, &v, 0.3, window).unwrap();
+            let tail =
+                attention_after(&q.narrow(1, p, t).unwrap(), &k, &v, 0.3, window, p, None).unwrap();
+            let a: Vec<f32> = whole
+                .narrow(0, p, t)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            let b: Vec<f32> = tail.flatten_all().unwrap().to_vec1().unwrap();
+            for (x, y) in a.iter().zip(&b) {
+                assert!((x - y).abs() < 1e-5, "{window:?}: {x} vs {y}");
+            }
+        }
     }
 }

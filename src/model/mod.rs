@@ -2,6 +2,7 @@
 //! states for every position (candle-transformers' models keep only the last one).
 
 pub mod arch;
+pub mod decoder;
 pub mod gguf;
 pub mod hf;
 pub mod layers;
