@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Tiny trained checkpoints of the architectures miascan added after ../shared/golden/tiny
-(qwen3, gemma3_text, olmo2, phi3), their goldens, and GGUF conversions of them (and of the
+(qwen3, gemma3_text, gemma2, olmo2, phi3), their goldens, and GGUF conversions of them (and of the
 existing tiny qwen2) with their goldens. All ground truth comes from independent code:
 transformers (f32 forward, f64 soft-max) and llama.cpp's convert_hf_to_gguf.py.
 
@@ -16,8 +16,8 @@ Per architecture, in tests/data/golden/tiny/ARCH/:
 - golden.jsonl: ids (the tokenizer.json's, no BOS) and transformers' per-token log-prob, mu,
   sigma, soft-max in f64 (the format of ../shared/golden/tiny);
 - model-f32.gguf, model-q8_0.gguf: llama.cpp's converter output (its BPE pre-tokenizer named
-  `gpt-2`, which is what this tokenizer's ByteLevel pre-tokenizer is; Phi-3's converter,
-  which wants a SentencePiece file, is given the same byte-level vocabulary);
+  `gpt-2`, which is what this tokenizer's ByteLevel pre-tokenizer is; Phi-3's and Gemma 2's
+  converters, which want a SentencePiece file, are given the same byte-level vocabulary);
 - golden-q8_0.jsonl: the same statistics with the Q8_0 file's tensors dequantised by gguf-py
   and loaded into the transformers model (the F32 file holds the checkpoint's weights, so
   golden.jsonl is its golden).
@@ -30,7 +30,7 @@ import torch
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 TINY = os.path.join(ROOT, "tests/data/golden/tiny")
 LLAMA_CPP = os.path.abspath(sys.argv[1])
-ARCHS = sys.argv[2:] or ["qwen3", "gemma3_text", "olmo2", "phi3", "qwen2"]
+ARCHS = sys.argv[2:] or ["qwen3", "gemma3_text", "gemma2", "olmo2", "phi3", "qwen2"]
 sys.path.insert(0, os.path.join(LLAMA_CPP, "gguf-py"))
 import gguf  # noqa: E402
 from tokenizers import Tokenizer  # noqa: E402
@@ -47,6 +47,11 @@ CONFIGS = {
     "olmo2": dict(model_type="olmo2", rms_norm_eps=1e-6, rope_theta=10000.0),
     "phi3": dict(model_type="phi3", rms_norm_eps=1e-5, rope_theta=10000.0,
                  tie_word_embeddings=False, sliding_window=None),
+    "gemma2": dict(model_type="gemma2", rms_norm_eps=1e-6, rope_theta=10000.0,
+                   sliding_window=16, query_pre_attn_scalar=16,
+                   hidden_activation="gelu_pytorch_tanh", attn_logit_softcapping=50.0,
+                   final_logit_softcapping=30.0,
+                   layer_types=["sliding_attention", "full_attention"]),
     "gemma3_text": dict(model_type="gemma3_text", rms_norm_eps=1e-6, rope_theta=1e6,
                         rope_local_base_freq=10000.0, sliding_window=16,
                         query_pre_attn_scalar=16, hidden_activation="gelu_pytorch_tanh",
@@ -72,7 +77,9 @@ def make(arch):
     mt = kw.pop("model_type")
     cfg = AutoConfig.for_model(mt, **kw)
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(cfg, torch_dtype=torch.float32)
+    # eager attention: the fused kernels ignore Gemma 2's score soft-capping
+    model = AutoModelForCausalLM.from_config(cfg, torch_dtype=torch.float32,
+                                             attn_implementation="eager")
     members = [encode(p["text"]) for p in passages if p["member"]]
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
     model.train()
@@ -131,6 +138,8 @@ import conversion.base as base
 base.TextModel.get_vocab_base_pre = lambda self, tokenizer: "gpt-2"
 import conversion.phi as phi
 phi.Phi3MiniModel.set_vocab = base.TextModel._set_vocab_gpt2
+import conversion.gemma as gemma
+gemma.Gemma2Model.set_vocab = base.TextModel._set_vocab_gpt2
 import runpy
 runpy.run_path(sys.argv[0], run_name="__main__")
 '''
@@ -156,6 +165,8 @@ def gguf_golden(arch, path, model, outtype):
     for hf_name, v in sd.items():
         base_name, suffix = hf_name.rsplit(".", 1)
         g = names.get_name(base_name)
+        if g is None and hf_name == "lm_head.weight":
+            g = "output"  # tied: absent from the file, read from the embeddings below
         if g is None:
             raise SystemExit(f"{arch}: no GGUF name for {hf_name}")
         key = f"{g}.{suffix}"
@@ -168,7 +179,7 @@ def gguf_golden(arch, path, model, outtype):
                 raise SystemExit(f"{arch}: {key} ({hf_name}) is not in the GGUF")
         t = tensors[key]
         a = np.array(gguf.quants.dequantize(t.data, t.tensor_type), dtype=np.float32)
-        if model.config.model_type == "gemma3_text" and hf_name.endswith("norm.weight"):
+        if model.config.model_type in ("gemma2", "gemma3_text") and hf_name.endswith("norm.weight"):
             a = a - 1.0  # the converter stores Gemma's (1 + w) norm multipliers
         new[hf_name] = torch.tensor(a.reshape(v.shape))
     model.load_state_dict(new)
@@ -181,12 +192,14 @@ for arch in ARCHS:
         golden(model, os.path.join(TINY, arch, "golden.jsonl"))
     else:
         model = AutoModelForCausalLM.from_pretrained(os.path.join(TINY, arch),
-                                                     torch_dtype=torch.float32).eval()
+                                                     torch_dtype=torch.float32,
+                                                     attn_implementation="eager").eval()
     # the F32 file holds the checkpoint's own weights: golden.jsonl is its golden too
     convert(arch, "f32")
     p = convert(arch, "q8_0")
     fresh = AutoModelForCausalLM.from_pretrained(os.path.join(TINY, arch),
-                                                 torch_dtype=torch.float32).eval()
+                                                 torch_dtype=torch.float32,
+                                                 attn_implementation="eager").eval()
     gguf_golden(arch, p, fresh, "q8_0")
     gen = os.path.join(TINY, arch, "generation_config.json")
     if os.path.exists(gen):

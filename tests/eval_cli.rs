@@ -26,6 +26,7 @@ fn tiny_checkpoints_reveal_their_members() {
         "mistral",
         "qwen3",
         "gemma3_text",
+        "gemma2",
         "olmo2",
         "phi3",
         "qwen3/model-q8_0.gguf",

@@ -115,6 +115,11 @@ fn gemma3_text_safetensors_sliding_and_global_layers() {
 }
 
 #[test]
+fn gemma2_safetensors_soft_capping() {
+    check("gemma2");
+}
+
+#[test]
 fn olmo2_safetensors_post_norms() {
     check("olmo2");
 }
@@ -127,9 +132,9 @@ fn phi3_safetensors_fused_projections() {
 /// llama.cpp's conversions of the tiny checkpoints: F32 against the checkpoint's golden
 /// (same weights, 1e-4), Q8_0 against the golden of its own dequantised weights (1e-3).
 #[test]
-fn gguf_conversions_qwen2_qwen3_gemma3_olmo2_phi3() {
+fn gguf_conversions_qwen2_qwen3_gemma2_gemma3_olmo2_phi3() {
     let f32 = candle_core::DType::F32;
-    for arch in ["qwen2", "qwen3", "gemma3_text", "olmo2", "phi3"] {
+    for arch in ["qwen2", "qwen3", "gemma3_text", "gemma2", "olmo2", "phi3"] {
         check_file(arch, "model-f32.gguf", "golden.jsonl", f32, 1e-4);
         check_file(arch, "model-q8_0.gguf", "golden-q8_0.jsonl", f32, 1e-3);
     }

@@ -3,7 +3,7 @@
 //! each format's hyper-parameters into a network. The RoPE decoders are one network
 //! ([`crate::model::decoder`]); their files here state only what differs.
 
-pub mod gemma3;
+pub mod gemma;
 pub mod gpt2;
 pub mod gpt_neox;
 pub mod llama;
@@ -64,10 +64,16 @@ pub static REGISTRY: &[Arch] = &[
         from_hf: Some(Reader::Decoder(qwen::qwen3_hf)),
     },
     Arch {
+        gguf: &["gemma2"],
+        from_gguf: Some(gemma::gemma2_gguf),
+        hf: &["gemma2"],
+        from_hf: Some(Reader::Decoder(gemma::gemma2_hf)),
+    },
+    Arch {
         gguf: &["gemma3"],
-        from_gguf: Some(gemma3::gguf),
+        from_gguf: Some(gemma::gemma3_gguf),
         hf: &["gemma3_text"],
-        from_hf: Some(Reader::Decoder(gemma3::hf)),
+        from_hf: Some(Reader::Decoder(gemma::gemma3_hf)),
     },
     Arch {
         gguf: &["olmo2"],
@@ -352,7 +358,7 @@ pub fn base_gguf(g: &Gguf, arch: &str) -> Result<Spec> {
         }
     }
     for k in ["final_logit_softcapping", "attn_logit_softcapping"] {
-        if g.has(&key(k)) {
+        if g.has(&key(k)) && arch != "gemma2" {
             return Err(g.unsupported(format!("{} is not supported", key(k))));
         }
     }
