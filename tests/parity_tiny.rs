@@ -105,6 +105,19 @@ fn mistral_safetensors_with_sliding_window() {
 }
 
 #[test]
+fn llama_3_1_rope_scaling_in_both_formats() {
+    check("llama31");
+    // llama.cpp's converter writes the scaling as the rope_freqs tensor
+    check_file(
+        "llama31",
+        "model-f32.gguf",
+        "golden.jsonl",
+        candle_core::DType::F32,
+        1e-4,
+    );
+}
+
+#[test]
 fn qwen3_safetensors_qk_norm() {
     check("qwen3");
 }

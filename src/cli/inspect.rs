@@ -6,7 +6,12 @@ use serde_json::json;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Model: a .gguf file, a checkpoint folder, or a hub id org/name[@revision].
-    pub model: String,
+    #[arg(required_unless_present = "supported")]
+    pub model: Option<String>,
+    /// List the supported architectures (per format, with measured parity), tokenizers,
+    /// and what is refused, instead of describing a model.
+    #[arg(long)]
+    pub supported: bool,
     /// Never download: use the local Hugging Face cache only (also HF_HUB_OFFLINE=1).
     #[arg(long)]
     pub offline: bool,
@@ -15,12 +20,56 @@ pub struct Args {
     pub json: bool,
 }
 
+/// `inspect --supported`: the registry, in words.
+fn supported(json: bool) -> anyhow::Result<()> {
+    use miascan::model::{arch, tokenizer};
+    let archs: Vec<_> = arch::REGISTRY
+        .iter()
+        .map(|a| json!({"gguf": a.gguf, "checkpoint": a.hf, "parity": a.parity}))
+        .collect();
+    let toks: Vec<_> = tokenizer::support()
+        .into_iter()
+        .map(|(k, d)| json!({"tokenizer": k, "detail": d}))
+        .collect();
+    let refused: Vec<String> = tokenizer::refused()
+        .into_iter()
+        .chain(arch::refused())
+        .collect();
+    if json {
+        let v = json!({"architectures": archs, "tokenizers": toks, "refused": refused});
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!("architectures (GGUF general.architecture | config.json model_type): parity");
+    for a in arch::REGISTRY {
+        let g = if a.gguf.is_empty() {
+            "-".to_string()
+        } else {
+            a.gguf.join(", ")
+        };
+        println!("  {g} | {}: {}", a.hf.join(", "), a.parity);
+    }
+    println!("tokenizers");
+    for (k, d) in tokenizer::support() {
+        println!("  {k}: {d}");
+    }
+    println!("refused");
+    for r in refused {
+        println!("  {r}");
+    }
+    Ok(())
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let model = Model::open(&args.model, args.offline, &parse_device("cpu")?)?;
+    if args.supported {
+        return supported(args.json);
+    }
+    let spec = args.model.clone().unwrap_or_default();
+    let model = Model::open(&spec, args.offline, &parse_device("cpu")?)?;
     let a = model.lm.describe();
     let t = &model.tokenizer;
     let info = json!({
-        "path": args.model,
+        "path": spec,
         "identity": model.identity,
         "architecture": a.architecture,
         "parameters": model.parameters,
@@ -42,7 +91,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     let millions = model.parameters as f64 / 1e6;
-    println!("model           {}", args.model);
+    println!("model           {spec}");
     println!("sha256          {}…", model.identity.sha256);
     if let Some(rev) = &model.identity.revision {
         println!("revision        {rev}");

@@ -48,6 +48,8 @@ pub struct Spec {
     /// RoPE base of sliding-window layers, where it differs (Gemma 3).
     pub local_rope_base: Option<f64>,
     pub rope_style: RopeStyle,
+    /// Per-frequency divisors (Llama 3.1 scaling), `rope_dim / 2` of them.
+    pub rope_factors: Option<Vec<f32>>,
     pub rms_eps: f64,
     pub context_length: usize,
     pub vocab: usize,
@@ -127,6 +129,15 @@ impl Spec {
             .flatten()
         {
             finite_pos("soft-cap", c)?;
+        }
+        if let Some(f) = &self.rope_factors {
+            if f.len() != self.rope_dim / 2 || f.iter().any(|x| !(x.is_finite() && *x > 0.0)) {
+                return Err(format!(
+                    "rope frequency factors: {} values, expected {} finite positive ones",
+                    f.len(),
+                    self.rope_dim / 2
+                ));
+            }
         }
         if self.window == Some(0) {
             return Err("sliding window is 0".into());
@@ -414,7 +425,10 @@ impl Decoder {
         } else {
             embed_w.clone() // tied embeddings
         };
-        let global_rope = Rotary::new(s.rope_dim, s.rope_base, s.rope_style);
+        let mut global_rope = Rotary::new(s.rope_dim, s.rope_base, s.rope_style);
+        if let Some(f) = &s.rope_factors {
+            global_rope = global_rope.with_factors(f);
+        }
         let local_rope = Rotary::new(
             s.rope_dim,
             s.local_rope_base.unwrap_or(s.rope_base),

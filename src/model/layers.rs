@@ -132,6 +132,15 @@ impl Rotary {
         Rotary { inv_freq, style }
     }
 
+    /// Divides each frequency by its factor (Llama 3.1's long-context scaling, which GGUF
+    /// files carry as the `rope_freqs` tensor).
+    pub fn with_factors(mut self, factors: &[f32]) -> Self {
+        for (f, k) in self.inv_freq.iter_mut().zip(factors) {
+            *f /= *k;
+        }
+        self
+    }
+
     /// cos and sin tables `[T, dim/2]` for the given positions (only these: no table for the
     /// whole context is kept).
     pub fn tables(&self, positions: &[u32], device: &Device) -> Result<(Tensor, Tensor)> {

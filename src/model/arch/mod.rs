@@ -41,6 +41,9 @@ pub struct Arch {
     /// `model_type` values (config.json).
     pub hf: &'static [&'static str],
     pub from_hf: Option<Reader>,
+    /// Measured parity (max |logp diff| against transformers, f32, f64 soft-max), as the
+    /// parity tests measure it; shown by `inspect --supported` and the README.
+    pub parity: &'static str,
 }
 
 /// Every architecture miascan runs.
@@ -50,56 +53,75 @@ pub static REGISTRY: &[Arch] = &[
         from_gguf: Some(llama::gguf),
         hf: &["llama", "mistral"],
         from_hf: Some(Reader::Decoder(llama::hf)),
+        parity: "GGUF: SmolLM2-135M 7.0e-5 (Q4_1 dequantised); checkpoints: tiny llama 8.8e-6, tiny mistral 7.0e-6; Llama 3.1 RoPE scaling: tiny llama31 checkpoint 4.2e-5, GGUF F32 4.5e-5",
     },
     Arch {
         gguf: &["qwen2"],
         from_gguf: Some(qwen::qwen2_gguf),
         hf: &["qwen2"],
         from_hf: Some(Reader::Decoder(qwen::qwen2_hf)),
+        parity: "checkpoint 5.0e-6; GGUF F32 5.0e-6, Q8_0 6.3e-6 (tiny qwen2)",
     },
     Arch {
         gguf: &["qwen3"],
         from_gguf: Some(qwen::qwen3_gguf),
         hf: &["qwen3"],
         from_hf: Some(Reader::Decoder(qwen::qwen3_hf)),
+        parity: "checkpoint 1.8e-5; GGUF F32 1.8e-5, Q8_0 1.7e-5 (tiny qwen3)",
     },
     Arch {
         gguf: &["gemma2"],
         from_gguf: Some(gemma::gemma2_gguf),
         hf: &["gemma2"],
         from_hf: Some(Reader::Decoder(gemma::gemma2_hf)),
+        parity: "checkpoint 1.6e-5; GGUF F32 1.6e-5, Q8_0 1.7e-5 (tiny gemma2)",
     },
     Arch {
         gguf: &["gemma3"],
         from_gguf: Some(gemma::gemma3_gguf),
         hf: &["gemma3_text"],
         from_hf: Some(Reader::Decoder(gemma::gemma3_hf)),
+        parity: "GGUF: Gemma 3 270M 6.7e-5 (Q4_K_M dequantised); tiny gemma3_text checkpoint 1.9e-5, GGUF F32 1.9e-5, Q8_0 2.2e-5",
     },
     Arch {
         gguf: &["olmo2"],
         from_gguf: Some(olmo2::gguf),
         hf: &["olmo2"],
         from_hf: Some(Reader::Decoder(olmo2::hf)),
+        parity: "checkpoint 1.5e-5; GGUF F32 1.5e-5, Q8_0 1.6e-5 (tiny olmo2)",
     },
     Arch {
         gguf: &["phi3"],
         from_gguf: Some(phi3::gguf),
         hf: &["phi3"],
         from_hf: Some(Reader::Decoder(phi3::hf)),
+        parity: "checkpoint 1.4e-5; GGUF F32 1.4e-5, Q8_0 1.8e-5 (tiny phi3)",
     },
     Arch {
         gguf: &[],
         from_gguf: None,
         hf: &["gpt2"],
         from_hf: Some(Reader::Own(gpt2::load)),
+        parity: "checkpoint 1.5e-6 (tiny gpt2)",
     },
     Arch {
         gguf: &[],
         from_gguf: None,
         hf: &["gpt_neox"],
         from_hf: Some(Reader::Own(gpt_neox::load)),
+        parity: "checkpoint 9.7e-6 (tiny gpt_neox)",
     },
 ];
+
+/// What is refused, in words (for `inspect --supported` and the README).
+pub fn refused() -> Vec<String> {
+    vec![
+        "any other architecture (refused naming the supported ones)".into(),
+        "RoPE scaling other than Llama 3.1's llama3 (YaRN, linear, dynamic, Phi-3 longrope)".into(),
+        "Qwen with use_sliding_window = true; OLMo with a sliding window (OLMo 3)".into(),
+        "Gemma 3 with soft-capping; value heads of a different size than key heads".into(),
+    ]
+}
 
 /// GGUF architectures, for messages, `inspect` and the README.
 pub fn supported_gguf() -> Vec<&'static str> {
@@ -128,7 +150,15 @@ pub fn load_gguf(g: &mut Gguf, device: &Device) -> Result<Box<dyn CausalLm>> {
                 supported_gguf().join(", ")
             ))
         })?;
-    let spec = from(g)?;
+    let mut spec = from(g)?;
+    if g.has_tensor("rope_freqs.weight") {
+        let n = spec.rope_dim / 2;
+        let f = g.tensor("rope_freqs.weight", &[n], &Device::Cpu)?;
+        spec.rope_factors = Some(
+            f.to_vec1::<f32>()
+                .map_err(|e| g.invalid(format!("rope_freqs: {e}")))?,
+        );
+    }
     spec.validate()
         .map_err(|m| g.invalid(format!("{arch}: {m}")))?;
     let mut w = GgufWeights {
@@ -198,7 +228,7 @@ impl HfConfig {
         }
     }
 
-    fn get(&self, key: &str) -> Option<&Value> {
+    pub fn get(&self, key: &str) -> Option<&Value> {
         self.raw.get(key).filter(|v| !v.is_null())
     }
 
@@ -283,9 +313,6 @@ impl HfConfig {
 /// change what differs.
 pub fn base_hf(c: &HfConfig) -> std::result::Result<Spec, String> {
     let (theta, scaling) = c.rope(None)?;
-    if let Some(kind) = scaling {
-        return Err(format!("RoPE scaling '{kind}' is not supported yet"));
-    }
     let hidden = c.usize("hidden_size")?;
     let heads = c.usize("num_attention_heads")?;
     let kv_heads = c.usize_opt("num_key_value_heads")?.unwrap_or(heads);
@@ -293,6 +320,11 @@ pub fn base_hf(c: &HfConfig) -> std::result::Result<Spec, String> {
         Some(d) => d,
         None if heads > 0 => hidden / heads,
         None => return Err("num_attention_heads is 0".into()),
+    };
+    let rope_factors = match scaling.as_deref() {
+        None => None,
+        Some("llama3") => Some(llama3_factors(c, theta.unwrap_or(10_000.0), head_dim)?),
+        Some(kind) => return Err(format!("RoPE scaling '{kind}' is not supported yet")),
     };
     let act = match c
         .str_opt("hidden_act")?
@@ -316,6 +348,7 @@ pub fn base_hf(c: &HfConfig) -> std::result::Result<Spec, String> {
         rope_base: theta.unwrap_or(10_000.0),
         local_rope_base: None,
         rope_style: RopeStyle::Halves,
+        rope_factors,
         rms_eps: c.f64("rms_norm_eps")?,
         context_length: c.usize("max_position_embeddings")?,
         vocab: c.usize("vocab_size")?,
@@ -333,6 +366,53 @@ pub fn base_hf(c: &HfConfig) -> std::result::Result<Spec, String> {
         attn_softcap: None,
         final_softcap: None,
     })
+}
+
+/// Llama 3.1's frequency divisors from `rope_parameters` (or `rope_scaling`): frequencies
+/// whose wavelength exceeds the original context are divided by `factor`, short ones kept,
+/// those between blended (transformers' `_compute_llama3_parameters`, which llama.cpp's
+/// converter writes as `rope_freqs`).
+fn llama3_factors(c: &HfConfig, base: f64, dim: usize) -> std::result::Result<Vec<f32>, String> {
+    let p = c
+        .get("rope_parameters")
+        .or(c.get("rope_scaling"))
+        .ok_or("llama3 RoPE scaling without its parameters")?;
+    let num = |k: &str, default: Option<f64>| -> std::result::Result<f32, String> {
+        match p.get(k) {
+            Some(v) => v
+                .as_f64()
+                .map(|x| x as f32)
+                .ok_or_else(|| format!("config.json rope {k} = {v} is not a number")),
+            None => default
+                .map(|x| x as f32)
+                .ok_or_else(|| format!("config.json rope parameters lack {k}")),
+        }
+    };
+    let factor = num("factor", None)?;
+    let low = num("low_freq_factor", Some(1.0))?;
+    let high = num("high_freq_factor", Some(4.0))?;
+    let old = num("original_max_position_embeddings", None)?;
+    if !(factor > 0.0 && low > 0.0 && high > low && old > 0.0) {
+        return Err(format!(
+            "llama3 RoPE parameters out of range: factor {factor}, low {low}, high {high}, original context {old}"
+        ));
+    }
+    let (low_wl, high_wl) = (old / low, old / high);
+    let base = base as f32;
+    Ok((0..dim / 2)
+        .map(|i| {
+            let freq = 1.0 / base.powf((2 * i) as f32 / dim as f32);
+            let wavelen = 2.0 * std::f32::consts::PI / freq;
+            if wavelen < high_wl {
+                1.0
+            } else if wavelen > low_wl {
+                factor
+            } else {
+                let smooth = (old / wavelen - low) / (high - low);
+                1.0 / ((1.0 - smooth) / factor + smooth)
+            }
+        })
+        .collect())
 }
 
 /// The decoder shape as llama.cpp's GGUF metadata states it under `ARCH.*`.
@@ -386,6 +466,7 @@ pub fn base_gguf(g: &Gguf, arch: &str) -> Result<Spec> {
         rope_base,
         local_rope_base: None,
         rope_style: RopeStyle::Halves,
+        rope_factors: None,
         rms_eps,
         context_length: g.usize(&key("context_length"))?,
         vocab: g.tensor_shape("token_embd.weight")?[0],

@@ -238,3 +238,41 @@ impl Tokenizer {
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// What tokenizers load, in words (for `inspect --supported` and the README): each entry is
+/// `(kind, detail)`.
+pub fn support() -> Vec<(String, String)> {
+    let mut out = vec![
+        (
+            "gguf llama (SentencePiece)".to_string(),
+            "with or without add_space_prefix; byte fallback; user-defined pieces cut out \
+             (Llama 2, Mistral, Phi-3, Baichuan, Gemma 2/3)"
+                .to_string(),
+        ),
+        (
+            "gguf gemma4 (BPE on UTF-8)".to_string(),
+            "Gemma 4's vocabulary".to_string(),
+        ),
+    ];
+    for f in pre::families().into_iter().filter(|f| f.byte_encode) {
+        out.push((
+            format!("gguf gpt2 (byte-level BPE), pre = {}", f.names.join(" | ")),
+            format!("{} expression(s)", f.regexes.len()),
+        ));
+    }
+    out.push((
+        "tokenizer.json".to_string(),
+        "any Hugging Face fast tokenizer (BPE, Unigram, WordPiece, WordLevel)".to_string(),
+    ));
+    out
+}
+
+/// What is refused, in words.
+pub fn refused() -> Vec<String> {
+    vec![
+        "gguf tokenizer models bert, t5 (encoders), rwkv, plamo2 and any other name".into(),
+        "gguf gpt2 pre-tokenizers not listed above (tekken, gpt-4o, chatglm-bpe, kimi-k2, \
+         …): refused by name rather than guessed"
+            .into(),
+    ]
+}
