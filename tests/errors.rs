@@ -122,9 +122,9 @@ fn unsupported_architecture_is_named() {
 
 #[test]
 fn unknown_pre_tokenizer_is_refused_by_name() {
-    let e = load_error("deepseek-coder", "llama", vec![]);
+    let e = load_error("tekken", "llama", vec![]);
     assert!(matches!(e, Error::UnsupportedModel { .. }), "{e}");
-    assert!(e.to_string().contains("pre = deepseek-coder"), "{e}");
+    assert!(e.to_string().contains("pre = tekken"), "{e}");
 }
 
 fn miascan(args: &[&str]) -> std::process::Output {
