@@ -68,7 +68,7 @@ fn logit_blocks(
     mut f: impl FnMut(usize, usize, usize, &[f32]) -> Result<()>,
 ) -> Result<()> {
     let head = lm.lm_head();
-    let vocab = head.dim(0)?;
+    let vocab = head.dims2()?.0;
     // at least 1,024 vocabulary entries per block; fewer positions per group if needed
     let group = (LOGITS_PER_BLOCK / 1024).min(rows.len().max(1));
     for (g, rows) in rows.chunks(group).enumerate() {
@@ -78,7 +78,7 @@ fn logit_blocks(
         let mut v0 = 0;
         while v0 < vocab {
             let vb = block.min(vocab - v0);
-            let w = head.narrow(0, v0, vb)?;
+            let w = head.rows(v0, vb)?.to_device(h.device())?;
             let logits = h.matmul(&w.t()?)?.to_dtype(DType::F32)?;
             let flat: Vec<f32> = logits.flatten_all()?.to_vec1()?;
             f(g * group, v0, vb, &flat)?;

@@ -72,6 +72,19 @@ pub struct ModelArgs {
     /// Worker threads (default: RAYON_NUM_THREADS, else all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// How weights are held: stored (default; kept as the file stores them, quantised or
+    /// 16-bit, and expanded to f32 layer by layer as each runs: memory ≈ file size) or
+    /// expanded (all in f32 at load: 4 bytes per weight). Same numbers either way.
+    #[arg(long, default_value = "stored", value_parser = parse_residency)]
+    pub weights: miascan::model::Residency,
+}
+
+fn parse_residency(s: &str) -> Result<miascan::model::Residency, String> {
+    match s {
+        "stored" => Ok(miascan::model::Residency::Stored),
+        "expanded" => Ok(miascan::model::Residency::Expanded),
+        _ => Err(format!("unknown --weights {s} (stored, expanded)")),
+    }
 }
 
 /// File name of the default model.
@@ -99,11 +112,12 @@ impl ModelArgs {
             None => self.default_model()?.display().to_string(),
         };
         let dtype = miascan::model::parse_dtype(&self.dtype)?;
-        Ok(miascan::model::Model::open_with(
+        Ok(miascan::model::Model::open_opts(
             &spec,
             self.offline,
             &device,
             dtype,
+            self.weights,
         )?)
     }
 
@@ -111,11 +125,12 @@ impl ModelArgs {
     pub fn load_other(&self, spec: &str) -> anyhow::Result<miascan::model::Model> {
         let device = miascan::model::parse_device(&self.device)?;
         let dtype = miascan::model::parse_dtype(&self.dtype)?;
-        Ok(miascan::model::Model::open_with(
+        Ok(miascan::model::Model::open_opts(
             spec,
             self.offline,
             &device,
             dtype,
+            self.weights,
         )?)
     }
 

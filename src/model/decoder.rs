@@ -7,9 +7,11 @@
 use super::layers::{
     Activation, Attention, KvPrefix, Linear, Mlp, QkNorm, RmsNorm, RopeStyle, Rotary,
 };
+use super::safetensors::SafeFiles;
+use super::weight::{Residency, Weight};
 use super::{ArchInfo, Batch, CausalLm};
 use crate::error::{Error, Result};
-use candle_core::{Device, Module, Tensor};
+use candle_core::{DType, Device, Tensor};
 use std::path::PathBuf;
 
 /// Where the norms sit in a block.
@@ -174,6 +176,8 @@ pub enum Role {
 pub trait Weights {
     /// `NAME.weight` (or `.bias`) with the given shape, in f32 on the model's device.
     fn get(&mut self, name: &str, shape: &[usize]) -> Result<Tensor>;
+    /// A weight matrix, kept as the file stores it (see [`Weight`]).
+    fn weight(&mut self, name: &str, shape: &[usize]) -> Result<Weight>;
     fn has(&self, name: &str) -> bool;
     /// The file's name of a block tensor (without `.weight`).
     fn block(&self, layer: usize, role: Role, norms: Norms) -> String;
@@ -229,19 +233,38 @@ pub fn hf_name(layer: usize, role: Role, norms: Norms) -> String {
 
 /// A Hugging Face checkpoint's tensors.
 pub struct HfWeights<'a> {
-    pub vb: candle_nn::VarBuilder<'a>,
+    pub files: &'a SafeFiles,
+    pub device: Device,
+    pub dtype: DType,
+    pub residency: Residency,
     pub dir: PathBuf,
+}
+
+impl HfWeights<'_> {
+    fn stored(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
+        let t = self.files.load(name, &self.device)?;
+        if t.dims() != shape {
+            return Err(Error::InvalidModel {
+                path: self.dir.clone(),
+                message: format!(
+                    "weights do not match config.json: {name} has shape {:?}, expected {shape:?}",
+                    t.dims()
+                ),
+            });
+        }
+        Ok(t)
+    }
 }
 
 impl Weights for HfWeights<'_> {
     fn get(&mut self, name: &str, shape: &[usize]) -> Result<Tensor> {
-        self.vb.get(shape, name).map_err(|e| Error::InvalidModel {
-            path: self.dir.clone(),
-            message: format!("weights do not match config.json: {name}: {e}"),
-        })
+        Ok(self.stored(name, shape)?.to_dtype(self.dtype)?)
+    }
+    fn weight(&mut self, name: &str, shape: &[usize]) -> Result<Weight> {
+        Weight::from_tensor(self.stored(name, shape)?, self.dtype, self.residency)
     }
     fn has(&self, name: &str) -> bool {
-        self.vb.contains_tensor(name)
+        self.files.contains(name)
     }
     fn block(&self, layer: usize, role: Role, norms: Norms) -> String {
         hf_name(layer, role, norms)
@@ -256,7 +279,7 @@ impl Weights for HfWeights<'_> {
         "lm_head"
     }
     fn device(&self) -> &Device {
-        self.vb.device()
+        &self.device
     }
 }
 
@@ -269,6 +292,9 @@ pub struct GgufWeights<'a> {
 impl Weights for GgufWeights<'_> {
     fn get(&mut self, name: &str, shape: &[usize]) -> Result<Tensor> {
         self.g.tensor(name, shape, &self.device)
+    }
+    fn weight(&mut self, name: &str, shape: &[usize]) -> Result<Weight> {
+        self.g.weight(name, shape, &self.device)
     }
     fn has(&self, name: &str) -> bool {
         self.g.has_tensor(name)
@@ -305,10 +331,10 @@ struct Block {
 #[derive(Debug)]
 pub struct Decoder {
     spec: Spec,
-    embed: candle_nn::Embedding,
+    embed: Weight,
     blocks: Vec<Block>,
     norm: RmsNorm,
-    head: Tensor,
+    head: Weight,
     global_rope: Rotary,
     local_rope: Rotary,
     device: Device,
@@ -327,15 +353,16 @@ impl Decoder {
             Ok(RmsNorm::new(t, s.rms_eps))
         };
         let lin = |w: &mut dyn Weights, name: &str, out: usize, inp: usize, bias: bool| {
-            let weight = w.get(&format!("{name}.weight"), &[out, inp])?;
+            let weight = w.weight(&format!("{name}.weight"), &[out, inp])?;
             let b = if bias {
                 Some(w.get(&format!("{name}.bias"), &[out])?)
             } else {
                 None
             };
-            Ok::<_, Error>(Linear::with_bias(weight, b))
+            Ok::<_, Error>(Linear::from_weight(weight, b))
         };
-        let embed_w = w.get(&format!("{}.weight", w.embed()), &[s.vocab, h])?;
+        let embed_name = format!("{}.weight", w.embed());
+        let embed_w = w.weight(&embed_name, &[s.vocab, h])?;
         let mut blocks = Vec::with_capacity(s.layers);
         for i in 0..s.layers {
             let name = |w: &dyn Weights, r: Role| w.block(i, r, s.norms);
@@ -349,9 +376,9 @@ impl Decoder {
             };
             let (q, k, v) = if s.fused_qkv {
                 let n = name(w, Role::Qkv);
-                let qkv = w.get(&format!("{n}.weight"), &[qd + 2 * kvd, h])?;
+                let qkv = w.weight(&format!("{n}.weight"), &[qd + 2 * kvd, h])?;
                 let part = |a: usize, len: usize| -> Result<Linear> {
-                    Ok(Linear::new(qkv.narrow(0, a, len)?.contiguous()?))
+                    Ok(Linear::from_weight(qkv.split_rows(a, len)?, None))
                 };
                 (part(0, qd)?, part(qd, kvd)?, part(qd + kvd, kvd)?)
             } else {
@@ -388,10 +415,10 @@ impl Decoder {
             };
             let (gate, up) = if s.fused_gate_up {
                 let n = name(w, Role::GateUp);
-                let gu = w.get(&format!("{n}.weight"), &[2 * s.ffn, h])?;
+                let gu = w.weight(&format!("{n}.weight"), &[2 * s.ffn, h])?;
                 (
-                    Linear::new(gu.narrow(0, 0, s.ffn)?.contiguous()?),
-                    Linear::new(gu.narrow(0, s.ffn, s.ffn)?.contiguous()?),
+                    Linear::from_weight(gu.split_rows(0, s.ffn)?, None),
+                    Linear::from_weight(gu.split_rows(s.ffn, s.ffn)?, None),
                 )
             } else {
                 (
@@ -421,7 +448,7 @@ impl Decoder {
         let out_norm = norm(w, final_norm, h)?;
         let output = format!("{}.weight", w.output());
         let head = if w.has(&output) {
-            w.get(&output, &[s.vocab, h])?
+            w.weight(&output, &[s.vocab, h])?
         } else {
             embed_w.clone() // tied embeddings
         };
@@ -435,7 +462,7 @@ impl Decoder {
             s.rope_style,
         );
         Ok(Decoder {
-            embed: candle_nn::Embedding::new(embed_w, h),
+            embed: embed_w,
             blocks,
             norm: out_norm,
             head,
@@ -450,7 +477,7 @@ impl Decoder {
     /// [`KvPrefix`] per layer; the batch's positions must start after the prefix).
     pub fn forward_after(&self, batch: &Batch, prefix: Option<&[KvPrefix]>) -> Result<Tensor> {
         let ids = Tensor::new(batch.ids.as_slice(), &self.device)?;
-        let mut x = self.embed.forward(&ids)?;
+        let mut x = self.embed.gather(&ids)?;
         if let Some(s) = self.spec.embed_scale {
             x = (x * s)?;
         }
@@ -495,7 +522,7 @@ impl CausalLm for Decoder {
         self.forward_after(batch, None)
     }
 
-    fn lm_head(&self) -> &Tensor {
+    fn lm_head(&self) -> &Weight {
         &self.head
     }
 

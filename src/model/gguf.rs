@@ -17,6 +17,8 @@ pub struct Gguf {
     file: File,
     /// Compute dtype tensors are converted to after dequantisation.
     dtype: DType,
+    /// Whether weight matrices stay quantised between uses.
+    residency: crate::model::weight::Residency,
 }
 
 impl std::fmt::Debug for Gguf {
@@ -86,6 +88,7 @@ impl Gguf {
             content,
             file,
             dtype: DType::F32,
+            residency: Default::default(),
         };
         g.check_tensor_extents()?;
         Ok(g)
@@ -127,6 +130,11 @@ impl Gguf {
     /// Sets the dtype tensors are computed in (default f32).
     pub fn set_dtype(&mut self, dtype: DType) {
         self.dtype = dtype;
+    }
+
+    /// Sets whether weight matrices stay quantised between uses (default: they do).
+    pub fn set_residency(&mut self, r: crate::model::weight::Residency) {
+        self.residency = r;
     }
 
     pub fn path(&self) -> &Path {
@@ -313,6 +321,7 @@ impl Gguf {
             content,
             file,
             dtype,
+            ..
         } = self;
         let what = format!("tensor {name}");
         guarded(path, &what, || {
@@ -321,6 +330,31 @@ impl Gguf {
                 .dequantize(device)?
                 .to_dtype(*dtype)
         })
+    }
+
+    /// Reads a weight matrix, kept in its blocks unless the residency says otherwise.
+    pub fn weight(
+        &mut self,
+        name: &str,
+        shape: &[usize],
+        device: &Device,
+    ) -> Result<crate::model::weight::Weight> {
+        let found = self.tensor_shape(name)?;
+        if found != shape {
+            return Err(self.invalid(format!(
+                "tensor {name} has shape {found:?}, expected {shape:?} from the metadata"
+            )));
+        }
+        let Gguf {
+            path,
+            content,
+            file,
+            dtype,
+            residency,
+        } = self;
+        let what = format!("tensor {name}");
+        let q = guarded(path, &what, || content.tensor(file, name, device))?;
+        crate::model::weight::Weight::from_qtensor(q, *dtype, *residency)
     }
 }
 

@@ -64,7 +64,12 @@ pub struct Checkpoint {
 }
 
 /// Loads the network and the tokenizer of a checkpoint folder (in `dtype` on `device`).
-pub fn load(dir: &Path, device: &Device, dtype: DType) -> Result<Checkpoint> {
+pub fn load(
+    dir: &Path,
+    device: &Device,
+    dtype: DType,
+    residency: super::weight::Residency,
+) -> Result<Checkpoint> {
     let cfg_path = dir.join("config.json");
     let text = std::fs::read_to_string(&cfg_path).map_err(|source| Error::ModelIo {
         path: cfg_path.clone(),
@@ -88,17 +93,15 @@ pub fn load(dir: &Path, device: &Device, dtype: DType) -> Result<Checkpoint> {
     }
     let tokenizer = Tokenizer::from_json_file(&dir.join("tokenizer.json"))?;
     let files = weight_files(dir)?;
-    // SAFETY: the files are memory-mapped only while the weights are copied into tensors
-    // below; the mapping is dropped when this function returns.
-    let st = unsafe { candle_core::safetensors::MmapedSafetensors::multi(&files) }
-        .map_err(|e| invalid(dir, format!("cannot read the safetensors files: {e}")))?;
-    let parameters = st
-        .tensors()
-        .iter()
-        .map(|(_, t)| t.shape().iter().product::<usize>() as u64)
-        .sum();
-    let vb = candle_nn::VarBuilder::from_backend(Box::new(st), dtype, device.clone());
-    let lm: Box<dyn CausalLm> = arch::load_hf(dir, &cfg, vb)?;
+    let st = super::safetensors::SafeFiles::open(&files)?;
+    let parameters = st.parameters();
+    let src = arch::HfSource {
+        files: &st,
+        device: device.clone(),
+        dtype,
+        residency,
+    };
+    let lm: Box<dyn CausalLm> = arch::load_hf(dir, &cfg, src)?;
     Ok(Checkpoint {
         tokenizer,
         lm,

@@ -4,22 +4,34 @@
 
 use crate::error::Result;
 use crate::kernel;
+use crate::model::weight::Weight;
 use candle_core::{DType, Device, Tensor, D};
 use rayon::prelude::*;
 
-/// A linear map `y = x Wᵀ (+ b)`, with `W` stored `[out, in]` as in the files.
+/// A linear map `y = x Wᵀ (+ b)`, with `W` stored `[out, in]` as in the files (kept as the
+/// file stores it and expanded for the matmul: see [`Weight`]).
 #[derive(Debug, Clone)]
 pub struct Linear {
-    weight: Tensor,
+    weight: Weight,
     bias: Option<Tensor>,
 }
 
 impl Linear {
     pub fn new(weight: Tensor) -> Self {
-        Linear { weight, bias: None }
+        Linear {
+            weight: Weight::Dense(weight),
+            bias: None,
+        }
     }
 
     pub fn with_bias(weight: Tensor, bias: Option<Tensor>) -> Self {
+        Linear {
+            weight: Weight::Dense(weight),
+            bias,
+        }
+    }
+
+    pub fn from_weight(weight: Weight, bias: Option<Tensor>) -> Self {
         Linear { weight, bias }
     }
 
@@ -40,7 +52,7 @@ impl Linear {
 
     /// `x`: `[T, in]` → `[T, out]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = x.matmul(&self.weight.t()?)?;
+        let y = x.matmul(&self.weight.expand()?.t()?)?;
         Ok(match &self.bias {
             Some(b) => y.broadcast_add(b)?,
             None => y,

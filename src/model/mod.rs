@@ -6,8 +6,10 @@ pub mod decoder;
 pub mod gguf;
 pub mod hf;
 pub mod layers;
+pub mod safetensors;
 pub mod source;
 pub mod tokenizer;
+pub mod weight;
 
 use crate::error::{Error, Result};
 use candle_core::{DType, Device, Tensor};
@@ -17,6 +19,7 @@ use sha2::{Digest, Sha256};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 pub use tokenizer::Tokenizer;
+pub use weight::Residency;
 
 /// Several token sequences packed into one forward pass: their tokens are concatenated, and
 /// attention never crosses from one sequence to another (positions restart at 0 in each).
@@ -49,7 +52,7 @@ pub trait CausalLm: Send + Sync {
     /// Final-normed hidden states `[T, hidden]` for every position of the batch.
     fn forward(&self, batch: &Batch) -> Result<Tensor>;
     /// The output projection `[vocab, hidden]` (tied to the embeddings where the model is).
-    fn lm_head(&self) -> &Tensor;
+    fn lm_head(&self) -> &weight::Weight;
     /// `tanh` soft-capping of the logits (`cap · tanh(logits / cap)`), if the model uses it.
     fn logit_softcap(&self) -> Option<f64> {
         None
@@ -126,12 +129,23 @@ impl Model {
     /// [`Model::open`] computing in `dtype` (f32, f16, bf16; bf16 needs a GPU: candle has
     /// no bf16 matmul on CPU).
     pub fn open_with(spec: &str, offline: bool, device: &Device, dtype: DType) -> Result<Model> {
+        Model::open_opts(spec, offline, device, dtype, Residency::default())
+    }
+
+    /// [`Model::open_with`] choosing how weights are held between forward passes.
+    pub fn open_opts(
+        spec: &str,
+        offline: bool,
+        device: &Device,
+        dtype: DType,
+        residency: Residency,
+    ) -> Result<Model> {
         check_dtype(device, dtype)?;
         match source::ModelSpec::parse(spec) {
-            source::ModelSpec::Local(p) => Model::load_as(&p, device, dtype),
+            source::ModelSpec::Local(p) => Model::load_opts(&p, device, dtype, residency),
             source::ModelSpec::Hub { repo, revision } => {
                 let snap = source::resolve_hub(&repo, &revision, offline)?;
-                let mut m = Model::load_dir(&snap.dir, device, dtype)?;
+                let mut m = Model::load_dir(&snap.dir, device, dtype, residency)?;
                 m.identity.name = repo;
                 m.identity.revision = Some(snap.commit);
                 Ok(m)
@@ -144,8 +158,18 @@ impl Model {
         Model::load_as(path, device, DType::F32)
     }
 
-    /// Loads a model file (weights dequantised, then converted to `dtype`) or folder.
+    /// Loads a model file or folder computing in `dtype`.
     pub fn load_as(path: &Path, device: &Device, dtype: DType) -> Result<Model> {
+        Model::load_opts(path, device, dtype, Residency::default())
+    }
+
+    /// Loads a model file (weights kept as stored or expanded, per `residency`) or folder.
+    pub fn load_opts(
+        path: &Path,
+        device: &Device,
+        dtype: DType,
+        residency: Residency,
+    ) -> Result<Model> {
         if !path.exists() {
             return Err(Error::ModelIo {
                 path: path.to_path_buf(),
@@ -153,16 +177,17 @@ impl Model {
             });
         }
         if path.is_dir() {
-            return Self::load_dir(path, device, dtype);
+            return Self::load_dir(path, device, dtype, residency);
         }
         let mut g = Gguf::open(path)?;
         g.set_dtype(dtype);
+        g.set_residency(residency);
         let tokenizer = Tokenizer::from_gguf(&g)?;
         let lm = arch::load_gguf(&mut g, device)?;
-        if lm.lm_head().dim(0)? != tokenizer.vocab_size() {
+        if lm.lm_head().dims2()?.0 != tokenizer.vocab_size() {
             return Err(g.invalid(format!(
                 "the output layer has {} rows but the tokenizer {} tokens",
-                lm.lm_head().dim(0)?,
+                lm.lm_head().dims2()?.0,
                 tokenizer.vocab_size()
             )));
         }
@@ -189,8 +214,8 @@ impl Model {
 
 impl Model {
     /// A Hugging Face checkpoint folder; identity = folder name + hash of the weight files.
-    fn load_dir(dir: &Path, device: &Device, dtype: DType) -> Result<Model> {
-        let ck = hf::load(dir, device, dtype)?;
+    fn load_dir(dir: &Path, device: &Device, dtype: DType, residency: Residency) -> Result<Model> {
+        let ck = hf::load(dir, device, dtype, residency)?;
         let mut h = Sha256::new();
         for f in &ck.files {
             h.update(sha256_file(f)?.as_bytes());
@@ -210,7 +235,7 @@ impl Model {
             },
             path: dir.to_path_buf(),
             parameters: ck.parameters,
-            file_dtypes: format!("safetensors, {} file(s), loaded as f32", ck.files.len()),
+            file_dtypes: format!("safetensors, {} file(s)", ck.files.len()),
             lm: ck.lm,
         })
     }

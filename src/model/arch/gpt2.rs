@@ -62,7 +62,7 @@ pub struct Gpt2 {
     wpe: Tensor,
     blocks: Vec<Block>,
     ln_f: LayerNorm,
-    head: Tensor,
+    head: crate::model::weight::Weight,
     device: Device,
 }
 
@@ -107,7 +107,7 @@ impl Gpt2 {
             wpe,
             blocks,
             ln_f,
-            head,
+            head: crate::model::weight::Weight::Dense(head),
             device: vb.device().clone(),
             cfg,
         })
@@ -143,7 +143,7 @@ impl CausalLm for Gpt2 {
         self.ln_f.forward(&x)
     }
 
-    fn lm_head(&self) -> &Tensor {
+    fn lm_head(&self) -> &crate::model::weight::Weight {
         &self.head
     }
 

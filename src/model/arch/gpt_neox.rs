@@ -100,7 +100,7 @@ pub struct GptNeox {
     embed: candle_nn::Embedding,
     blocks: Vec<Block>,
     ln_f: LayerNorm,
-    head: Tensor,
+    head: crate::model::weight::Weight,
     rotary: Rotary,
     device: Device,
 }
@@ -134,7 +134,7 @@ impl GptNeox {
             embed: candle_nn::Embedding::new(embed_w, h),
             blocks,
             ln_f,
-            head,
+            head: crate::model::weight::Weight::Dense(head),
             device: vb.device().clone(),
             cfg,
         })
@@ -196,7 +196,7 @@ impl CausalLm for GptNeox {
         self.ln_f.forward(&x)
     }
 
-    fn lm_head(&self) -> &Tensor {
+    fn lm_head(&self) -> &crate::model::weight::Weight {
         &self.head
     }
 

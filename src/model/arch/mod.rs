@@ -27,6 +27,14 @@ type FromHf = fn(&HfConfig) -> std::result::Result<Spec, String>;
 /// Loads a network of its own (GPT-2, GPT-NeoX) from a checkpoint folder.
 type LoadHf = fn(&HfConfig, candle_nn::VarBuilder) -> Result<Box<dyn CausalLm>>;
 
+/// How a checkpoint's tensors are read.
+pub struct HfSource<'a> {
+    pub files: &'a super::safetensors::SafeFiles,
+    pub device: Device,
+    pub dtype: candle_core::DType,
+    pub residency: super::weight::Residency,
+}
+
 /// How an architecture is read from a format.
 pub enum Reader {
     Decoder(FromHf),
@@ -169,7 +177,7 @@ pub fn load_gguf(g: &mut Gguf, device: &Device) -> Result<Box<dyn CausalLm>> {
 }
 
 /// Loads the network a checkpoint folder's config.json describes.
-pub fn load_hf(dir: &Path, cfg: &HfConfig, vb: candle_nn::VarBuilder) -> Result<Box<dyn CausalLm>> {
+pub fn load_hf(dir: &Path, cfg: &HfConfig, src: HfSource) -> Result<Box<dyn CausalLm>> {
     let unsupported = |message: String| Error::UnsupportedModel {
         path: dir.to_path_buf(),
         message,
@@ -187,13 +195,20 @@ pub fn load_hf(dir: &Path, cfg: &HfConfig, vb: candle_nn::VarBuilder) -> Result<
             ))
         })?;
     match reader {
-        Reader::Own(load) => load(cfg, vb),
+        Reader::Own(load) => {
+            let tensors = src.files.load_all(src.dtype, &src.device)?;
+            let vb = candle_nn::VarBuilder::from_tensors(tensors, src.dtype, &src.device);
+            load(cfg, vb)
+        }
         Reader::Decoder(from) => {
             let spec = from(cfg).map_err(|m| cfg.error(m))?;
             spec.validate()
                 .map_err(|m| cfg.error(format!("{model_type}: {m}")))?;
             let mut w = HfWeights {
-                vb,
+                files: src.files,
+                device: src.device,
+                dtype: src.dtype,
+                residency: src.residency,
                 dir: dir.to_path_buf(),
             };
             Ok(Box::new(Decoder::load(spec, &mut w)?))
