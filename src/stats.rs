@@ -25,9 +25,12 @@ pub struct TokenStat {
     pub sigma: f64,
 }
 
-/// Logit floats materialised at once: bounds memory to ~64 MiB per block whatever the
-/// vocabulary or the batch.
-const LOGITS_PER_BLOCK: usize = 16 << 20;
+/// Logit floats materialised at once: bounds memory to ~32 MiB per block (and as much for
+/// its copy) whatever the vocabulary or the batch.
+const LOGITS_PER_BLOCK: usize = 8 << 20;
+
+/// Head floats expanded at once (a quantised head is expanded block by block): ~16 MiB.
+const HEAD_PER_BLOCK: usize = 4 << 20;
 
 /// Statistics for the rows `rows[j]` of `hidden` (`[T, H]`, final-normed), each predicting
 /// `targets[j]`.
@@ -74,7 +77,11 @@ fn logit_blocks(
     for (g, rows) in rows.chunks(group).enumerate() {
         let idx = Tensor::new(rows, hidden.device())?;
         let h = hidden.index_select(&idx, 0)?;
-        let block = (LOGITS_PER_BLOCK / rows.len()).max(1024).min(vocab);
+        let hidden = head.dims2()?.1.max(1);
+        let block = (LOGITS_PER_BLOCK / rows.len())
+            .min(HEAD_PER_BLOCK / hidden)
+            .max(1024)
+            .min(vocab);
         let mut v0 = 0;
         while v0 < vocab {
             let vb = block.min(vocab - v0);

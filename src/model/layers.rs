@@ -200,7 +200,7 @@ impl Rotary {
 
 /// Queries processed per attention block: bounds the score matrix to
 /// `heads × QUERY_BLOCK × keys` floats however long the passage.
-const QUERY_BLOCK: usize = 512;
+const QUERY_BLOCK: usize = 128;
 
 /// Causal self-attention of one sequence, optionally restricted to a sliding window.
 ///
