@@ -73,7 +73,10 @@ fn main() -> candle_core::Result<()> {
     let u = |x: usize| Value::U32(x as u32);
     meta.extend([
         ("general.architecture".into(), Value::String("llama".into())),
-        ("general.name".into(), Value::String("random 1B (miascan fixture)".into())),
+        (
+            "general.name".into(),
+            Value::String("random 1B (miascan fixture)".into()),
+        ),
         ("llama.block_count".into(), u(LAYERS_GGUF)),
         ("llama.context_length".into(), u(2048)),
         ("llama.embedding_length".into(), u(HIDDEN)),
@@ -81,11 +84,18 @@ fn main() -> candle_core::Result<()> {
         ("llama.attention.head_count".into(), u(HEADS)),
         ("llama.attention.head_count_kv".into(), u(KV_HEADS)),
         ("llama.rope.freq_base".into(), Value::F32(10000.0)),
-        ("llama.attention.layer_norm_rms_epsilon".into(), Value::F32(1e-5)),
+        (
+            "llama.attention.layer_norm_rms_epsilon".into(),
+            Value::F32(1e-5),
+        ),
     ]);
-    let ones = |n: usize| QTensor::quantize(&Tensor::ones(n, DType::F32, &Device::Cpu)?, GgmlDType::F32);
+    let ones =
+        |n: usize| QTensor::quantize(&Tensor::ones(n, DType::F32, &Device::Cpu)?, GgmlDType::F32);
     let mut tensors: Vec<(String, QTensor)> = vec![
-        ("token_embd.weight".into(), QTensor::quantize(&random([vocab, HIDDEN])?, GgmlDType::Q8_0)?),
+        (
+            "token_embd.weight".into(),
+            QTensor::quantize(&random([vocab, HIDDEN])?, GgmlDType::Q8_0)?,
+        ),
         ("output_norm.weight".into(), ones(HIDDEN)?),
     ];
     for i in 0..LAYERS_GGUF {
@@ -111,8 +121,14 @@ fn main() -> candle_core::Result<()> {
     let hf_vocab = 512;
     let bf = |t: Tensor| t.to_dtype(DType::BF16);
     let mut st: HashMap<String, Tensor> = HashMap::new();
-    st.insert("model.embed_tokens.weight".into(), bf(random([hf_vocab, HIDDEN])?)?);
-    st.insert("model.norm.weight".into(), bf(Tensor::ones(HIDDEN, DType::F32, &Device::Cpu)?)?);
+    st.insert(
+        "model.embed_tokens.weight".into(),
+        bf(random([hf_vocab, HIDDEN])?)?,
+    );
+    st.insert(
+        "model.norm.weight".into(),
+        bf(Tensor::ones(HIDDEN, DType::F32, &Device::Cpu)?)?,
+    );
     for i in 0..LAYERS_HF {
         for n in ["input_layernorm", "post_attention_layernorm"] {
             let ones = Tensor::ones(HIDDEN, DType::F32, &Device::Cpu)?;

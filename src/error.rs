@@ -61,8 +61,70 @@ pub enum Error {
     },
 
     /// A tensor computation failed (out of memory, device error). Not expected on valid input.
-    #[error("computation failed: {0}")]
+    #[error("computation failed: {}", plain(.0))]
     Compute(#[from] candle_core::Error),
+}
+
+/// A candle error's message without the backtrace candle attaches when `RUST_BACKTRACE` is
+/// set (`Error::bt()`): users get one line naming the problem, whatever their shell says.
+pub fn plain(e: &candle_core::Error) -> String {
+    match e {
+        candle_core::Error::WithBacktrace { inner, .. } => plain(inner),
+        candle_core::Error::Context { inner, context } => format!("{context}: {}", plain(inner)),
+        other => other.to_string(),
+    }
+}
+
+/// `s` with control characters escaped (`\u{1}`) and cut to its first 1,000 characters:
+/// text that may come from a file's bytes (a tensor name, a tokenizer error) must not reach
+/// a terminal raw, nor flood it.
+pub fn printable(s: &str) -> String {
+    const MAX: usize = 1000;
+    let n = s.chars().count();
+    let mut out: String = s
+        .chars()
+        .take(MAX)
+        .map(|c| {
+            if c.is_control() {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect();
+    if n > MAX {
+        out.push_str(&format!("… ({} more characters)", n - MAX));
+    }
+    out
+}
+
+thread_local! {
+    /// Set while [`catch_panic`] runs: its panics become errors, so the hook stays quiet.
+    static QUIET_PANICS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f`, turning a panic inside a dependency's parser into `Err(message)`, silently:
+/// user-supplied files must never abort the process or print a dependency's panic text.
+pub fn catch_panic<T>(f: impl FnOnce() -> T) -> std::result::Result<T, String> {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET_PANICS.with(std::cell::Cell::get) {
+                previous(info)
+            }
+        }));
+    });
+    QUIET_PANICS.with(|q| q.set(true));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    QUIET_PANICS.with(|q| q.set(false));
+    outcome.map_err(|payload| {
+        payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no detail".into())
+    })
 }
 
 /// Shorthand for results of this crate.

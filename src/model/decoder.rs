@@ -115,11 +115,30 @@ impl Spec {
             }
         };
         finite_pos("rope base", self.rope_base)?;
+        if self.rope_base <= 1.0 || self.rope_base > 1e12 {
+            return Err(format!(
+                "rope base = {} is out of range (1, 1e12]",
+                self.rope_base
+            ));
+        }
+        for (name, v, max) in [
+            ("layer count", self.layers, 1 << 12),
+            ("hidden size", self.hidden, 1 << 18),
+            ("feed-forward size", self.ffn, 1 << 20),
+            ("head count", self.heads, 1 << 12),
+            ("head dim", self.head_dim, 1 << 12),
+            ("vocabulary", self.vocab, 1 << 24),
+            ("context length", self.context_length, 1 << 26),
+        ] {
+            if v > max {
+                return Err(format!("{name} = {v} is out of range (at most {max})"));
+            }
+        }
         if let Some(b) = self.local_rope_base {
             finite_pos("sliding-window rope base", b)?;
         }
         finite_pos("norm epsilon", self.rms_eps)?;
-        if self.rms_eps > 1.0 {
+        if self.rms_eps > 0.1 {
             return Err(format!("norm epsilon = {} is out of range", self.rms_eps));
         }
         finite_pos("attention scale", self.attn_scale)?;

@@ -27,49 +27,18 @@ impl std::fmt::Debug for Gguf {
     }
 }
 
-thread_local! {
-    /// Set while [`guarded`] runs: its panics become errors, so the panic hook stays quiet.
-    static QUIET_PANICS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Wraps the process's panic hook (once) so that panics caught by [`guarded`] print nothing:
-/// the user gets one clean error naming the file, not a dependency's backtrace text.
-fn install_quiet_hook() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if !QUIET_PANICS.with(std::cell::Cell::get) {
-                previous(info)
-            }
-        }));
-    });
-}
-
-/// Runs `f`, turning a panic inside a dependency's parser into an error: user-supplied files
-/// must never abort the process.
+/// Runs `f`, turning a panic inside candle's parser into an error naming the file.
 fn guarded<T>(path: &Path, what: &str, f: impl FnOnce() -> candle_core::Result<T>) -> Result<T> {
-    install_quiet_hook();
-    QUIET_PANICS.with(|q| q.set(true));
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-    QUIET_PANICS.with(|q| q.set(false));
-    match outcome {
+    let invalid = |message: String| Error::InvalidModel {
+        path: path.to_path_buf(),
+        message: crate::error::printable(&message),
+    };
+    match crate::error::catch_panic(f) {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(Error::InvalidModel {
-            path: path.to_path_buf(),
-            message: format!("{what}: {e}"),
-        }),
-        Err(payload) => {
-            let detail = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "no detail".into());
-            Err(Error::InvalidModel {
-                path: path.to_path_buf(),
-                message: format!("{what}: malformed file (the parser gave up: {detail})"),
-            })
-        }
+        Ok(Err(e)) => Err(invalid(format!("{what}: {}", crate::error::plain(&e)))),
+        Err(detail) => Err(invalid(format!(
+            "{what}: malformed file (the parser gave up: {detail})"
+        ))),
     }
 }
 
@@ -121,7 +90,8 @@ impl Gguf {
         }
         match worst {
             Some((name, end)) => Err(self.invalid(format!(
-                "truncated: tensor {name} ends at byte {end} but the file has {len} bytes"
+                "truncated: tensor {} ends at byte {end} but the file has {len} bytes",
+                name.escape_debug()
             ))),
             None => Ok(()),
         }
@@ -283,7 +253,7 @@ impl Gguf {
             .tensor_infos
             .get(name)
             .map(|i| i.shape.dims().to_vec())
-            .ok_or_else(|| self.invalid(format!("tensor {name} is missing")))
+            .ok_or_else(|| self.invalid(format!("tensor {} is missing", name.escape_debug())))
     }
 
     /// Total number of weights (for `inspect`).
@@ -313,7 +283,8 @@ impl Gguf {
         let found = self.tensor_shape(name)?;
         if found != shape {
             return Err(self.invalid(format!(
-                "tensor {name} has shape {found:?}, expected {shape:?} from the metadata"
+                "tensor {} has shape {found:?}, expected {shape:?} from the metadata",
+                name.escape_debug()
             )));
         }
         let Gguf {
@@ -323,7 +294,7 @@ impl Gguf {
             dtype,
             ..
         } = self;
-        let what = format!("tensor {name}");
+        let what = format!("tensor {}", name.escape_debug());
         guarded(path, &what, || {
             content
                 .tensor(file, name, device)?
@@ -342,7 +313,8 @@ impl Gguf {
         let found = self.tensor_shape(name)?;
         if found != shape {
             return Err(self.invalid(format!(
-                "tensor {name} has shape {found:?}, expected {shape:?} from the metadata"
+                "tensor {} has shape {found:?}, expected {shape:?} from the metadata",
+                name.escape_debug()
             )));
         }
         let Gguf {
@@ -352,7 +324,7 @@ impl Gguf {
             dtype,
             residency,
         } = self;
-        let what = format!("tensor {name}");
+        let what = format!("tensor {}", name.escape_debug());
         let q = guarded(path, &what, || content.tensor(file, name, device))?;
         crate::model::weight::Weight::from_qtensor(q, *dtype, *residency)
     }

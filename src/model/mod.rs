@@ -263,7 +263,7 @@ pub fn sha256_file(path: &Path) -> Result<String> {
 /// Parses `--device`: `cpu`, `cuda`, `cuda:N` or `metal`. CUDA and Metal need the cargo
 /// features of the same names.
 pub fn parse_device(spec: &str) -> Result<Device> {
-    let err = |e: candle_core::Error| Error::Device(format!("{spec}: {e}"));
+    let err = |e: candle_core::Error| Error::Device(format!("{spec}: {}", crate::error::plain(&e)));
     match spec {
         "cpu" => Ok(Device::Cpu),
         "cuda" => Device::new_cuda(0).map_err(err),

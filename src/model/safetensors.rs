@@ -147,8 +147,16 @@ impl SafeFiles {
         f.seek(SeekFrom::Start(*start)).map_err(io)?;
         let mut bytes = vec![0u8; info.data_offsets.1 - info.data_offsets.0];
         f.read_exact(&mut bytes).map_err(io)?;
-        Tensor::from_raw_buffer(&bytes, dtype, &info.shape, device)
-            .map_err(|e| invalid(path, format!("tensor {name}: {e}")))
+        Tensor::from_raw_buffer(&bytes, dtype, &info.shape, device).map_err(|e| {
+            invalid(
+                path,
+                format!(
+                    "tensor {}: {}",
+                    name.escape_debug(),
+                    crate::error::plain(&e)
+                ),
+            )
+        })
     }
 
     /// Every tensor, converted to `dtype` (for the networks that read through a

@@ -26,6 +26,9 @@ pub struct Config {
 
 impl Config {
     pub fn check(&self) -> std::result::Result<(), String> {
+        if self.n_layer > super::MAX_LAYERS {
+            return Err(format!("n_layer = {} is out of range", self.n_layer));
+        }
         match self.activation_function.as_deref() {
             None | Some("gelu_new") | Some("gelu_pytorch_tanh") => {}
             Some(a) => return Err(format!("activation_function {a} is not supported")),
@@ -170,6 +173,9 @@ pub fn load(c: &super::HfConfig, vb: VarBuilder) -> crate::error::Result<Box<dyn
     cfg.check()
         .map_err(|m| c.error(format!("{m} (not supported)")))?;
     Ok(Box::new(Gpt2::load_hf(cfg, vb).map_err(|e| {
-        c.error(format!("weights do not match config.json: {e}"))
+        c.error(format!(
+            "weights do not match config.json: {}",
+            crate::error::plain(&e)
+        ))
     })?))
 }

@@ -41,6 +41,12 @@ fn yes() -> bool {
 
 impl Config {
     pub fn check(&self) -> std::result::Result<(), String> {
+        if self.num_hidden_layers > super::MAX_LAYERS {
+            return Err(format!(
+                "num_hidden_layers = {} is out of range",
+                self.num_hidden_layers
+            ));
+        }
         match self.hidden_act.as_deref() {
             None | Some("gelu") => {}
             Some(a) => return Err(format!("hidden_act {a} is not supported (expected gelu)")),
@@ -57,6 +63,19 @@ impl Config {
             || !self.hidden_size.is_multiple_of(self.num_attention_heads)
         {
             return Err("hidden_size is not divisible by num_attention_heads".into());
+        }
+        let pct = self
+            .rope_parameters
+            .as_ref()
+            .and_then(|r| r.partial_rotary_factor)
+            .or(self.rotary_pct)
+            .unwrap_or(1.0);
+        if !(pct > 0.0 && pct <= 1.0) || self.rotary_dim() % 2 != 0 || self.rotary_dim() == 0 {
+            return Err(format!("rotary fraction {pct} is out of range (0, 1]"));
+        }
+        let base = self.rope_base();
+        if !(base.is_finite() && base > 1.0 && base <= 1e12) {
+            return Err(format!("rope base {base} is out of range (1, 1e12]"));
         }
         Ok(())
     }
@@ -223,6 +242,9 @@ pub fn load(c: &super::HfConfig, vb: VarBuilder) -> crate::error::Result<Box<dyn
     cfg.check()
         .map_err(|m| c.error(format!("{m} (not supported)")))?;
     Ok(Box::new(GptNeox::load_hf(cfg, vb).map_err(|e| {
-        c.error(format!("weights do not match config.json: {e}"))
+        c.error(format!(
+            "weights do not match config.json: {}",
+            crate::error::plain(&e)
+        ))
     })?))
 }

@@ -20,6 +20,9 @@ use candle_core::Device;
 use serde_json::Value;
 use std::path::Path;
 
+/// More layers than any model has: a corrupted count, refused before anything is sized by it.
+pub const MAX_LAYERS: usize = 4096;
+
 /// Reads a decoder's [`Spec`] from a GGUF file's metadata.
 type FromGguf = fn(&Gguf) -> Result<Spec>;
 /// Reads a decoder's [`Spec`] from a config.json (errors name the key).
@@ -164,7 +167,7 @@ pub fn load_gguf(g: &mut Gguf, device: &Device) -> Result<Box<dyn CausalLm>> {
         let f = g.tensor("rope_freqs.weight", &[n], &Device::Cpu)?;
         spec.rope_factors = Some(
             f.to_vec1::<f32>()
-                .map_err(|e| g.invalid(format!("rope_freqs: {e}")))?,
+                .map_err(|e| g.invalid(format!("rope_freqs: {}", crate::error::plain(&e))))?,
         );
     }
     spec.validate()
@@ -336,6 +339,9 @@ pub fn base_hf(c: &HfConfig) -> std::result::Result<Spec, String> {
         None if heads > 0 => hidden / heads,
         None => return Err("num_attention_heads is 0".into()),
     };
+    if head_dim == 0 || head_dim > 1 << 12 {
+        return Err(format!("config.json head_dim = {head_dim} is out of range"));
+    }
     let rope_factors = match scaling.as_deref() {
         None => None,
         Some("llama3") => Some(llama3_factors(c, theta.unwrap_or(10_000.0), head_dim)?),
@@ -351,6 +357,11 @@ pub fn base_hf(c: &HfConfig) -> std::result::Result<Spec, String> {
         other => return Err(format!("hidden_act {other} is not supported")),
     };
     let layers = c.usize("num_hidden_layers")?;
+    if layers > MAX_LAYERS {
+        return Err(format!(
+            "config.json num_hidden_layers = {layers} is out of range"
+        ));
+    }
     Ok(Spec {
         arch: c.model_type().to_string(),
         layers,
@@ -459,15 +470,35 @@ pub fn base_gguf(g: &Gguf, arch: &str) -> Result<Spec> {
     }
     let rope_base = g.f64_or(&key("rope.freq_base"), 10_000.0)?;
     let rms_eps = g.f64(&key("attention.layer_norm_rms_epsilon"))?;
-    for (k, v) in [
-        ("rope.freq_base", rope_base),
-        ("attention.layer_norm_rms_epsilon", rms_eps),
-    ] {
-        if !(v.is_finite() && v > 0.0) {
-            return Err(g.invalid(format!("{} = {v} must be finite and positive", key(k))));
-        }
+    let bad = |k: &str, why: String| Err(g.invalid(format!("{} {why}", key(k))));
+    if !(rope_base.is_finite() && rope_base > 1.0 && rope_base <= 1e12) {
+        return bad(
+            "rope.freq_base",
+            format!("= {rope_base} is out of range (1, 1e12]"),
+        );
+    }
+    if !(rms_eps.is_finite() && rms_eps > 0.0 && rms_eps <= 0.1) {
+        return bad(
+            "attention.layer_norm_rms_epsilon",
+            format!("= {rms_eps} is out of range (0, 0.1]"),
+        );
+    }
+    if kv_heads == 0 || !heads.is_multiple_of(kv_heads) {
+        return bad(
+            "attention.head_count_kv",
+            format!("= {kv_heads} does not divide attention.head_count = {heads}"),
+        );
+    }
+    if rope_dim == 0 || rope_dim > head_dim || !rope_dim.is_multiple_of(2) {
+        return bad(
+            "rope.dimension_count",
+            format!("= {rope_dim} does not fit the head dimension {head_dim}"),
+        );
     }
     let layers = g.usize(&key("block_count"))?;
+    if layers > MAX_LAYERS {
+        return bad("block_count", format!("= {layers} is out of range"));
+    }
     let window = g.usize_or(&key("attention.sliding_window"), 0)?;
     Ok(Spec {
         arch: arch.to_string(),

@@ -93,12 +93,13 @@ impl Tokenizer {
     pub fn from_json_file(path: &Path) -> Result<Self> {
         let invalid = |message: String| Error::InvalidModel {
             path: path.to_path_buf(),
-            message,
+            message: crate::error::printable(&message),
         };
         if !path.is_file() {
             return Err(invalid("tokenizer.json is missing".into()));
         }
-        let mut inner = tokenizers::Tokenizer::from_file(path)
+        let mut inner = crate::error::catch_panic(|| tokenizers::Tokenizer::from_file(path))
+            .map_err(|p| invalid(format!("malformed tokenizer (the parser gave up: {p})")))?
             .map_err(|e| invalid(format!("cannot read the tokenizer: {e}")))?;
         inner.set_encode_special_tokens(true);
         let probe = |special: bool| -> Result<Vec<u32>> {
