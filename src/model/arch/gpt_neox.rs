@@ -70,10 +70,8 @@ impl Config {
             .and_then(|r| r.partial_rotary_factor)
             .or(self.rotary_pct)
             .unwrap_or(1.0);
-        if !(pct > 0.0 && pct <= 1.0)
-            || !self.rotary_dim().is_multiple_of(2)
-            || self.rotary_dim() == 0
-        {
+        let fits = pct > 0.0 && pct <= 1.0 && self.rotary_dim().is_multiple_of(2);
+        if !fits || self.rotary_dim() == 0 {
             return Err(format!("rotary fraction {pct} is out of range (0, 1]"));
         }
         let base = self.rope_base();
