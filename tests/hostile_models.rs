@@ -320,3 +320,25 @@ fn huge_metadata_array_lengths_are_refused_up_front() {
         );
     }
 }
+
+/// A tensor whose dimensions multiply past 2^64 (found by the fuzzer: candle's element count
+/// overflowed) is refused by name.
+#[test]
+fn tensor_dimensions_that_overflow_are_refused() {
+    let bytes = std::fs::read(tiny("qwen3/model-q8_0.gguf")).unwrap();
+    let name = b"token_embd.weight";
+    let at = bytes.windows(name.len()).rposition(|w| w == name).unwrap() + name.len();
+    let mut b = bytes.clone();
+    // n_dims (u32), then dims[0], dims[1] (u64)
+    b[at + 12..at + 20].copy_from_slice(&(1u64 << 62).to_le_bytes());
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("m.gguf");
+    std::fs::write(&p, b).unwrap();
+    let e = Model::load(&p, &Device::Cpu).unwrap_err();
+    check_message(&e);
+    let msg = e.to_string();
+    assert!(
+        msg.contains("token_embd.weight") && msg.contains("impossible shape"),
+        "{msg}"
+    );
+}

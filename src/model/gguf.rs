@@ -76,7 +76,20 @@ impl Gguf {
             .len();
         let mut worst: Option<(&str, u64)> = None;
         for (name, info) in &self.content.tensor_infos {
-            let elems = info.shape.elem_count() as u64;
+            // the product of the dimensions, refusing one that overflows (candle's
+            // elem_count would wrap, or panic where overflow checks are on)
+            let Some(elems) = info
+                .shape
+                .dims()
+                .iter()
+                .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))
+            else {
+                return Err(self.invalid(format!(
+                    "tensor {} has an impossible shape {:?}",
+                    name.escape_debug(),
+                    info.shape.dims()
+                )));
+            };
             let block = info.ggml_dtype.block_size() as u64;
             let bytes = (elems / block.max(1)).saturating_mul(info.ggml_dtype.type_size() as u64);
             let end = self
