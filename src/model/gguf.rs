@@ -291,29 +291,15 @@ impl Gguf {
             .join(", ")
     }
 
-    /// Reads a tensor, dequantised to f32 on `device`, checking its shape.
+    /// Reads a tensor, dequantised to the compute dtype on `device`, checking its shape.
     pub fn tensor(&mut self, name: &str, shape: &[usize], device: &Device) -> Result<Tensor> {
-        let found = self.tensor_shape(name)?;
-        if found != shape {
-            return Err(self.invalid(format!(
-                "tensor {} has shape {found:?}, expected {shape:?} from the metadata",
-                name.escape_debug()
-            )));
-        }
-        let Gguf {
-            path,
-            content,
-            file,
-            dtype,
-            ..
-        } = self;
-        let what = format!("tensor {}", name.escape_debug());
-        guarded(path, &what, || {
-            content
-                .tensor(file, name, device)?
-                .dequantize(device)?
-                .to_dtype(*dtype)
-        })
+        let q = self.qtensor(name, shape, device)?;
+        let dtype = self.dtype;
+        guarded(
+            &self.path,
+            &format!("tensor {}", name.escape_debug()),
+            || q.dequantize(device)?.to_dtype(dtype),
+        )
     }
 
     /// Reads a weight matrix, kept in its blocks unless the residency says otherwise.
@@ -323,6 +309,17 @@ impl Gguf {
         shape: &[usize],
         device: &Device,
     ) -> Result<crate::model::weight::Weight> {
+        let q = self.qtensor(name, shape, device)?;
+        crate::model::weight::Weight::from_qtensor(q, self.dtype, self.residency)
+    }
+
+    /// A tensor as stored, after checking its shape against what the metadata implies.
+    fn qtensor(
+        &mut self,
+        name: &str,
+        shape: &[usize],
+        device: &Device,
+    ) -> Result<candle_core::quantized::QTensor> {
         let found = self.tensor_shape(name)?;
         if found != shape {
             return Err(self.invalid(format!(
@@ -334,12 +331,10 @@ impl Gguf {
             path,
             content,
             file,
-            dtype,
-            residency,
+            ..
         } = self;
         let what = format!("tensor {}", name.escape_debug());
-        let q = guarded(path, &what, || content.tensor(file, name, device))?;
-        crate::model::weight::Weight::from_qtensor(q, *dtype, *residency)
+        guarded(path, &what, || content.tensor(file, name, device))
     }
 }
 

@@ -114,10 +114,6 @@ impl SafeFiles {
         self.index.contains_key(name)
     }
 
-    pub fn names(&self) -> impl Iterator<Item = &String> {
-        self.index.keys()
-    }
-
     /// Number of weights in all files.
     pub fn parameters(&self) -> u64 {
         self.index

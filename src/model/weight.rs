@@ -130,12 +130,4 @@ impl Weight {
             }
         }
     }
-
-    /// Bytes held between uses.
-    pub fn resident_bytes(&self) -> usize {
-        match self {
-            Weight::Dense(t) | Weight::Half { t, .. } => t.elem_count() * t.dtype().size_in_bytes(),
-            Weight::Quantized { q, .. } => q.storage_size_in_bytes(),
-        }
-    }
 }

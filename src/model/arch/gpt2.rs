@@ -168,14 +168,5 @@ impl CausalLm for Gpt2 {
 
 /// Registry entry: the network from a checkpoint folder's config.json and weights.
 pub fn load(c: &super::HfConfig, vb: VarBuilder) -> crate::error::Result<Box<dyn CausalLm>> {
-    let cfg: Config =
-        serde_json::from_value(c.raw.clone()).map_err(|e| c.error(format!("gpt2 config: {e}")))?;
-    cfg.check()
-        .map_err(|m| c.error(format!("{m} (not supported)")))?;
-    Ok(Box::new(Gpt2::load_hf(cfg, vb).map_err(|e| {
-        c.error(format!(
-            "weights do not match config.json: {}",
-            crate::error::plain(&e)
-        ))
-    })?))
+    super::load_own(c, vb, Config::check, Gpt2::load_hf)
 }

@@ -64,12 +64,7 @@ impl Config {
         {
             return Err("hidden_size is not divisible by num_attention_heads".into());
         }
-        let pct = self
-            .rope_parameters
-            .as_ref()
-            .and_then(|r| r.partial_rotary_factor)
-            .or(self.rotary_pct)
-            .unwrap_or(1.0);
+        let pct = self.rotary_fraction();
         let fits = pct > 0.0 && pct <= 1.0 && self.rotary_dim().is_multiple_of(2);
         if !fits || self.rotary_dim() == 0 {
             return Err(format!("rotary fraction {pct} is out of range (0, 1]"));
@@ -85,14 +80,17 @@ impl Config {
         self.hidden_size / self.num_attention_heads
     }
 
-    fn rotary_dim(&self) -> usize {
-        let pct = self
-            .rope_parameters
+    /// The rotated fraction of each head (`partial_rotary_factor`, or the older `rotary_pct`).
+    fn rotary_fraction(&self) -> f64 {
+        self.rope_parameters
             .as_ref()
             .and_then(|r| r.partial_rotary_factor)
             .or(self.rotary_pct)
-            .unwrap_or(1.0);
-        (self.head_dim() as f64 * pct) as usize
+            .unwrap_or(1.0)
+    }
+
+    fn rotary_dim(&self) -> usize {
+        (self.head_dim() as f64 * self.rotary_fraction()) as usize
     }
 
     fn rope_base(&self) -> f64 {
@@ -238,14 +236,5 @@ impl CausalLm for GptNeox {
 
 /// Registry entry: the network from a checkpoint folder's config.json and weights.
 pub fn load(c: &super::HfConfig, vb: VarBuilder) -> crate::error::Result<Box<dyn CausalLm>> {
-    let cfg: Config = serde_json::from_value(c.raw.clone())
-        .map_err(|e| c.error(format!("gpt_neox config: {e}")))?;
-    cfg.check()
-        .map_err(|m| c.error(format!("{m} (not supported)")))?;
-    Ok(Box::new(GptNeox::load_hf(cfg, vb).map_err(|e| {
-        c.error(format!(
-            "weights do not match config.json: {}",
-            crate::error::plain(&e)
-        ))
-    })?))
+    super::load_own(c, vb, Config::check, GptNeox::load_hf)
 }

@@ -30,6 +30,30 @@ type FromHf = fn(&HfConfig) -> std::result::Result<Spec, String>;
 /// Loads a network of its own (GPT-2, GPT-NeoX) from a checkpoint folder.
 type LoadHf = fn(&HfConfig, candle_nn::VarBuilder) -> Result<Box<dyn CausalLm>>;
 
+/// Loads a network with its own config type (GPT-2, GPT-NeoX): config.json deserialised and
+/// checked, then the weights read through `vb`, every error naming the file.
+fn load_own<C, M>(
+    c: &HfConfig,
+    vb: candle_nn::VarBuilder,
+    check: fn(&C) -> std::result::Result<(), String>,
+    load: fn(C, candle_nn::VarBuilder) -> candle_core::Result<M>,
+) -> Result<Box<dyn CausalLm>>
+where
+    C: serde::de::DeserializeOwned,
+    M: CausalLm + 'static,
+{
+    let cfg: C = serde_json::from_value(c.raw.clone())
+        .map_err(|e| c.error(format!("{} config: {e}", c.model_type())))?;
+    check(&cfg).map_err(|m| c.error(format!("{m} (not supported)")))?;
+    let net = load(cfg, vb).map_err(|e| {
+        c.error(format!(
+            "weights do not match config.json: {}",
+            crate::error::plain(&e)
+        ))
+    })?;
+    Ok(Box::new(net))
+}
+
 /// How a checkpoint's tensors are read.
 pub struct HfSource<'a> {
     pub files: &'a super::safetensors::SafeFiles,
