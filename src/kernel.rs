@@ -1,5 +1,6 @@
-//! Vectorised numeric kernels for the two hot loops outside the matmuls: the soft-max
-//! statistics over the vocabulary and the attention soft-max.
+//! Vectorised numeric kernels for the hot loops outside the matmuls: the soft-max
+//! statistics over the vocabulary, the attention soft-max, and the gated feed-forward
+//! activations.
 //!
 //! Each is written so that the compiler vectorises it and compiled twice, for the baseline
 //! CPU and for AVX2+FMA, picked at run time. Both builds perform the same operations in the
@@ -155,6 +156,64 @@ pub fn softmax(row: &mut [f32]) {
     softmax_body(row)
 }
 
+/// `silu(g) · u`, `silu(g) = g / (1 + e^−g)`, with `e^−|g|` from [`exp_neg`] (so it never
+/// overflows): for `g < 0`, `g / (1 + e^{|g|}) = g·e^{−|g|} / (1 + e^{−|g|})`.
+#[inline(always)]
+fn silu_mul_body(g: &[f32], u: &[f32], out: &mut [f32]) {
+    for ((o, &g), &u) in out.iter_mut().zip(g).zip(u) {
+        let e = exp_neg(-g.abs());
+        let num = if g < 0.0 { g * e } else { g };
+        *o = num / (1.0 + e) * u;
+    }
+}
+
+/// `gelu(g) · u` with GELU's tanh approximation,
+/// `0.5 g (1 + tanh(√(2/π) (g + 0.044715 g³)))`, and `tanh z = sign(z) (1 − e) / (1 + e)`,
+/// `e = e^{−2|z|}`.
+#[inline(always)]
+fn gelu_mul_body(g: &[f32], u: &[f32], out: &mut [f32]) {
+    const SQRT_TWO_OVER_PI: f32 = 0.797_884_6;
+    for ((o, &g), &u) in out.iter_mut().zip(g).zip(u) {
+        let z = SQRT_TWO_OVER_PI * g * (1.0 + 0.044715 * g * g);
+        let e = exp_neg(-2.0 * z.abs());
+        let t = (1.0 - e) / (1.0 + e);
+        let t = if z < 0.0 { -t } else { t };
+        *o = 0.5 * g * (1.0 + t) * u;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn silu_mul_avx2(g: &[f32], u: &[f32], out: &mut [f32]) {
+    silu_mul_body(g, u, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn gelu_mul_avx2(g: &[f32], u: &[f32], out: &mut [f32]) {
+    gelu_mul_body(g, u, out)
+}
+
+/// `out = silu(g) · u` element-wise (the three slices have one length).
+pub fn silu_mul(g: &[f32], u: &[f32], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU was checked for AVX2 and FMA just above.
+        return unsafe { silu_mul_avx2(g, u, out) };
+    }
+    silu_mul_body(g, u, out)
+}
+
+/// `out = gelu_tanh(g) · u` element-wise (the three slices have one length).
+pub fn gelu_mul(g: &[f32], u: &[f32], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU was checked for AVX2 and FMA just above.
+        return unsafe { gelu_mul_avx2(g, u, out) };
+    }
+    gelu_mul_body(g, u, out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,5 +267,34 @@ mod tests {
         let mut one = [5.0f32];
         softmax(&mut one);
         assert_eq!(one, [1.0]);
+    }
+
+    #[test]
+    fn gated_activations_match_f64() {
+        let g: Vec<f32> = (0..2001).map(|i| (i as f32 - 1000.0) / 37.0).collect();
+        let u: Vec<f32> = (0..2001).map(|i| 1.0 + (i % 7) as f32 / 3.0).collect();
+        let mut a = vec![0f32; g.len()];
+        let mut b = vec![0f32; g.len()];
+        silu_mul(&g, &u, &mut a);
+        gelu_mul(&g, &u, &mut b);
+        for i in 0..g.len() {
+            let (x, y) = (g[i] as f64, u[i] as f64);
+            let silu = x / (1.0 + (-x).exp()) * y;
+            let z = (2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x);
+            let gelu = 0.5 * x * (1.0 + z.tanh()) * y;
+            assert!(
+                (a[i] as f64 - silu).abs() <= 1e-6 * (1.0 + silu.abs()),
+                "silu({x})"
+            );
+            assert!(
+                (b[i] as f64 - gelu).abs() <= 1e-6 * (1.0 + gelu.abs()),
+                "gelu({x})"
+            );
+        }
+        let mut c = vec![0f32; g.len()];
+        silu_mul_body(&g, &u, &mut c);
+        assert_eq!(a, c, "dispatched and baseline builds agree");
+        gelu_mul_body(&g, &u, &mut c);
+        assert_eq!(b, c, "dispatched and baseline builds agree");
     }
 }

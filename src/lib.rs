@@ -11,6 +11,7 @@ pub mod error;
 pub mod input;
 pub mod kernel;
 pub mod model;
+pub mod profile;
 pub mod report;
 pub mod scan;
 pub mod score;

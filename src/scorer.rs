@@ -350,6 +350,7 @@ impl<'m> Scorer<'m> {
     /// Tokenises a passage for every view this scorer computes (target, lowercase,
     /// reference). Needs only the tokenizers: can run on any thread.
     pub fn prepare(&self, passage: Passage) -> Result<Prepared> {
+        let _span = crate::profile::span(crate::profile::Phase::Tokenize);
         let tokenizer = &self.target.model.tokenizer;
         let ids = tokenizer.encode(&passage.id, &passage.text)?;
         let lower = if self.opts.lowercase {

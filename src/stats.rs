@@ -7,10 +7,13 @@
 //! `[T, vocab]` probability tensor ever exists (Gemma 3's vocabulary is 262,144). The sums
 //! are carried in f64; each `exp` is computed in f32 (relative error below 2e-7), which
 //! moves a log-prob by well under 1e-6 and lets the reduction run in vector registers.
+//! Off the CPU the same reduction runs as tensor ops on the device ([`StatsBackend`]).
 
 use crate::error::Result;
 use crate::kernel;
+use crate::model::layers::cpu_rows;
 use crate::model::CausalLm;
+use crate::profile::{self, Phase};
 use candle_core::{DType, Tensor};
 use rayon::prelude::*;
 
@@ -32,8 +35,32 @@ const LOGITS_PER_BLOCK: usize = 8 << 20;
 /// Head floats expanded at once (a quantised head is expanded block by block): ~16 MiB.
 const HEAD_PER_BLOCK: usize = 4 << 20;
 
+/// Where the blockwise reduction runs. Both backends compute the same running sums per row
+/// ([`RowAcc`]); they differ in where a block of logits is reduced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatsBackend {
+    /// The vectorised CPU kernels ([`kernel::max`], [`kernel::sums`]) over the block in
+    /// place: `exp` in f32, sums in f64.
+    Kernel,
+    /// Candle ops on the block's device (in f64): only five numbers per row — the block's
+    /// max, its three sums and the target's logit — come back to the host, so a GPU never
+    /// copies a block of logits (1 MB per token for Gemma's vocabulary) over the bus.
+    Tensor,
+}
+
+impl StatsBackend {
+    /// The kernels on the CPU, tensor ops elsewhere.
+    pub fn for_device(device: &candle_core::Device) -> StatsBackend {
+        if device.is_cpu() {
+            StatsBackend::Kernel
+        } else {
+            StatsBackend::Tensor
+        }
+    }
+}
+
 /// Statistics for the rows `rows[j]` of `hidden` (`[T, H]`, final-normed), each predicting
-/// `targets[j]`.
+/// `targets[j]`, with the backend that suits `hidden`'s device.
 ///
 /// The head is applied block by block over the *vocabulary* (all positions against a slice
 /// of the head's rows), and each row's sums are carried across blocks with an online
@@ -46,29 +73,87 @@ pub fn token_stats(
     rows: &[u32],
     targets: &[u32],
 ) -> Result<Vec<TokenStat>> {
+    let backend = StatsBackend::for_device(hidden.device());
+    token_stats_with(backend, lm, hidden, rows, targets)
+}
+
+/// [`token_stats`] with a chosen backend (tests run both on the CPU and compare them).
+pub fn token_stats_with(
+    backend: StatsBackend,
+    lm: &dyn CausalLm,
+    hidden: &Tensor,
+    rows: &[u32],
+    targets: &[u32],
+) -> Result<Vec<TokenStat>> {
     debug_assert_eq!(rows.len(), targets.len());
     let cap = lm.logit_softcap();
     let mut acc = vec![RowAcc::default(); rows.len()];
-    logit_blocks(lm, hidden, rows, |r0, v0, vb, flat| {
-        let n = flat.len() / vb;
-        flat.par_chunks(vb)
-            .zip(acc[r0..r0 + n].par_iter_mut())
-            .zip(targets[r0..r0 + n].par_iter())
-            .for_each(|((row, a), &t)| a.update(row, v0, t as usize, cap));
+    logit_blocks(lm, hidden, rows, |r0, v0, logits| {
+        let _span = profile::span(Phase::Statistics);
+        let (n, vb) = logits.dims2()?;
+        let (acc, targets) = (&mut acc[r0..r0 + n], &targets[r0..r0 + n]);
+        match backend {
+            StatsBackend::Kernel if logits.dtype() == DType::F32 && logits.device().is_cpu() => {
+                let view = cpu_rows(logits)?;
+                acc.par_iter_mut()
+                    .zip(targets.par_iter())
+                    .enumerate()
+                    .for_each(|(r, (a, &t))| a.update(view.row(r, vb), v0, t as usize, cap));
+            }
+            _ => fold_block_tensor(logits, v0, targets, acc, cap)?,
+        }
         Ok(())
     })?;
     Ok(acc.iter().map(RowAcc::finish).collect())
 }
 
+/// The tensor backend's reduction of one block `[n, vb]` (vocabulary entries `v0..`): per
+/// row the max `m`, `Σ e`, `Σ e·a`, `Σ e·a²` with `a = x − m`, `e = exp(a)`, and the target's
+/// logit, computed on the block's device in f64, then merged into the running sums.
+fn fold_block_tensor(
+    logits: &Tensor,
+    v0: usize,
+    targets: &[u32],
+    acc: &mut [RowAcc],
+    softcap: Option<f64>,
+) -> Result<()> {
+    let (n, vb) = logits.dims2()?;
+    let mut x = logits.to_dtype(DType::F64)?;
+    if let Some(c) = softcap {
+        x = ((x / c)?.tanh()? * c)?;
+    }
+    let m = x.max_keepdim(1)?;
+    let a = x.broadcast_sub(&m)?;
+    let e = a.exp()?;
+    let ea = (&e * &a)?;
+    let s = e.sum(1)?;
+    let s1 = ea.sum(1)?;
+    let s2 = (ea * &a)?.sum(1)?;
+    let local: Vec<u32> = targets
+        .iter()
+        .map(|&t| (t as usize).saturating_sub(v0).min(vb - 1) as u32)
+        .collect();
+    let idx = Tensor::from_vec(local, (n, 1), logits.device())?;
+    let xt = x.gather(&idx, 1)?.squeeze(1)?;
+    let back = Tensor::stack(&[&m.squeeze(1)?, &s, &s1, &s2, &xt], 0)?.to_vec2::<f64>()?;
+    for (r, a) in acc.iter_mut().enumerate() {
+        a.merge(back[0][r], back[1][r], back[2][r], back[3][r]);
+        if (v0..v0 + vb).contains(&(targets[r] as usize)) {
+            a.target = back[4][r];
+        }
+    }
+    Ok(())
+}
+
 /// Applies the LM head to `rows` of `hidden` in groups of positions and, within a group,
 /// in blocks of the vocabulary (at most [`LOGITS_PER_BLOCK`] logits at a time), handing
-/// each block to `f(first row of the group, first vocabulary entry, block width,
-/// row-major logits)`. Groups come in order, and blocks in vocabulary order.
+/// each block `[rows, width]` (f32) to `f(first row of the group, first vocabulary entry,
+/// logits)`. Groups come in order, and blocks in vocabulary order.
 fn logit_blocks(
     lm: &dyn CausalLm,
     hidden: &Tensor,
     rows: &[u32],
-    mut f: impl FnMut(usize, usize, usize, &[f32]) -> Result<()>,
+    mut f: impl FnMut(usize, usize, &Tensor) -> Result<()>,
 ) -> Result<()> {
     let head = lm.lm_head();
     let vocab = head.dims2()?.0;
@@ -85,10 +170,11 @@ fn logit_blocks(
         let mut v0 = 0;
         while v0 < vocab {
             let vb = block.min(vocab - v0);
+            let span = profile::span(Phase::LmHead);
             let w = head.rows(v0, vb)?.to_device(h.device())?;
             let logits = h.matmul(&w.t()?)?.to_dtype(DType::F32)?;
-            let flat: Vec<f32> = logits.flatten_all()?.to_vec1()?;
-            f(g * group, v0, vb, &flat)?;
+            drop(span);
+            f(g * group, v0, &logits)?;
             v0 += vb;
         }
     }
@@ -106,7 +192,9 @@ pub fn token_ranks(
     targets: &[u32],
 ) -> Result<Vec<u32>> {
     let mut target_logit = vec![f32::NAN; rows.len()];
-    logit_blocks(lm, hidden, rows, |r0, v0, vb, flat| {
+    logit_blocks(lm, hidden, rows, |r0, v0, logits| {
+        let vb = logits.dim(1)?;
+        let flat: Vec<f32> = logits.flatten_all()?.to_vec1()?;
         for (j, row) in flat.chunks(vb).enumerate() {
             let t = targets[r0 + j] as usize;
             if (v0..v0 + vb).contains(&t) {
@@ -116,7 +204,9 @@ pub fn token_ranks(
         Ok(())
     })?;
     let mut rank = vec![1u32; rows.len()];
-    logit_blocks(lm, hidden, rows, |r0, _, vb, flat| {
+    logit_blocks(lm, hidden, rows, |r0, _, logits| {
+        let vb = logits.dim(1)?;
+        let flat: Vec<f32> = logits.flatten_all()?.to_vec1()?;
         for (j, row) in flat.chunks(vb).enumerate() {
             let x = target_logit[r0 + j];
             rank[r0 + j] += row.iter().filter(|&&v| v > x).count() as u32;
@@ -197,6 +287,35 @@ impl RowAcc {
         self.s += s;
         self.s1 += s1;
         self.s2 += s2;
+    }
+
+    /// Merges a block's sums taken about its own max `bm` (the tensor backend's form).
+    fn merge(&mut self, bm: f64, s: f64, s1: f64, s2: f64) {
+        if bm.is_nan() {
+            self.m = f64::NAN;
+            return;
+        }
+        // re-centre whichever side has the smaller max on the larger one (a' = a + d, d <= 0)
+        let shift = |d: f64, s: f64, s1: f64, s2: f64| {
+            let f = d.exp();
+            (f * s, f * (s1 + d * s), f * (s2 + 2.0 * d * s1 + d * d * s))
+        };
+        if bm > self.m {
+            let (a, b, c) = if self.s > 0.0 {
+                shift(self.m - bm, self.s, self.s1, self.s2)
+            } else {
+                (0.0, 0.0, 0.0)
+            };
+            self.m = bm;
+            self.s = a + s;
+            self.s1 = b + s1;
+            self.s2 = c + s2;
+        } else {
+            let (a, b, c) = shift(bm - self.m, s, s1, s2);
+            self.s += a;
+            self.s1 += b;
+            self.s2 += c;
+        }
     }
 
     /// `log p(v) = a_v − ln s`, so `mu = s1/s − ln s` and the variance of `log p` is that of

@@ -5,12 +5,13 @@
 //! loader reads GGUF files and Hugging Face checkpoints through [`Weights`].
 
 use super::layers::{
-    Activation, Attention, KvPrefix, Linear, Mlp, QkNorm, RmsNorm, RopeStyle, Rotary,
+    Activation, Attention, KvPrefix, Linear, Mlp, QkNorm, RmsNorm, RopeStyle, Rotary, Stacked,
 };
 use super::safetensors::SafeFiles;
 use super::weight::{Residency, Weight};
 use super::{ArchInfo, Batch, CausalLm};
 use crate::error::{Error, Result};
+use crate::profile::{self, Phase};
 use candle_core::{DType, Device, Tensor};
 use std::path::PathBuf;
 
@@ -393,19 +394,19 @@ impl Decoder {
                 let nm = name(w, r);
                 lin(w, &nm, out, inp, bias)
             };
-            let (q, k, v) = if s.fused_qkv {
+            let qkv = if s.fused_qkv {
                 let n = name(w, Role::Qkv);
                 let qkv = w.weight(&format!("{n}.weight"), &[qd + 2 * kvd, h])?;
-                let part = |a: usize, len: usize| -> Result<Linear> {
-                    Ok(Linear::from_weight(qkv.split_rows(a, len)?, None))
-                };
-                (part(0, qd)?, part(qd, kvd)?, part(qd + kvd, kvd)?)
+                Stacked::Fused {
+                    lin: Linear::from_weight(qkv, None),
+                    widths: vec![qd, kvd, kvd],
+                }
             } else {
-                (
+                Stacked::new(vec![
                     blin(w, Role::Q, qd, h, s.qkv_bias)?,
                     blin(w, Role::K, kvd, h, s.qkv_bias)?,
                     blin(w, Role::V, kvd, h, s.qkv_bias)?,
-                )
+                ])?
             };
             let qk_norm = match s.qk_norm {
                 QkNormKind::None => None,
@@ -420,9 +421,7 @@ impl Decoder {
             };
             let sliding = s.sliding_layers[i];
             let attn = Attention {
-                q,
-                k,
-                v,
+                qkv,
                 o: blin(w, Role::O, h, qd, false)?,
                 qk_norm,
                 heads: s.heads,
@@ -432,22 +431,21 @@ impl Decoder {
                 window: if sliding { s.window } else { None },
                 softcap: s.attn_softcap,
             };
-            let (gate, up) = if s.fused_gate_up {
+            let gate_up = if s.fused_gate_up {
                 let n = name(w, Role::GateUp);
                 let gu = w.weight(&format!("{n}.weight"), &[2 * s.ffn, h])?;
-                (
-                    Linear::from_weight(gu.split_rows(0, s.ffn)?, None),
-                    Linear::from_weight(gu.split_rows(s.ffn, s.ffn)?, None),
-                )
+                Stacked::Fused {
+                    lin: Linear::from_weight(gu, None),
+                    widths: vec![s.ffn, s.ffn],
+                }
             } else {
-                (
+                Stacked::new(vec![
                     blin(w, Role::Gate, s.ffn, h, false)?,
                     blin(w, Role::Up, s.ffn, h, false)?,
-                )
+                ])?
             };
             let mlp = Mlp {
-                gate,
-                up,
+                gate_up,
                 down: blin(w, Role::Down, h, s.ffn, false)?,
                 act: s.act,
             };
@@ -495,44 +493,43 @@ impl Decoder {
     /// [`CausalLm::forward`] with every sequence of the batch conditioned on `prefix` (one
     /// [`KvPrefix`] per layer; the batch's positions must start after the prefix).
     pub fn forward_after(&self, batch: &Batch, prefix: Option<&[KvPrefix]>) -> Result<Tensor> {
+        let span = profile::span(Phase::Embed);
         let ids = Tensor::new(batch.ids.as_slice(), &self.device)?;
         let mut x = self.embed.gather(&ids)?;
         if let Some(s) = self.spec.embed_scale {
             x = (x * s)?;
         }
-        let (gcos, gsin) = self.global_rope.tables(&batch.positions, &self.device)?;
-        let (lcos, lsin) = if self.spec.local_rope_base.is_some() {
-            self.local_rope.tables(&batch.positions, &self.device)?
-        } else {
-            (gcos.clone(), gsin.clone())
-        };
+        drop(span);
+        let norm = |n: &RmsNorm, x: &Tensor| profile::time(Phase::Norm, || n.forward(x));
+        let add =
+            |a: &Tensor, b: &Tensor| profile::time(Phase::Residual, || Ok::<_, Error>((a + b)?));
         for (i, b) in self.blocks.iter().enumerate() {
-            let rope = if b.sliding {
-                (&self.local_rope, &lcos, &lsin)
+            let rope = if b.sliding && self.spec.local_rope_base.is_some() {
+                (&self.local_rope, batch.positions.as_slice())
             } else {
-                (&self.global_rope, &gcos, &gsin)
+                (&self.global_rope, batch.positions.as_slice())
             };
             let h = match &b.attn_norm {
-                Some(n) => n.forward(&x)?,
+                Some(n) => norm(n, &x)?,
                 None => x.clone(),
             };
             let p = prefix.map(|p| &p[i]);
             let mut a = b.attn.forward(&h, &batch.spans, rope, p)?;
             if let Some(n) = &b.post_attn_norm {
-                a = n.forward(&a)?;
+                a = norm(n, &a)?;
             }
-            x = (x + a)?;
+            x = add(&x, &a)?;
             let h = match &b.ffn_norm {
-                Some(n) => n.forward(&x)?,
+                Some(n) => norm(n, &x)?,
                 None => x.clone(),
             };
             let mut m = b.mlp.forward(&h)?;
             if let Some(n) = &b.post_ffn_norm {
-                m = n.forward(&m)?;
+                m = norm(n, &m)?;
             }
-            x = (x + m)?;
+            x = add(&x, &m)?;
         }
-        self.norm.forward(&x)
+        norm(&self.norm, &x)
     }
 }
 
@@ -558,6 +555,8 @@ impl CausalLm for Decoder {
             heads: s.heads,
             kv_heads: s.kv_heads,
             head_dim: s.head_dim,
+            ffn: s.ffn,
+            gated_ffn: true,
             vocab: s.vocab,
             context_length: s.context_length,
             sliding_window: s.window.filter(|_| s.sliding_layers.iter().any(|&x| x)),

@@ -4,9 +4,12 @@
 
 use crate::error::Result;
 use crate::kernel;
+use crate::model::attention;
 use crate::model::weight::Weight;
+use crate::profile::{self, Phase};
 use candle_core::{DType, Device, Tensor, D};
 use rayon::prelude::*;
+use std::sync::{Arc, RwLock};
 
 /// A linear map `y = x Wᵀ (+ b)`, with `W` stored `[out, in]` as in the files (kept as the
 /// file stores it and expanded for the matmul: see [`Weight`]).
@@ -127,10 +130,24 @@ pub enum RopeStyle {
 }
 
 /// Rotary position embedding over the first `dim` features of each head.
+///
+/// The cos/sin tables are built once per length (grown to the next power of two when a
+/// longer position comes) and, off the CPU, uploaded once per device: a forward only looks
+/// rows up.
 #[derive(Debug, Clone)]
 pub struct Rotary {
     inv_freq: Vec<f32>,
     style: RopeStyle,
+    tables: Arc<RwLock<RotaryTables>>,
+}
+
+/// Cached tables: `cos`, `sin` `[len, dim/2]` on the host, and their copy on a device.
+#[derive(Debug, Default)]
+struct RotaryTables {
+    len: usize,
+    cos: Arc<Vec<f32>>,
+    sin: Arc<Vec<f32>>,
+    device: Option<(Tensor, Tensor)>,
 }
 
 impl Rotary {
@@ -141,7 +158,11 @@ impl Rotary {
         let inv_freq = (0..dim / 2)
             .map(|i| 1.0 / base.powf((2 * i) as f32 / dim as f32))
             .collect();
-        Rotary { inv_freq, style }
+        Rotary {
+            inv_freq,
+            style,
+            tables: Arc::default(),
+        }
     }
 
     /// Divides each frequency by its factor (Llama 3.1's long-context scaling, which GGUF
@@ -150,27 +171,131 @@ impl Rotary {
         for (f, k) in self.inv_freq.iter_mut().zip(factors) {
             *f /= *k;
         }
+        self.tables = Arc::default();
         self
     }
 
-    /// cos and sin tables `[T, dim/2]` for the given positions (only these: no table for the
-    /// whole context is kept).
-    pub fn tables(&self, positions: &[u32], device: &Device) -> Result<(Tensor, Tensor)> {
-        let half = self.inv_freq.len();
-        let mut cos = Vec::with_capacity(positions.len() * half);
-        let mut sin = Vec::with_capacity(positions.len() * half);
-        for &p in positions {
-            for &f in &self.inv_freq {
-                let angle = (p as f32 * f) as f64;
-                cos.push(angle.cos() as f32);
-                sin.push(angle.sin() as f32);
+    /// Host tables covering positions `0..len` at least: `(cos, sin)`, `[len', dim/2]`.
+    fn host(&self, len: usize) -> (Arc<Vec<f32>>, Arc<Vec<f32>>) {
+        {
+            let t = self.tables.read().expect("rotary tables");
+            if t.len >= len {
+                return (t.cos.clone(), t.sin.clone());
             }
         }
-        let shape = (positions.len(), half);
-        Ok((
-            Tensor::from_vec(cos, shape, device)?,
-            Tensor::from_vec(sin, shape, device)?,
-        ))
+        let mut t = self.tables.write().expect("rotary tables");
+        if t.len < len {
+            let n = len.next_power_of_two();
+            let half = self.inv_freq.len();
+            let mut cos = Vec::with_capacity(n * half);
+            let mut sin = Vec::with_capacity(n * half);
+            for p in 0..n {
+                for &f in &self.inv_freq {
+                    let angle = (p as f32 * f) as f64;
+                    cos.push(angle.cos() as f32);
+                    sin.push(angle.sin() as f32);
+                }
+            }
+            *t = RotaryTables {
+                len: n,
+                cos: Arc::new(cos),
+                sin: Arc::new(sin),
+                device: None,
+            };
+        }
+        (t.cos.clone(), t.sin.clone())
+    }
+
+    /// cos and sin tables `[T, dim/2]` for the given positions, looked up in the cached tables
+    /// (on `device`, where they are uploaded once).
+    pub fn tables(&self, positions: &[u32], device: &Device) -> Result<(Tensor, Tensor)> {
+        let half = self.inv_freq.len();
+        let len = positions.iter().max().map_or(0, |&p| p as usize + 1);
+        let (cos, sin) = self.host(len);
+        if device.is_cpu() {
+            let pick = |table: &[f32]| -> Vec<f32> {
+                positions
+                    .iter()
+                    .flat_map(|&p| &table[p as usize * half..(p as usize + 1) * half])
+                    .copied()
+                    .collect()
+            };
+            let shape = (positions.len(), half);
+            return Ok((
+                Tensor::from_vec(pick(&cos), shape, device)?,
+                Tensor::from_vec(pick(&sin), shape, device)?,
+            ));
+        }
+        let full = {
+            let mut t = self.tables.write().expect("rotary tables");
+            let n = t.len;
+            let stale = match &t.device {
+                Some((c, _)) => !c.device().same_device(device) || c.dim(0)? != n,
+                None => true,
+            };
+            if stale {
+                t.device = Some((
+                    Tensor::from_slice(&t.cos, (n, half), device)?,
+                    Tensor::from_slice(&t.sin, (n, half), device)?,
+                ));
+            }
+            t.device.clone().expect("uploaded")
+        };
+        let idx = Tensor::new(positions, device)?;
+        Ok((full.0.index_select(&idx, 0)?, full.1.index_select(&idx, 0)?))
+    }
+
+    /// Rotates `x` `[T, heads · head_dim]` (token-major, unit column stride; any row stride)
+    /// for the given positions on the CPU in f32, into a new contiguous `[T, heads · head_dim]`
+    /// tensor: one pass, straight from the cached tables. Features past the rotary dimension
+    /// are copied.
+    pub fn rotate_rows_cpu(
+        &self,
+        x: &Tensor,
+        heads: usize,
+        head_dim: usize,
+        positions: &[u32],
+    ) -> Result<Tensor> {
+        let half = self.inv_freq.len();
+        let rot = 2 * half;
+        let len = positions.iter().max().map_or(0, |&p| p as usize + 1);
+        let (cos, sin) = self.host(len);
+        let view = cpu_rows(x)?;
+        let width = heads * head_dim;
+        let mut out = vec![0f32; positions.len() * width];
+        let style = self.style;
+        out.par_chunks_mut(width)
+            .zip(positions.par_iter())
+            .enumerate()
+            .for_each(|(t, (o, &p))| {
+                let src = view.row(t, width);
+                let (c, s) = (
+                    &cos[p as usize * half..][..half],
+                    &sin[p as usize * half..][..half],
+                );
+                for h in 0..heads {
+                    let xi = &src[h * head_dim..(h + 1) * head_dim];
+                    let oi = &mut o[h * head_dim..(h + 1) * head_dim];
+                    match style {
+                        RopeStyle::Interleaved => {
+                            for i in 0..half {
+                                let (a, b) = (xi[2 * i], xi[2 * i + 1]);
+                                oi[2 * i] = a * c[i] - b * s[i];
+                                oi[2 * i + 1] = a * s[i] + b * c[i];
+                            }
+                        }
+                        RopeStyle::Halves => {
+                            for i in 0..half {
+                                let (a, b) = (xi[i], xi[i + half]);
+                                oi[i] = a * c[i] - b * s[i];
+                                oi[i + half] = b * c[i] + a * s[i];
+                            }
+                        }
+                    }
+                    oi[rot..].copy_from_slice(&xi[rot..]);
+                }
+            });
+        Ok(Tensor::from_vec(out, (positions.len(), width), x.device())?)
     }
 
     /// Applies the rotation to `x`: `[1, heads, T, head_dim]`, contiguous. When the rotary
@@ -196,6 +321,68 @@ impl Rotary {
             None => y,
         })
     }
+}
+
+/// A CPU f32 matrix seen through its layout: row `t` starts at `offset + t · row_stride`
+/// (unit column stride). Lets kernels read views (the q/k/v column ranges of a fused
+/// projection) without copying them out.
+pub(crate) struct CpuRows<'a> {
+    _guard: candle_core::StorageRef<'a>,
+    data: *const f32,
+    len: usize,
+    pub offset: usize,
+    pub row_stride: usize,
+}
+
+// SAFETY: the pointer is into the storage the guard keeps borrowed (read-only).
+unsafe impl Sync for CpuRows<'_> {}
+unsafe impl Send for CpuRows<'_> {}
+
+impl CpuRows<'_> {
+    /// The whole storage (indices are `offset + t · row_stride + column`).
+    pub fn data(&self) -> &[f32] {
+        // SAFETY: `data`/`len` come from the guarded storage's slice.
+        unsafe { std::slice::from_raw_parts(self.data, self.len) }
+    }
+
+    /// `n` values of row `t` from its first column.
+    pub fn row(&self, t: usize, n: usize) -> &[f32] {
+        let a = self.offset + t * self.row_stride;
+        &self.data()[a..a + n]
+    }
+}
+
+/// The CPU f32 view of a 2-D tensor with unit column stride (error otherwise: callers make
+/// such tensors).
+pub(crate) fn cpu_rows(x: &Tensor) -> Result<CpuRows<'_>> {
+    let (_, cols) = x.dims2()?;
+    let (guard, layout) = x.storage_and_layout();
+    let stride = layout.stride();
+    if cols > 1 && stride[1] != 1 {
+        return Err(candle_core::Error::Msg(
+            "internal: a kernel was handed a matrix with non-unit column stride".into(),
+        )
+        .into());
+    }
+    let (data, len) = match &*guard {
+        candle_core::Storage::Cpu(c) => {
+            let s = c.as_slice::<f32>()?;
+            (s.as_ptr(), s.len())
+        }
+        _ => {
+            return Err(candle_core::Error::Msg(
+                "internal: a CPU kernel was handed a device tensor".into(),
+            )
+            .into())
+        }
+    };
+    Ok(CpuRows {
+        offset: layout.start_offset(),
+        row_stride: stride[0],
+        data,
+        len,
+        _guard: guard,
+    })
 }
 
 /// Queries processed per attention block: bounds the score matrix to
@@ -283,6 +470,7 @@ pub fn attention_after(
 
 /// [`attention`] over every sequence of a packed batch: `q`, `k`, `v` hold all the batch's
 /// positions (`[heads, T, d]`); each span attends only within itself. Returns `[T, heads * d]`.
+/// (Through the backend seam: see [`attention::packed`].)
 pub fn packed_attention(
     q: &Tensor,
     k: &Tensor,
@@ -291,23 +479,20 @@ pub fn packed_attention(
     scale: f64,
     window: Option<usize>,
 ) -> Result<Tensor> {
-    let mut outs = spans
-        .iter()
-        .map(|&(s, n)| {
-            attention(
-                &q.narrow(1, s, n)?,
-                &k.narrow(1, s, n)?,
-                &v.narrow(1, s, n)?,
-                scale,
-                window,
-            )
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(if outs.len() == 1 {
-        outs.pop().expect("one span")
-    } else {
-        Tensor::cat(&outs, 0)?
-    })
+    let hd = |x| attention::Heads {
+        x,
+        order: attention::Order::HeadMajor,
+        heads: x.dim(0).unwrap_or(1),
+    };
+    attention::packed(
+        attention::Backend::for_tensor(q),
+        hd(q),
+        hd(k),
+        hd(v),
+        attention::Mask { spans, window },
+        scale,
+        None,
+    )
 }
 
 /// Additive mask `[qn, kn]` for queries `qs..qs+qn` against keys `ks..ks+kn`.
@@ -367,24 +552,104 @@ pub enum Activation {
     GeluTanh,
 }
 
+/// Several linear maps of the same input computed as one matmul where their weights can
+/// be stacked (q/k/v, gate/up): fewer, larger GEMMs, and one read of the input. The outputs
+/// are column ranges (views) of the stacked result; each column is the same dot product as
+/// in the separate map.
+#[derive(Debug)]
+pub enum Stacked {
+    Fused { lin: Linear, widths: Vec<usize> },
+    Separate(Vec<Linear>),
+}
+
+impl Stacked {
+    /// Stacks `parts` if their weights share a form (see [`Weight::concat_rows`]) and either
+    /// all or none have biases.
+    pub fn new(parts: Vec<Linear>) -> Result<Stacked> {
+        let weights: Vec<&Weight> = parts.iter().map(|l| &l.weight).collect();
+        let biases: Option<Vec<&Tensor>> = parts.iter().map(|l| l.bias.as_ref()).collect();
+        let none = parts.iter().all(|l| l.bias.is_none());
+        if biases.is_none() && !none {
+            return Ok(Stacked::Separate(parts));
+        }
+        let Some(weight) = Weight::concat_rows(&weights)? else {
+            return Ok(Stacked::Separate(parts));
+        };
+        let bias = match biases {
+            Some(b) if !none => Some(Tensor::cat(&b, 0)?),
+            _ => None,
+        };
+        let widths = parts
+            .iter()
+            .map(|l| Ok(l.weight.dims2()?.0))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Stacked::Fused {
+            lin: Linear::from_weight(weight, bias),
+            widths,
+        })
+    }
+
+    /// `x` `[T, in]` → one `[T, out_i]` per part (column views when fused).
+    pub fn forward(&self, x: &Tensor) -> Result<Vec<Tensor>> {
+        match self {
+            Stacked::Separate(parts) => parts.iter().map(|l| l.forward(x)).collect(),
+            Stacked::Fused { lin, widths } => {
+                let y = lin.forward(x)?;
+                let mut c = 0;
+                widths
+                    .iter()
+                    .map(|&w| {
+                        let part = y.narrow(1, c, w)?;
+                        c += w;
+                        Ok(part)
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
 /// Gated feed-forward block: `down(act(gate(x)) · up(x))`.
 #[derive(Debug)]
 pub struct Mlp {
-    pub gate: Linear,
-    pub up: Linear,
+    /// Gate and up.
+    pub gate_up: Stacked,
     pub down: Linear,
     pub act: Activation,
 }
 
 impl Mlp {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let g = self.gate.forward(x)?;
-        let g = match self.act {
-            Activation::Silu => candle_nn::ops::silu(&g)?,
-            Activation::GeluTanh => g.gelu()?,
-        };
-        self.down.forward(&(g * self.up.forward(x)?)?)
+        let gu = profile::time(Phase::FfnMatmul, || self.gate_up.forward(x))?;
+        let (g, u) = (&gu[0], &gu[1]);
+        let h = profile::time(Phase::Activation, || {
+            if g.device().is_cpu() && g.dtype() == DType::F32 {
+                return gated_cpu(self.act, g, u);
+            }
+            let g = match self.act {
+                Activation::Silu => candle_nn::ops::silu(g)?,
+                Activation::GeluTanh => g.gelu()?,
+            };
+            Ok::<_, crate::error::Error>((g * u)?)
+        })?;
+        profile::time(Phase::FfnMatmul, || self.down.forward(&h))
     }
+}
+
+/// `act(g) · u` on the CPU in one vectorised pass, reading `g` and `u` where they lie (the
+/// two halves of the stacked gate/up output).
+fn gated_cpu(act: Activation, g: &Tensor, u: &Tensor) -> Result<Tensor> {
+    let (t, n) = g.dims2()?;
+    let (gv, uv) = (cpu_rows(g)?, cpu_rows(u)?);
+    let mut out = vec![0f32; t * n];
+    let f = match act {
+        Activation::Silu => kernel::silu_mul,
+        Activation::GeluTanh => kernel::gelu_mul,
+    };
+    out.par_chunks_mut(n)
+        .enumerate()
+        .for_each(|(r, o)| f(gv.row(r, n), uv.row(r, n), o));
+    Ok(Tensor::from_vec(out, (t, n), g.device())?)
 }
 
 /// RMS norms of the queries and keys before the rotation.
@@ -409,9 +674,8 @@ pub struct KvPrefix {
 /// q/k norms, the scale, a sliding window, a soft-cap.
 #[derive(Debug)]
 pub struct Attention {
-    pub q: Linear,
-    pub k: Linear,
-    pub v: Linear,
+    /// q, k and v.
+    pub qkv: Stacked,
     pub o: Linear,
     pub qk_norm: Option<QkNorm>,
     pub heads: usize,
@@ -425,72 +689,147 @@ pub struct Attention {
 
 impl Attention {
     /// `x`: `[T, hidden]` for the batch's packed sequences → `[T, hidden]`. `rope`: the
-    /// rotation with its tables for the batch's positions. With `prefix`, every sequence of
-    /// the batch attends to the prefix first (its positions must then start at `P`).
+    /// rotation and the batch's positions. With `prefix`, every sequence of the batch attends
+    /// to the prefix first (its positions must then start at `P`).
     pub fn forward(
         &self,
         x: &Tensor,
         spans: &[(usize, usize)],
-        rope: (&Rotary, &Tensor, &Tensor),
+        rope: (&Rotary, &[u32]),
         prefix: Option<&KvPrefix>,
     ) -> Result<Tensor> {
-        let (q, k, v) = self.project(x, rope)?;
+        let attn = match prefix {
+            None => {
+                let (q, k, v, order) = self.project(x, rope)?;
+                let _span = profile::span(Phase::Attention);
+                let hd = |x, heads| attention::Heads { x, order, heads };
+                attention::packed(
+                    attention::Backend::for_tensor(&q),
+                    hd(&q, self.heads),
+                    hd(&k, self.kv_heads),
+                    attention::Heads {
+                        x: &v,
+                        order: attention::Order::TokenMajor,
+                        heads: self.kv_heads,
+                    },
+                    attention::Mask {
+                        spans,
+                        window: self.window,
+                    },
+                    self.scale,
+                    self.softcap,
+                )?
+            }
+            Some(p) => self.forward_after_prefix(x, spans, rope, p)?,
+        };
+        profile::time(Phase::OutProj, || self.o.forward(&attn))
+    }
+
+    /// Attention of each sequence after a shared key/value prefix (candle ops, one sequence
+    /// at a time: prefixes are for a few prompts, not for bulk scoring).
+    fn forward_after_prefix(
+        &self,
+        x: &Tensor,
+        spans: &[(usize, usize)],
+        (rotary, positions): (&Rotary, &[u32]),
+        p: &KvPrefix,
+    ) -> Result<Tensor> {
+        let (q, k, v) = self.project_heads(x, rotary, positions)?;
         let outs = spans
             .iter()
             .map(|&(s, n)| {
                 let (q, k, v) = (q.narrow(1, s, n)?, k.narrow(1, s, n)?, v.narrow(1, s, n)?);
-                match prefix {
-                    None => attention_after(&q, &k, &v, self.scale, self.window, 0, self.softcap),
-                    Some(p) => attention_after(
-                        &q,
-                        &Tensor::cat(&[&p.k, &k], 1)?,
-                        &Tensor::cat(&[&p.v, &v], 1)?,
-                        self.scale,
-                        self.window,
-                        p.k.dim(1)?,
-                        self.softcap,
-                    ),
-                }
+                attention_after(
+                    &q,
+                    &Tensor::cat(&[&p.k, &k], 1)?,
+                    &Tensor::cat(&[&p.v, &v], 1)?,
+                    self.scale,
+                    self.window,
+                    p.k.dim(1)?,
+                    self.softcap,
+                )
             })
             .collect::<Result<Vec<_>>>()?;
-        let attn = if outs.len() == 1 {
+        Ok(if outs.len() == 1 {
             outs.into_iter().next().expect("one span")
         } else {
             Tensor::cat(&outs, 0)?
-        };
-        self.o.forward(&attn)
+        })
     }
 
-    /// Rotated queries `[heads, T, d]`, rotated keys and values `[kv_heads, T, d]`.
+    /// Queries, keys (q/k-normed, not rotated) and values, token-major `[T, n · d]`; values
+    /// may be a column view of the stacked projection.
+    fn project_raw(&self, x: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
+        let t = x.dim(0)?;
+        let _span = profile::span(Phase::Qkv);
+        let mut qkv = self.qkv.forward(x)?.into_iter();
+        let (mut q, mut k, v) = (
+            qkv.next().expect("q"),
+            qkv.next().expect("k"),
+            qkv.next().expect("v"),
+        );
+        match &self.qk_norm {
+            Some(QkNorm::Whole(qn, kn)) => {
+                q = qn.forward(&q.contiguous()?)?;
+                k = kn.forward(&k.contiguous()?)?;
+            }
+            Some(QkNorm::PerHead(qn, kn)) => {
+                let per_head = |y: &Tensor, n: usize, norm: &RmsNorm| -> Result<Tensor> {
+                    let y = y.contiguous()?.reshape((t, n, self.head_dim))?;
+                    Ok(norm.forward(&y)?.reshape((t, n * self.head_dim))?)
+                };
+                q = per_head(&q, self.heads, qn)?;
+                k = per_head(&k, self.kv_heads, kn)?;
+            }
+            None => {}
+        }
+        Ok((q, k, v))
+    }
+
+    /// Rotated queries and keys, values, and how q and k hold their heads: token-major
+    /// straight from the rows on the CPU in f32, head-major `[n, T, d]` elsewhere.
     pub fn project(
         &self,
         x: &Tensor,
-        rope: (&Rotary, &Tensor, &Tensor),
+        (rotary, positions): (&Rotary, &[u32]),
+    ) -> Result<(Tensor, Tensor, Tensor, attention::Order)> {
+        if x.device().is_cpu() && x.dtype() == DType::F32 {
+            let (q, k, v) = self.project_raw(x)?;
+            let _span = profile::span(Phase::Rotary);
+            let q = rotary.rotate_rows_cpu(&q, self.heads, self.head_dim, positions)?;
+            let k = rotary.rotate_rows_cpu(&k, self.kv_heads, self.head_dim, positions)?;
+            return Ok((q, k, v, attention::Order::TokenMajor));
+        }
+        let (q, k, v) = self.project_heads(x, rotary, positions)?;
+        let v = v
+            .transpose(0, 1)?
+            .reshape((x.dim(0)?, self.kv_heads * self.head_dim))?;
+        Ok((q, k, v, attention::Order::HeadMajor))
+    }
+
+    /// Rotated queries `[heads, T, d]`, rotated keys and values `[kv_heads, T, d]` (candle
+    /// ops, any device).
+    pub fn project_heads(
+        &self,
+        x: &Tensor,
+        rotary: &Rotary,
+        positions: &[u32],
     ) -> Result<(Tensor, Tensor, Tensor)> {
         let t = x.dim(0)?;
-        let (mut q, mut k) = (self.q.forward(x)?, self.k.forward(x)?);
-        if let Some(QkNorm::Whole(qn, kn)) = &self.qk_norm {
-            q = qn.forward(&q)?;
-            k = kn.forward(&k)?;
-        }
-        let per_head = match &self.qk_norm {
-            Some(QkNorm::PerHead(qn, kn)) => Some((qn, kn)),
-            _ => None,
+        let (q, k, v) = self.project_raw(x)?;
+        let heads = |y: Tensor, n: usize| -> Result<Tensor> {
+            Ok(y.reshape((t, n, self.head_dim))?
+                .transpose(0, 1)?
+                .contiguous()?
+                .unsqueeze(0)?)
         };
-        let heads = |y: Tensor, n: usize, norm: Option<&RmsNorm>| -> Result<Tensor> {
-            let y = y.reshape((t, n, self.head_dim))?;
-            let y = match norm {
-                Some(norm) => norm.forward(&y)?,
-                None => y,
-            };
-            Ok(y.transpose(0, 1)?.contiguous()?.unsqueeze(0)?)
-        };
-        let (rotary, cos, sin) = rope;
-        let q = heads(q, self.heads, per_head.map(|p| p.0))?;
-        let k = heads(k, self.kv_heads, per_head.map(|p| p.1))?;
-        let v = heads(self.v.forward(x)?, self.kv_heads, None)?.squeeze(0)?;
-        let q = rotary.apply(&q, cos, sin)?.squeeze(0)?;
-        let k = rotary.apply(&k, cos, sin)?.squeeze(0)?;
+        let q = heads(q.contiguous()?, self.heads)?;
+        let k = heads(k.contiguous()?, self.kv_heads)?;
+        let v = heads(v.contiguous()?, self.kv_heads)?.squeeze(0)?;
+        let _span = profile::span(Phase::Rotary);
+        let (cos, sin) = rotary.tables(positions, x.device())?;
+        let q = rotary.apply(&q, &cos, &sin)?.squeeze(0)?;
+        let k = rotary.apply(&k, &cos, &sin)?.squeeze(0)?;
         Ok((q, k, v))
     }
 }

@@ -2,6 +2,7 @@
 //! states for every position (candle-transformers' models keep only the last one).
 
 pub mod arch;
+pub mod attention;
 pub mod decoder;
 pub mod gguf;
 pub mod hf;
@@ -74,9 +75,32 @@ pub struct ArchInfo {
     pub heads: usize,
     pub kv_heads: usize,
     pub head_dim: usize,
+    /// Width of the feed-forward block.
+    pub ffn: usize,
+    /// Whether the feed-forward block is gated (three matrices: gate, up, down) rather than
+    /// two (up, down).
+    pub gated_ffn: bool,
     pub vocab: usize,
     pub context_length: usize,
     pub sliding_window: Option<usize>,
+}
+
+impl ArchInfo {
+    /// Floating-point operations of one token's forward and LM head (2 per multiply-add): the
+    /// projections, the feed-forward block, the head, and causal attention over `context`
+    /// earlier positions on average. Norms, activations and the soft-max are left out: this
+    /// is the matmul work that bounds the speed (`scripts/bench.sh`'s f32 limit).
+    pub fn flops_per_token(&self, context: f64) -> f64 {
+        let (h, q, kv) = (
+            self.hidden as f64,
+            (self.heads * self.head_dim) as f64,
+            (self.kv_heads * self.head_dim) as f64,
+        );
+        let ffn = self.ffn as f64 * h * if self.gated_ffn { 3.0 } else { 2.0 };
+        let proj = h * (q + 2.0 * kv) + q * h;
+        let attn = 2.0 * q * context;
+        2.0 * (self.layers as f64 * (proj + ffn + attn) + self.vocab as f64 * h)
+    }
 }
 
 /// What identifies the model in every output line.

@@ -102,6 +102,76 @@ impl Weight {
         }
     }
 
+    /// The rows of `parts` stacked into one matrix (q, k and v, or gate and up, fused into
+    /// one larger matmul), in the form the parts share: `None` when they differ (a GGUF file
+    /// quantising `v` differently from `q` and `k`), when quantised rows do not start on
+    /// block boundaries, or off the CPU. The stacked matrix computes the same numbers as
+    /// the parts: every output column is the same dot product.
+    pub fn concat_rows(parts: &[&Weight]) -> Result<Option<Weight>> {
+        let cols = parts[0].dims2()?.1;
+        for p in parts {
+            if p.dims2()?.1 != cols {
+                return Ok(None);
+            }
+        }
+        let tensors = |f: &dyn Fn(&Weight) -> Option<(Tensor, DType)>| {
+            parts.iter().map(|p| f(p)).collect::<Option<Vec<_>>>()
+        };
+        match parts[0] {
+            Weight::Dense(_) => {
+                let Some(ts) = tensors(&|w| match w {
+                    Weight::Dense(t) => Some((t.clone(), t.dtype())),
+                    _ => None,
+                }) else {
+                    return Ok(None);
+                };
+                let ts: Vec<Tensor> = ts.into_iter().map(|(t, _)| t).collect();
+                Ok(Some(Weight::Dense(Tensor::cat(&ts, 0)?)))
+            }
+            Weight::Half { dtype, .. } => {
+                let d = *dtype;
+                let Some(ts) = tensors(&|w| match w {
+                    Weight::Half { t, dtype } if *dtype == d => Some((t.clone(), *dtype)),
+                    _ => None,
+                }) else {
+                    return Ok(None);
+                };
+                let ts: Vec<Tensor> = ts.into_iter().map(|(t, _)| t).collect();
+                if ts.iter().any(|t| t.dtype() != ts[0].dtype()) {
+                    return Ok(None);
+                }
+                Ok(Some(Weight::Half {
+                    t: Tensor::cat(&ts, 0)?,
+                    dtype: d,
+                }))
+            }
+            Weight::Quantized { q, dtype } => {
+                let (qd, d) = (q.dtype(), *dtype);
+                let mut data = Vec::new();
+                let mut rows = 0;
+                for p in parts {
+                    match p {
+                        Weight::Quantized { q, dtype }
+                            if q.dtype() == qd && *dtype == d && q.device().is_cpu() =>
+                        {
+                            if !cols.is_multiple_of(qd.block_size()) {
+                                return Ok(None);
+                            }
+                            data.extend_from_slice(&q.data()?);
+                            rows += q.shape().dims2()?.0;
+                        }
+                        _ => return Ok(None),
+                    }
+                }
+                let storage = QStorage::from_data(Cow::Owned(data), &Device::Cpu, qd)?;
+                Ok(Some(Weight::Quantized {
+                    q: Arc::new(QTensor::new(storage, (rows, cols))?),
+                    dtype: d,
+                }))
+            }
+        }
+    }
+
     /// Rows `start..start + n` as a weight of their own (the parts of a fused projection),
     /// still in blocks where the rows start on block boundaries.
     pub fn split_rows(&self, start: usize, n: usize) -> Result<Weight> {

@@ -159,6 +159,8 @@ impl CausalLm for Gpt2 {
             heads: c.n_head,
             kv_heads: c.n_head,
             head_dim: c.n_embd / c.n_head,
+            ffn: c.n_inner.unwrap_or(4 * c.n_embd),
+            gated_ffn: false,
             vocab: c.vocab_size,
             context_length: c.n_positions,
             sliding_window: None,

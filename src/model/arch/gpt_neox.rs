@@ -227,6 +227,8 @@ impl CausalLm for GptNeox {
             heads: c.num_attention_heads,
             kv_heads: c.num_attention_heads,
             head_dim: c.head_dim(),
+            ffn: c.intermediate_size,
+            gated_ffn: false,
             vocab: c.vocab_size,
             context_length: c.max_position_embeddings,
             sliding_window: None,
