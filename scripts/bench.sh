@@ -1,59 +1,105 @@
 #!/usr/bin/env bash
 # Throughput of `miascan score` against the peer scorers (../shared/peers), side by side in
-# one run on the same passages. Figures: scored tokens per second, and ratios.
+# one run on the same passages, for SmolLM2-135M and Gemma 3 270M. Per model it prints:
+# - the machine's f32 limit for the model (examples/f32_limit: FMA peak and candle's GEMM at
+#   the model's shapes, as tokens/s) and miascan's fraction of it;
+# - tokens/s of miascan (2 threads and 1 thread: thread scaling) and of both peers, with the
+#   model load included and excluded, the same way for every side (miascan's load is the
+#   wall time of a run on a one-passage file; the peers time their load themselves);
+# - ratios miascan / peer, and miascan's peak RSS.
 #
-# usage: scripts/bench.sh [PASSAGES.jsonl] [MODEL.gguf]
-#   default passages: tests/data/golden/corpus.jsonl; default model: SmolLM2 from the cache.
-#   Peers need scripts/setup-peers.sh (or ../shared/peers/setup.sh) run once (venv in
-#   ~/.cache/miascan/peers-venv, or
-#   $PEERS_PY). Threads: $THREADS (default 2) for everyone.
+# usage: scripts/bench.sh [PASSAGES.jsonl [N]]
+#   default passages: the first N (default 64) rows of ../shared/wikimia/256.jsonl (16.7k
+#   words) when present, else tests/data/golden/corpus.jsonl. Models from the cache
+#   (scripts/fetch-models.sh). Peers need scripts/setup-peers.sh run once (venv in
+#   ~/.cache/miascan/peers-venv, or $PEERS_PY); without them only miascan is measured.
+#   MODELS="smollm2 gemma3" selects models; PEERS=0 skips the peers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-passages=${1:-tests/data/golden/corpus.jsonl}
 cache=${MIASCAN_MODELS:-$HOME/.cache/miascan/models}
-model=${2:-$cache/SmolLM2-135M-Instruct.Q4_1.gguf}
-threads=${THREADS:-2}
 py=${PEERS_PY:-$HOME/.cache/miascan/peers-venv/bin/python}
+n=${2:-64}
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
-cargo build --release -q
-now() { date +%s.%N; }
-
-# miascan: one forward per passage (the lowercase score's second pass is off, as the peers
-# do not compute it); the time includes loading the model.
-t0=$(now)
-./target/release/miascan score --threads "$threads" --no-lowercase -m "$model" "$passages" >"$out/miascan.jsonl"
-t1=$(now)
-ours=$(python3 - "$out/miascan.jsonl" "$t0" "$t1" <<'PY'
+if [ -n "${1:-}" ]; then
+  passages=$1
+elif [ -f ../shared/wikimia/256.jsonl ]; then
+  passages=$out/passages.jsonl
+  head -n "$n" ../shared/wikimia/256.jsonl | python3 -c '
 import json, sys
-rows = [json.loads(l) for l in open(sys.argv[1])]
-tok = sum(r["n_tokens"] for r in rows)
-print(f"{tok / (float(sys.argv[3]) - float(sys.argv[2])):.1f} {tok}")
-PY
-)
-read -r ours_tps ntok <<<"$ours"
-echo "miascan           $ours_tps tokens/s  ($ntok tokens, f32, load included)"
+for i, l in enumerate(sys.stdin):
+    print(json.dumps({"id": f"wikimia256-{i}", "text": json.loads(l)["input"]}))' >"$passages"
+else
+  passages=tests/data/golden/corpus.jsonl
+fi
+echo '{"id": "one", "text": "One short passage."}' >"$out/one.jsonl"
 
-if [ -x "$py" ]; then
-  # the peers index an empty target list on one-token passages (llama.cpp's crashes on it):
-  # they get the passages miascan scored at least one token of (same order)
-  python3 - "$passages" "$out/miascan.jsonl" "$out/peer-passages.jsonl" <<'PY'
+cargo build --release -q
+cargo build --release -q --example f32_limit
+bin=./target/release/miascan
+now() { date +%s.%N; }
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
+echo "machine: $cpu, $(nproc) cores; passages: $passages"
+
+# seconds of one `miascan score` run (results in $out/m.jsonl, peak RSS in $out/rss)
+run_miascan() { # threads model file
+  local t0 t1
+  t0=$(now)
+  /usr/bin/time -o "$out/rss" -f %M $bin score --threads "$1" --no-lowercase -m "$2" "$3" >"$out/m.jsonl"
+  t1=$(now)
+  python3 -c "print(round($t1 - $t0, 3))"
+}
+
+for name in ${MODELS:-smollm2 gemma3}; do
+  case $name in
+    smollm2) model=$cache/SmolLM2-135M-Instruct.Q4_1.gguf ;;
+    gemma3) model=$cache/gemma-3-270m-q4_k_m.gguf ;;
+    *) echo "unknown model $name"; exit 2 ;;
+  esac
+  echo
+  echo "== $(basename "$model")"
+  load=$(run_miascan 2 "$model" "$out/one.jsonl")
+  s2=$(run_miascan 2 "$model" "$passages")
+  rss=$(cat "$out/rss")
+  cp "$out/m.jsonl" "$out/m2.jsonl"
+  tokens=$(python3 -c 'import json,sys; print(sum(json.loads(l)["n_tokens"] for l in open(sys.argv[1])))' "$out/m2.jsonl")
+  # average number of earlier positions a token attends to, for the attention FLOPs
+  ctx=$(python3 -c 'import json,sys; r=[json.loads(l)["n_tokens"] for l in open(sys.argv[1])]; print(sum(n*(n-1)/2 for n in r)/sum(r))' "$out/m2.jsonl")
+  limit=$(./target/release/examples/f32_limit "$model" --threads 2 --context "$ctx" 2>"$out/limit.txt")
+  sed 's/^/   /' "$out/limit.txt"
+  lim=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["limit_tokens_per_s_gemm"])' "$limit")
+  peak=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["limit_tokens_per_s_peak"])' "$limit")
+
+  s1=$(run_miascan 1 "$model" "$passages")
+  read -r with without one <<<"$(python3 -c "
+t=$tokens; print(round(t/$s2,1), round(t/max($s2-$load,1e-9),1), round(t/max($s1-$load,1e-9),1))")"
+  echo "   miascan, 2 threads: $with tokens/s with load, $without without (load $load s; $tokens tokens)"
+  echo "   miascan, 1 thread: $one tokens/s without load; 2 threads / 1 thread = $(python3 -c "print(round($without/$one,2))")x"
+  echo "   f32 limit (GEMM at the model's shapes): $(python3 -c "print(round($lim))") tokens/s; miascan reaches $(python3 -c "print(round(100*$without/$lim))")% of it ($(python3 -c "print(round(100*$without/$peak))")% of the FMA peak)"
+  echo "   peak RSS: $(python3 -c "print(round($rss/1048576, 2))") GiB"
+
+  if [ "${PEERS:-1}" != 0 ] && [ -x "$py" ]; then
+    # the peers index an empty target list on one-token passages (llama.cpp's crashes on
+    # it): they get the passages miascan scored at least one token of (same order)
+    python3 - "$passages" "$out/m2.jsonl" "$out/peer-passages.jsonl" <<'PY'
 import json, sys
 src = [l for l in open(sys.argv[1]) if l.strip()]
 rows = [json.loads(l) for l in open(sys.argv[2])]
 with open(sys.argv[3], "w") as w:
     w.writelines(l for l, r in zip(src, rows) if r["n_scored"] > 0)
 PY
-  for peer in peer_hf peer_llamacpp; do
-    line=$("$py" ../shared/peers/$peer.py "$model" "$out/peer-passages.jsonl" "$out/$peer.jsonl" --threads "$threads" 2>/dev/null | tail -1) || { echo "$peer failed"; continue; }
-    tps=$(python3 -c 'import json,sys; print(round(json.loads(sys.argv[1])["tokens_per_s"],1))' "$line")
-    ratio=$(python3 -c "print(round($ours_tps / $tps, 2))")
-    echo "$(printf '%-17s' "$peer") $tps tokens/s   miascan/peer = ${ratio}x"
-  done
-else
-  echo "peers not set up ($py missing): run scripts/setup-peers.sh for the side-by-side figures"
-fi
-if [ -x /usr/bin/time ]; then
-  echo "peak RSS of miascan (KiB): $(/usr/bin/time -f %M ./target/release/miascan score --threads "$threads" --no-lowercase -m "$model" "$passages" 2>&1 >/dev/null | tail -1)"
-fi
+    for peer in peer_hf peer_llamacpp; do
+      line=$("$py" ../shared/peers/$peer.py "$model" "$out/peer-passages.jsonl" "$out/$peer.jsonl" --threads 2 2>/dev/null | tail -1) || { echo "   $peer failed"; continue; }
+      python3 - "$line" "$with" "$without" "$peer" <<'PY'
+import json, sys
+r = json.loads(sys.argv[1]); w, wo = float(sys.argv[2]), float(sys.argv[3])
+tw = r["tokens"] / (r["load_s"] + r["score_s"]); two = r["tokens_per_s"]
+print(f"   {sys.argv[4]:<14} {tw:7.1f} tokens/s with load, {two:7.1f} without;"
+      f" miascan/peer = {w / tw:.2f}x with load, {wo / two:.2f}x without")
+PY
+    done
+  elif [ "${PEERS:-1}" != 0 ]; then
+    echo "   peers not set up ($py missing): run scripts/setup-peers.sh for the side-by-side figures"
+  fi
+done
