@@ -61,6 +61,16 @@ pub struct Heads<'a> {
     pub heads: usize,
 }
 
+impl Heads<'_> {
+    /// Features per head.
+    fn head_dim(&self) -> Result<usize> {
+        Ok(match self.order {
+            Order::TokenMajor => self.x.dim(1)? / self.heads,
+            Order::HeadMajor => self.x.dim(2)?,
+        })
+    }
+}
+
 /// What every query of the batch may see.
 #[derive(Debug, Clone, Copy)]
 pub struct Mask<'a> {
@@ -103,10 +113,7 @@ impl View<'_> {
 /// `x` as a CPU view, copied to a contiguous layout first only if its inner stride is not 1.
 fn view<'a>(h: &Heads, keep: &'a mut Option<Tensor>) -> Result<View<'a>> {
     let x = h.x;
-    let d = match h.order {
-        Order::TokenMajor => x.dim(1)? / h.heads,
-        Order::HeadMajor => x.dim(2)?,
-    };
+    let d = h.head_dim()?;
     let inner_ok = x.stride().last() == Some(&1);
     let t = match h.order {
         Order::TokenMajor if inner_ok => x.clone(),
@@ -148,10 +155,7 @@ fn kernel_path(
     let (mut kq, mut kk, mut kv) = (None, None, None);
     let (qv, kvw, vv) = (view(&q, &mut kq)?, view(&k, &mut kk)?, view(&v, &mut kv)?);
     let heads = q.heads;
-    let d = qv.hs.min(match q.order {
-        Order::TokenMajor => q.x.dim(1)? / heads,
-        Order::HeadMajor => q.x.dim(2)?,
-    });
+    let d = q.head_dim()?;
     let groups = heads / k.heads;
     let width = heads * d;
     let total: usize = mask.spans.iter().map(|s| s.1).sum();

@@ -479,16 +479,17 @@ pub fn packed_attention(
     scale: f64,
     window: Option<usize>,
 ) -> Result<Tensor> {
-    let hd = |x| attention::Heads {
+    let (qh, kh, vh) = (q.dim(0)?, k.dim(0)?, v.dim(0)?);
+    let hd = |x, heads| attention::Heads {
         x,
         order: attention::Order::HeadMajor,
-        heads: x.dim(0).unwrap_or(1),
+        heads,
     };
     attention::packed(
         attention::Backend::for_tensor(q),
-        hd(q),
-        hd(k),
-        hd(v),
+        hd(q, qh),
+        hd(k, kh),
+        hd(v, vh),
         attention::Mask { spans, window },
         scale,
         None,
