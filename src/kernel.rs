@@ -55,18 +55,22 @@ fn max_body(row: &[f32]) -> f32 {
     out
 }
 
-/// `(Σ e, Σ e·a, Σ e·a²)` with `a = v − m`, `e = exp(a)`: `e` in f32, sums in f64.
+/// `(Σ e, Σ e·a, Σ e·a²)` with `a = v − m`, `e = exp(a)` (`e` in f32, sums in f64), and
+/// the number of values strictly above `above` (a target's rank among the row, counted in
+/// the same pass).
 #[inline(always)]
-fn sums_body(row: &[f32], m: f32) -> (f64, f64, f64) {
+fn sums_body(row: &[f32], m: f32, above: f32) -> (f64, f64, f64, u32) {
     let mut s = [0f64; LANES];
     let mut s1 = [0f64; LANES];
     let mut s2 = [0f64; LANES];
+    let mut c = [0u32; LANES];
     let chunks = row.chunks_exact(LANES);
     let rest = chunks.remainder();
-    for c in chunks {
+    for ch in chunks {
         for i in 0..LANES {
-            let a = c[i] - m;
+            let a = ch[i] - m;
             let e = exp_neg(a) as f64;
+            c[i] += u32::from(ch[i] > above);
             let a = a as f64;
             s[i] += e;
             s1[i] += e * a;
@@ -76,12 +80,18 @@ fn sums_body(row: &[f32], m: f32) -> (f64, f64, f64) {
     for (i, &v) in rest.iter().enumerate() {
         let a = v - m;
         let e = exp_neg(a) as f64;
+        c[i] += u32::from(v > above);
         let a = a as f64;
         s[i] += e;
         s1[i] += e * a;
         s2[i] += e * a * a;
     }
-    (s.iter().sum(), s1.iter().sum(), s2.iter().sum())
+    (
+        s.iter().sum(),
+        s1.iter().sum(),
+        s2.iter().sum(),
+        c.iter().sum(),
+    )
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -92,8 +102,8 @@ fn max_avx2(row: &[f32]) -> f32 {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn sums_avx2(row: &[f32], m: f32) -> (f64, f64, f64) {
-    sums_body(row, m)
+fn sums_avx2(row: &[f32], m: f32, above: f32) -> (f64, f64, f64, u32) {
+    sums_body(row, m, above)
 }
 
 /// Soft-max of `row` in place: `exp(v − max) / Σ exp(v − max)`, the sum in f64.
@@ -137,13 +147,13 @@ pub fn max(row: &[f32]) -> f32 {
 }
 
 /// See [`sums_body`]; every value of `row` must be `<= m`.
-pub fn sums(row: &[f32], m: f32) -> (f64, f64, f64) {
+pub fn sums(row: &[f32], m: f32, above: f32) -> (f64, f64, f64, u32) {
     #[cfg(target_arch = "x86_64")]
     if has_avx2() {
         // SAFETY: the CPU was checked for AVX2 and FMA just above.
-        return unsafe { sums_avx2(row, m) };
+        return unsafe { sums_avx2(row, m, above) };
     }
-    sums_body(row, m)
+    sums_body(row, m, above)
 }
 
 /// Soft-max of `row` in place (max-subtracted; the row must hold a finite value).
@@ -241,7 +251,9 @@ mod tests {
             .collect();
         let m = max_body(&row);
         assert_eq!(max(&row), m);
-        assert_eq!(sums(&row, m), sums_body(&row, m));
+        assert_eq!(sums(&row, m, 0.5), sums_body(&row, m, 0.5));
+        let above = row.iter().filter(|&&v| v > 0.5).count() as u32;
+        assert_eq!(sums(&row, m, 0.5).3, above);
         assert_eq!(max(&[]), f32::NEG_INFINITY);
         assert_eq!(max(&[1.0, f32::NAN, 3.0]), 3.0);
         let mut a = row.clone();

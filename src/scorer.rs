@@ -1,6 +1,8 @@
 //! The scoring pipeline: passages → token ids → windows → packed forward passes → token
-//! statistics → scores. One forward pass per passage (plus one for the lowercased text when
-//! the lowercase score is on) serves every score.
+//! statistics → scores. One forward pass per view serves every score: the target's on the
+//! text always, and — only when a selected score needs it ([`Selection`]) — the target's on
+//! the lowercased text, the reference's on the text, and the target's on the extraction
+//! windows.
 //!
 //! **Scored positions.** With ids `t_0 … t_{n-1}` (BOS first if the model adds one), positions
 //! `1 … n-1` are scored: the BOS is never scored and, for models without BOS, the first text
@@ -15,8 +17,9 @@
 use crate::error::Result;
 use crate::input::Passage;
 use crate::model::{Batch, Model};
-use crate::score::{score_passage, PassageScores};
-use crate::stats::{token_ranks, token_stats, TokenStat};
+use crate::score::extraction::{self, Extraction, ExtractionEvidence};
+use crate::score::{score_passage, GroupSettings, PassageContext, PassageScores, Selection, View};
+use crate::stats::{token_stats, TokenStat};
 
 /// Settings of a scoring run.
 #[derive(Debug, Clone)]
@@ -25,6 +28,11 @@ pub struct ScoreOptions {
     pub ks: Vec<f64>,
     /// Also score the lowercased text (the `lowercase` score; a second forward).
     pub lowercase: bool,
+    /// The scores to compute (`--scores`: names and groups, see [`Selection::parse`]);
+    /// `None`: the default set.
+    pub scores: Option<Vec<String>>,
+    /// Windows of the verbatim-extraction score (`--extraction`).
+    pub extraction: Option<Extraction>,
     /// Use a context shorter than the model's (windows of this many tokens).
     pub max_context: Option<usize>,
     /// Tokens packed into one forward pass.
@@ -41,6 +49,8 @@ impl Default for ScoreOptions {
         ScoreOptions {
             ks: vec![0.2],
             lowercase: true,
+            scores: None,
+            extraction: None,
             max_context: None,
             batch_tokens: 2048,
             token_details: false,
@@ -56,10 +66,11 @@ pub struct TokenDetails {
     pub ids: Vec<u32>,
     /// Text of each id.
     pub tokens: Vec<String>,
-    /// One per scored position (`ids[1..]`).
+    /// One per scored position (`ids[1..]`), each with its rank among the model's
+    /// predictions.
     pub stats: Vec<TokenStat>,
-    /// Rank of each scored token among the model's predictions (1 = top), when asked for.
-    pub ranks: Option<Vec<u32>>,
+    /// Whether the ranks are to be shown (heat maps).
+    pub ranks: bool,
 }
 
 /// The result for one passage.
@@ -73,6 +84,9 @@ pub struct PassageResult {
     /// Why there are no numbers (`n_scored = 0`).
     pub reason: Option<String>,
     pub details: Option<TokenDetails>,
+    /// The most extractable window, when the extraction score is selected and the passage
+    /// holds one.
+    pub extraction: Option<ExtractionEvidence>,
 }
 
 /// One forward sequence: a window of a tokenised text and the positions it scores.
@@ -92,9 +106,6 @@ impl Job {
         self.end - self.start + usize::from(self.bos.is_some())
     }
 }
-
-/// Per sequence, the rank of each scored token (empty when not asked for).
-type Ranks = Vec<Vec<u32>>;
 
 /// Splits a sequence of `n` ids into windows of at most `ctx` tokens (see the module docs).
 fn windows(seq: usize, ids: &[u32], ctx: usize, bos: Option<u32>) -> Vec<Job> {
@@ -167,11 +178,6 @@ impl<'m> Runner<'m> {
 
     /// Statistics of positions `1..n` of every sequence.
     fn stats(&self, seqs: &[Vec<u32>]) -> Result<Vec<Vec<TokenStat>>> {
-        Ok(self.stats_ranks(seqs, false)?.0)
-    }
-
-    /// Statistics (and, if `ranks`, the ranks) of positions `1..n` of every sequence.
-    fn stats_ranks(&self, seqs: &[Vec<u32>], ranks: bool) -> Result<(Vec<Vec<TokenStat>>, Ranks)> {
         let bos = self.model.tokenizer.bos();
         let jobs: Vec<Job> = seqs
             .iter()
@@ -182,7 +188,6 @@ impl<'m> Runner<'m> {
             .iter()
             .map(|s| Vec::with_capacity(s.len().saturating_sub(1)))
             .collect();
-        let mut rank_out: Vec<Vec<u32>> = vec![Vec::new(); if ranks { seqs.len() } else { 0 }];
         let mut k = 0;
         while k < jobs.len() {
             let mut end = k;
@@ -191,15 +196,10 @@ impl<'m> Runner<'m> {
                 n += jobs[end].len();
                 end += 1;
             }
-            self.run_batch(
-                &jobs[k..end],
-                seqs,
-                &mut stats,
-                ranks.then_some(&mut rank_out),
-            )?;
+            self.run_batch(&jobs[k..end], seqs, &mut stats)?;
             k = end;
         }
-        Ok((stats, rank_out))
+        Ok(stats)
     }
 
     fn run_batch(
@@ -207,7 +207,6 @@ impl<'m> Runner<'m> {
         jobs: &[Job],
         seqs: &[Vec<u32>],
         stats: &mut [Vec<TokenStat>],
-        ranks: Option<&mut Vec<Vec<u32>>>,
     ) -> Result<()> {
         let mut batch = Batch::default();
         let mut rows = Vec::new();
@@ -234,13 +233,6 @@ impl<'m> Runner<'m> {
         for job in jobs {
             stats[job.seq].extend(it.by_ref().take(job.to - job.from));
         }
-        if let Some(ranks) = ranks {
-            let computed = token_ranks(self.model.lm.as_ref(), &hidden, &rows, &targets)?;
-            let mut it = computed.into_iter();
-            for job in jobs {
-                ranks[job.seq].extend(it.by_ref().take(job.to - job.from));
-            }
-        }
         Ok(())
     }
 }
@@ -250,14 +242,21 @@ impl<'m> Runner<'m> {
 pub struct Prepared {
     pub passage: Passage,
     ids: Vec<u32>,
-    lower: Vec<u32>,
+    lower: Option<Vec<u32>>,
     reference: Option<Vec<u32>>,
+    /// With extraction: each text token's byte span, and the windows' first tokens.
+    spans: Vec<(usize, usize)>,
+    starts: Vec<usize>,
 }
 
 impl Prepared {
     /// Tokens over every view (what a group's budget counts).
-    pub fn tokens(&self) -> usize {
-        self.ids.len() + self.lower.len() + self.reference.as_ref().map_or(0, Vec::len)
+    pub fn tokens(&self, extraction: Option<Extraction>) -> usize {
+        let windows = extraction.map_or(0, |e| self.starts.len() * (e.window_len() + 1));
+        self.ids.len()
+            + self.lower.as_ref().map_or(0, Vec::len)
+            + self.reference.as_ref().map_or(0, Vec::len)
+            + windows
     }
 }
 
@@ -266,21 +265,55 @@ pub struct Scorer<'m> {
     target: Runner<'m>,
     reference: Option<Runner<'m>>,
     opts: ScoreOptions,
+    selection: Selection,
 }
 
 impl<'m> Scorer<'m> {
+    /// A scorer of `opts.scores` (the default set when `None`; see [`Self::select`]).
     pub fn new(model: &'m Model, opts: ScoreOptions) -> Self {
-        Scorer {
+        let mut s = Scorer {
             target: Runner::new(model, &opts),
             reference: None,
+            selection: Selection { scores: Vec::new() },
             opts,
-        }
+        };
+        s.selection = Selection::default_for(&s.group_settings());
+        s
     }
 
     /// Adds a reference model: its statistics on the same texts give the `ref*` scores.
     pub fn with_reference(mut self, reference: &'m Model) -> Self {
         self.reference = Some(Runner::new(reference, &self.opts));
+        self.selection = Selection::default_for(&self.group_settings());
         self
+    }
+
+    /// Resolves `opts.scores` against the models (after [`Self::with_reference`]): an
+    /// unknown score, or one whose model is missing, is an error naming it.
+    pub fn select(mut self) -> Result<Self> {
+        self.selection = Selection::parse(self.opts.scores.as_deref(), &self.group_settings())?;
+        Ok(self)
+    }
+
+    fn group_settings(&self) -> GroupSettings<'_> {
+        GroupSettings {
+            ks: &self.opts.ks,
+            lowercase: self.opts.lowercase,
+            reference: self.reference.is_some(),
+            same_vocab: self.same_vocab(),
+            extraction: self.opts.extraction,
+        }
+    }
+
+    fn same_vocab(&self) -> bool {
+        self.reference.as_ref().is_some_and(|r| {
+            r.model.tokenizer.vocab_hash() == self.target.model.tokenizer.vocab_hash()
+        })
+    }
+
+    /// The scores this scorer computes, in output order.
+    pub fn selection(&self) -> &Selection {
+        &self.selection
     }
 
     /// The same scorer keeping per-token details (for heat maps of a few passages).
@@ -293,6 +326,7 @@ impl<'m> Scorer<'m> {
                 token_ranks: true,
                 ..self.opts.clone()
             },
+            selection: self.selection.clone(),
         }
     }
 
@@ -326,7 +360,7 @@ impl<'m> Scorer<'m> {
         let mut tokens = 0;
         for item in items {
             let p = item?;
-            tokens += p.tokens();
+            tokens += p.tokens(self.selection.extraction());
             group.push(p);
             if self.group_full(group.len(), tokens) {
                 for r in self.score_prepared(std::mem::take(&mut group))? {
@@ -347,107 +381,136 @@ impl<'m> Scorer<'m> {
         tokens >= self.opts.batch_tokens * 4 || n >= 512
     }
 
+    /// Tokens of a prepared passage over every view (a group's budget).
+    pub fn prepared_tokens(&self, p: &Prepared) -> usize {
+        p.tokens(self.selection.extraction())
+    }
+
     /// Tokenises a passage for every view this scorer computes (target, lowercase,
-    /// reference). Needs only the tokenizers: can run on any thread.
+    /// reference, extraction windows). Needs only the tokenizers: can run on any thread.
     pub fn prepare(&self, passage: Passage) -> Result<Prepared> {
         let _span = crate::profile::span(crate::profile::Phase::Tokenize);
         let tokenizer = &self.target.model.tokenizer;
-        let ids = tokenizer.encode(&passage.id, &passage.text)?;
-        let lower = if self.opts.lowercase {
-            tokenizer.encode(&passage.id, &passage.text.to_lowercase())?
+        let sel = &self.selection;
+        let (ids, spans, starts) = match sel.extraction() {
+            Some(e) => {
+                let pieces = tokenizer.pieces(&passage.id, &passage.text)?;
+                let mut ids: Vec<u32> = tokenizer.bos().into_iter().collect();
+                ids.extend(pieces.iter().map(|p| p.0));
+                let spans: Vec<(usize, usize)> = pieces.iter().map(|p| (p.1, p.2)).collect();
+                let starts = e.starts(spans.len());
+                (ids, spans, starts)
+            }
+            None => (
+                tokenizer.encode(&passage.id, &passage.text)?,
+                Vec::new(),
+                Vec::new(),
+            ),
+        };
+        let lower = if sel.needs(View::Lowercase) {
+            Some(tokenizer.encode(&passage.id, &passage.text.to_lowercase())?)
         } else {
-            Vec::new()
+            None
         };
         let reference = match &self.reference {
-            Some(r) => Some(r.model.tokenizer.encode(&passage.id, &passage.text)?),
-            None => None,
+            Some(r) if sel.needs(View::Reference) => {
+                Some(r.model.tokenizer.encode(&passage.id, &passage.text)?)
+            }
+            _ => None,
         };
         Ok(Prepared {
             passage,
             ids,
             lower,
             reference,
+            spans,
+            starts,
         })
     }
 
-    /// Scores a group of prepared passages (packed into forward passes together).
+    /// Scores a group of prepared passages: every target-model sequence of the group (texts,
+    /// lowercased texts, extraction windows) is packed into the same forward passes, the
+    /// reference's into its own.
     pub fn score_prepared(&self, group: Vec<Prepared>) -> Result<Vec<PassageResult>> {
         if group.is_empty() {
             return Ok(Vec::new());
         }
-        let mut passages = Vec::with_capacity(group.len());
-        // sequences: 2p = text of passage p, 2p+1 = its lowercased text (or empty)
-        let mut seqs = Vec::with_capacity(2 * group.len());
-        let mut ref_ids = Vec::new();
-        for p in group {
-            passages.push(p.passage);
-            seqs.push(p.ids);
-            seqs.push(p.lower);
-            ref_ids.extend(p.reference);
+        let extraction = self.selection.extraction();
+        let bos = self.target.model.tokenizer.bos();
+        let offset = usize::from(bos.is_some());
+        let mut seqs: Vec<Vec<u32>> = group.iter().map(|p| p.ids.clone()).collect();
+        let lower_at = seqs.len();
+        seqs.extend(group.iter().filter_map(|p| p.lower.clone()));
+        let windows_at = seqs.len();
+        if let Some(e) = extraction {
+            for p in &group {
+                for &s in &p.starts {
+                    let text = &p.ids[offset + s..offset + s + e.window_len()];
+                    seqs.push(bos.into_iter().chain(text.iter().copied()).collect());
+                }
+            }
         }
-        self.score_group(&passages, seqs, ref_ids)
-    }
-
-    fn score_group(
-        &self,
-        passages: &[Passage],
-        seqs: Vec<Vec<u32>>,
-        ref_ids: Vec<Vec<u32>>,
-    ) -> Result<Vec<PassageResult>> {
-        let want_ranks = self.opts.token_details && self.opts.token_ranks;
-        let (stats, ranks) = self.target.stats_ranks(&seqs, want_ranks)?;
-        let mut ranks = ranks.into_iter().step_by(2);
-        let reference = match &self.reference {
-            Some(r) => {
-                let st = r.stats(&ref_ids)?;
-                Some((ref_ids, st))
-            }
-            None => None,
-        };
-        let same_vocab = self.reference.as_ref().is_some_and(|r| {
-            r.model.tokenizer.vocab_hash() == self.target.model.tokenizer.vocab_hash()
-        });
+        let mut stats = self.target.stats(&seqs)?;
+        let mut window_stats = stats.split_off(windows_at).into_iter();
+        let mut lower_stats = stats.split_off(lower_at).into_iter();
+        let text_stats = stats;
+        let ref_ids: Vec<Vec<u32>> = group.iter().filter_map(|p| p.reference.clone()).collect();
+        let mut ref_stats = match &self.reference {
+            Some(r) if !ref_ids.is_empty() => r.stats(&ref_ids)?,
+            _ => Vec::new(),
+        }
+        .into_iter();
+        let same_vocab = self.same_vocab();
         let tokenizer = &self.target.model.tokenizer;
-        let mut out = Vec::with_capacity(passages.len());
-        let mut stats = stats.into_iter();
-        let mut seqs = seqs.into_iter();
-        for (k, p) in passages.iter().enumerate() {
-            let (ids, st) = (
-                seqs.next().expect("text seq"),
-                stats.next().expect("text stats"),
-            );
-            let (_, lower_st) = (seqs.next(), stats.next().expect("lower stats"));
-            let lower: Option<Vec<f64>> = self
-                .opts
-                .lowercase
-                .then(|| lower_st.iter().map(|s| s.logp).collect());
-            let mut scores = score_passage(&p.text, &st, lower.as_deref(), &self.opts.ks);
-            if let Some((ref_ids, ref_st)) = &reference {
-                // token-level differences only where both models tokenised the text alike
-                let aligned = same_vocab && ref_ids[k] == ids;
-                scores.add_reference(&p.text, &st, &ref_st[k], aligned, &self.opts.ks);
-            }
+        let mut out = Vec::with_capacity(group.len());
+        for (p, st) in group.into_iter().zip(text_stats) {
+            let lower = p.lower.as_ref().and_then(|_| lower_stats.next());
+            let reference = p.reference.as_ref().and_then(|_| ref_stats.next());
+            let best = extraction.and_then(|e| {
+                let suffix: Vec<f64> = window_stats
+                    .by_ref()
+                    .take(p.starts.len())
+                    .map(|w| w[w.len() - e.suffix..].iter().map(|s| s.logp).sum())
+                    .collect();
+                extraction::best(&p.starts, &suffix)
+            });
+            // token-level differences only where both models tokenised the text alike
+            let aligned = same_vocab && p.reference.as_ref() == Some(&p.ids);
+            let ctx = PassageContext {
+                text: &p.passage.text,
+                target: &st,
+                lowercase: lower.as_deref(),
+                reference: reference.as_deref(),
+                aligned,
+                extraction: best.as_ref(),
+            };
+            let scores = score_passage(&ctx, &self.selection);
             let reason = st.is_empty().then(|| {
                 format!(
                     "too short: {} token(s), nothing to score ({})",
-                    ids.len(),
+                    p.ids.len(),
                     tokenizer.bos_policy()
                 )
             });
+            let evidence = match (extraction, &best) {
+                (Some(e), Some(b)) => Some(b.evidence(&e, &p.passage.text, &p.spans)),
+                _ => None,
+            };
             let details = self.opts.token_details.then(|| TokenDetails {
-                tokens: tokenizer.token_strings(&ids),
-                ids: ids.clone(),
+                tokens: tokenizer.token_strings(&p.ids),
+                ids: p.ids.clone(),
                 stats: st.clone(),
-                ranks: ranks.next(),
+                ranks: self.opts.token_ranks,
             });
             out.push(PassageResult {
-                id: p.id.clone(),
-                source: p.source.clone(),
-                n_tokens: ids.len(),
+                id: p.passage.id.clone(),
+                source: p.passage.source.clone(),
+                n_tokens: p.ids.len(),
                 n_scored: st.len(),
                 scores,
                 reason,
                 details,
+                extraction: evidence,
             });
         }
         Ok(out)

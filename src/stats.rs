@@ -1,6 +1,8 @@
-//! Hidden states → per-token statistics: the log-probability of the actual next token and
-//! the mean and standard deviation of log p under the model's own next-token distribution
-//! (Min-K%++'s `mu` and `sigma`), definitions as in SCORES.md.
+//! Hidden states → per-token statistics: the log-probability of the actual next token, the
+//! mean and standard deviation of log p under the model's own next-token distribution
+//! (Min-K%++'s `mu` and `sigma`, definitions as in SCORES.md), the log-probability of the
+//! model's top prediction and the rank of the actual token (the fine-tune scores' "was the
+//! model right here?"). All come from the same running sums in one pass over the head.
 //!
 //! The LM head is applied to a bounded number of positions at a time and each row of logits
 //! is reduced immediately (one pass for the max, one fused pass for the sums): no
@@ -26,6 +28,25 @@ pub struct TokenStat {
     pub mu: f64,
     /// `sqrt(Σ_v p(v) (log p(v))² − mu²)`, variance clamped at 0.
     pub sigma: f64,
+    /// `max_v log p(v)`: the log-probability of the model's top prediction.
+    pub top1: f64,
+    /// `1 + #{v : logit_v > logit_t}`: 1 when the actual token is the top prediction. Ties
+    /// count in the token's favour; entries within float rounding of the token's logit
+    /// (about 1e-6 relative) may be counted either way, since the comparison is made against
+    /// the token's logit computed by a separate dot product before the pass.
+    pub rank: u32,
+}
+
+impl TokenStat {
+    /// Shannon entropy of the next-token distribution in nats: `−Σ p log p = −mu`.
+    pub fn entropy(&self) -> f64 {
+        -self.mu
+    }
+
+    /// Whether the model's top prediction was another token (EZ-MIA's error positions).
+    pub fn top1_wrong(&self) -> bool {
+        self.rank > 1
+    }
 }
 
 /// Logit floats materialised at once: bounds memory to ~32 MiB per block (and as much for
@@ -87,7 +108,10 @@ pub fn token_stats_with(
 ) -> Result<Vec<TokenStat>> {
     debug_assert_eq!(rows.len(), targets.len());
     let cap = lm.logit_softcap();
-    let mut acc = vec![RowAcc::default(); rows.len()];
+    let mut acc: Vec<RowAcc> = target_logits(lm, hidden, rows, targets)?
+        .into_iter()
+        .map(RowAcc::new)
+        .collect();
     logit_blocks(lm, hidden, rows, |r0, v0, logits| {
         let _span = profile::span(Phase::Statistics);
         let (n, vb) = logits.dims2()?;
@@ -107,6 +131,31 @@ pub fn token_stats_with(
     Ok(acc.iter().map(RowAcc::finish).collect())
 }
 
+/// Each target's logit `h_r · w_t` (f32), by one dot product per row: the threshold the
+/// pass counts larger logits against (a target's rank) before it reaches the target's own
+/// block.
+fn target_logits(
+    lm: &dyn CausalLm,
+    hidden: &Tensor,
+    rows: &[u32],
+    targets: &[u32],
+) -> Result<Vec<f32>> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let _span = profile::span(Phase::Statistics);
+    let device = hidden.device();
+    let h = hidden
+        .index_select(&Tensor::new(rows, device)?, 0)?
+        .to_dtype(DType::F32)?;
+    let w = lm
+        .lm_head()
+        .gather(&Tensor::new(targets, device)?)?
+        .to_device(device)?
+        .to_dtype(DType::F32)?;
+    Ok((h * w)?.sum(1)?.to_vec1::<f32>()?)
+}
+
 /// The tensor backend's reduction of one block `[n, vb]` (vocabulary entries `v0..`): per
 /// row the max `m`, `Σ e`, `Σ e·a`, `Σ e·a²` with `a = x − m`, `e = exp(a)`, and the target's
 /// logit, computed on the block's device in f64, then merged into the running sums.
@@ -118,7 +167,12 @@ fn fold_block_tensor(
     softcap: Option<f64>,
 ) -> Result<()> {
     let (n, vb) = logits.dims2()?;
-    let mut x = logits.to_dtype(DType::F64)?;
+    let raw = logits.to_dtype(DType::F64)?;
+    // entries above each row's threshold, on the raw logits (the cap is monotone)
+    let thr: Vec<f64> = acc.iter().map(|a| a.threshold as f64).collect();
+    let thr = Tensor::from_vec(thr, (n, 1), logits.device())?;
+    let above = raw.broadcast_gt(&thr)?.to_dtype(DType::F64)?.sum(1)?;
+    let mut x = raw.clone();
     if let Some(c) = softcap {
         x = ((x / c)?.tanh()? * c)?;
     }
@@ -134,12 +188,13 @@ fn fold_block_tensor(
         .map(|&t| (t as usize).saturating_sub(v0).min(vb - 1) as u32)
         .collect();
     let idx = Tensor::from_vec(local, (n, 1), logits.device())?;
-    let xt = x.gather(&idx, 1)?.squeeze(1)?;
-    let back = Tensor::stack(&[&m.squeeze(1)?, &s, &s1, &s2, &xt], 0)?.to_vec2::<f64>()?;
+    let xt = raw.gather(&idx, 1)?.squeeze(1)?;
+    let back = Tensor::stack(&[&m.squeeze(1)?, &s, &s1, &s2, &xt, &above], 0)?.to_vec2::<f64>()?;
     for (r, a) in acc.iter_mut().enumerate() {
         a.merge(back[0][r], back[1][r], back[2][r], back[3][r]);
+        a.above += back[5][r] as u32;
         if (v0..v0 + vb).contains(&(targets[r] as usize)) {
-            a.target = back[4][r];
+            a.set_target(back[4][r] as f32, softcap);
         }
     }
     Ok(())
@@ -181,76 +236,57 @@ fn logit_blocks(
     Ok(())
 }
 
-/// The rank of each target among its row's logits (1 = the model's top prediction; ties
-/// counted in the target's favour), for heat maps of a few passages. Two passes over the
-/// head in the same blocks as [`token_stats`]: the first finds each target's logit, the
-/// second counts the entries above it, so the comparison is between identical numbers.
-pub fn token_ranks(
-    lm: &dyn CausalLm,
-    hidden: &Tensor,
-    rows: &[u32],
-    targets: &[u32],
-) -> Result<Vec<u32>> {
-    let mut target_logit = vec![f32::NAN; rows.len()];
-    logit_blocks(lm, hidden, rows, |r0, v0, logits| {
-        let vb = logits.dim(1)?;
-        let flat: Vec<f32> = logits.flatten_all()?.to_vec1()?;
-        for (j, row) in flat.chunks(vb).enumerate() {
-            let t = targets[r0 + j] as usize;
-            if (v0..v0 + vb).contains(&t) {
-                target_logit[r0 + j] = row[t - v0];
-            }
-        }
-        Ok(())
-    })?;
-    let mut rank = vec![1u32; rows.len()];
-    logit_blocks(lm, hidden, rows, |r0, _, logits| {
-        let vb = logits.dim(1)?;
-        let flat: Vec<f32> = logits.flatten_all()?.to_vec1()?;
-        for (j, row) in flat.chunks(vb).enumerate() {
-            let x = target_logit[r0 + j];
-            rank[r0 + j] += row.iter().filter(|&&v| v > x).count() as u32;
-        }
-        Ok(())
-    })?;
-    Ok(rank)
-}
-
 /// Running sums of one row of logits over vocabulary blocks. With `m` the running max,
 /// `a_v = x_v − m`, `e_v = exp(a_v)`: `s = Σ e`, `s1 = Σ e a`, `s2 = Σ e a²`. When the max
 /// rises by `δ`, every `a` shifts by `−δ` and the sums are re-centred exactly.
+/// Alongside, `above` counts the raw logits above `threshold` (the target's logit from a
+/// separate dot product), for the target's rank.
 #[derive(Debug, Clone, Copy)]
 struct RowAcc {
     m: f64,
     s: f64,
     s1: f64,
     s2: f64,
+    /// The target's (soft-capped) logit, and its raw logit as the block computed it.
     target: f64,
+    target_raw: f32,
+    threshold: f32,
+    above: u32,
 }
 
-impl Default for RowAcc {
-    fn default() -> Self {
+/// `cap · tanh(v / cap)` (Gemma 2's final soft-cap), or `v`.
+fn capped(v: f32, softcap: Option<f64>) -> f64 {
+    match softcap {
+        Some(c) => c * (v as f64 / c).tanh(),
+        None => v as f64,
+    }
+}
+
+impl RowAcc {
+    /// Empty sums; `threshold`: the target's logit, larger logits are counted.
+    fn new(threshold: f32) -> Self {
         RowAcc {
             m: f64::NEG_INFINITY,
             s: 0.0,
             s1: 0.0,
             s2: 0.0,
             target: f64::NAN,
+            target_raw: f32::NAN,
+            threshold,
+            above: 0,
         }
     }
-}
 
-impl RowAcc {
+    fn set_target(&mut self, raw: f32, softcap: Option<f64>) {
+        self.target_raw = raw;
+        self.target = capped(raw, softcap);
+    }
+
     /// Adds the logits of vocabulary entries `v0 .. v0 + row.len()`.
     fn update(&mut self, row: &[f32], v0: usize, target: usize, softcap: Option<f64>) {
-        let x = |v: f32| -> f64 {
-            match softcap {
-                Some(c) => c * (v as f64 / c).tanh(),
-                None => v as f64,
-            }
-        };
+        let x = |v: f32| capped(v, softcap);
         if (v0..v0 + row.len()).contains(&target) {
-            self.target = x(row[target - v0]);
+            self.set_target(row[target - v0], softcap);
         }
         let bm = match softcap {
             None => kernel::max(row) as f64,
@@ -269,21 +305,23 @@ impl RowAcc {
             self.m = bm;
         }
         let m = self.m;
-        let (s, s1, s2) = match softcap {
+        let (s, s1, s2, above) = match softcap {
             // without a soft-cap every logit and the running max are f32 values
-            None => kernel::sums(row, m as f32),
+            None => kernel::sums(row, m as f32, self.threshold),
             Some(_) => {
-                let (mut s, mut s1, mut s2) = (0f64, 0f64, 0f64);
+                let (mut s, mut s1, mut s2, mut above) = (0f64, 0f64, 0f64, 0u32);
                 for &v in row {
                     let a = x(v) - m;
                     let e = a.exp();
                     s += e;
                     s1 += e * a;
                     s2 += e * a * a;
+                    above += u32::from(v > self.threshold);
                 }
-                (s, s1, s2)
+                (s, s1, s2, above)
             }
         };
+        self.above += above;
         self.s += s;
         self.s1 += s1;
         self.s2 += s2;
@@ -318,22 +356,33 @@ impl RowAcc {
         }
     }
 
-    /// `log p(v) = a_v − ln s`, so `mu = s1/s − ln s` and the variance of `log p` is that of
-    /// `a`: `s2/s − (s1/s)²`, clamped at 0.
+    /// `log p(v) = a_v − ln s`, so `mu = s1/s − ln s`, the variance of `log p` is that of
+    /// `a`: `s2/s − (s1/s)²`, clamped at 0, and the top prediction (`a = 0`) has `−ln s`.
+    /// The rank is made consistent with the exact comparison of the target with the max
+    /// (both taken from the same logits): 1 exactly when no logit exceeds the target's.
     fn finish(&self) -> TokenStat {
         let ln_s = self.s.ln();
         let mean_a = self.s1 / self.s;
+        // the target itself is above a threshold computed a rounding error below it
+        let own = u32::from(self.target_raw > self.threshold);
+        let rank = if self.target < self.m {
+            (1 + self.above.saturating_sub(own)).max(2)
+        } else {
+            1
+        };
         TokenStat {
             logp: self.target - self.m - ln_s,
             mu: mean_a - ln_s,
             sigma: (self.s2 / self.s - mean_a * mean_a).max(0.0).sqrt(),
+            top1: -ln_s,
+            rank,
         }
     }
 }
 
 /// Reduces one whole row of logits (the single-block case of [`token_stats`]).
 pub fn row_stats(row: &[f32], target: usize, softcap: Option<f64>) -> TokenStat {
-    let mut a = RowAcc::default();
+    let mut a = RowAcc::new(row[target]);
     a.update(row, 0, target, softcap);
     a.finish()
 }
@@ -356,6 +405,8 @@ mod tests {
             logp: lp[t],
             mu,
             sigma: (m2 - mu * mu).max(0.0).sqrt(),
+            top1: m - lse,
+            rank: 1 + row.iter().filter(|&&v| v > row[t]).count() as u32,
         }
     }
 
@@ -376,6 +427,9 @@ mod tests {
                 a.sigma,
                 b.sigma
             );
+            assert!((a.top1 - b.top1).abs() < 1e-6);
+            assert_eq!(a.rank, b.rank);
+            assert_eq!(a.top1_wrong(), b.rank > 1);
         }
     }
 
@@ -388,7 +442,7 @@ mod tests {
         for t in [3, 480, 996] {
             let want = reference(&row, t);
             for block in [1, 10, 100, 333, 997] {
-                let mut a = RowAcc::default();
+                let mut a = RowAcc::new(row[t]);
                 for (b, chunk) in row.chunks(block).enumerate() {
                     a.update(chunk, b * block, t, None);
                 }
@@ -396,6 +450,8 @@ mod tests {
                 assert!((got.logp - want.logp).abs() < 1e-6, "block {block}");
                 assert!((got.mu - want.mu).abs() < 1e-5, "block {block}");
                 assert!((got.sigma - want.sigma).abs() < 1e-5, "block {block}");
+                assert!((got.top1 - want.top1).abs() < 1e-6, "block {block}");
+                assert_eq!(got.rank, want.rank, "block {block}");
             }
         }
     }
@@ -407,6 +463,24 @@ mod tests {
         assert!((s.logp + 8f64.ln()).abs() < 1e-12);
         assert!((s.mu + 8f64.ln()).abs() < 1e-12);
         assert!(s.sigma.abs() < 1e-7);
+        // a tie with the top: the token counts as the top prediction
+        assert_eq!(s.rank, 1);
+        assert!((s.top1 - s.logp).abs() < 1e-12);
+        assert!((s.entropy() - 8f64.ln()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn rank_counts_larger_logits_even_with_a_threshold_a_rounding_error_off() {
+        let row = [1.0f32, 3.0, 2.0, 3.0, 0.5];
+        // exact threshold, then one a hair below the target (the target counts itself: corrected)
+        for thr in [2.0f32, 2.0 - 1e-6] {
+            let mut a = RowAcc::new(thr);
+            a.update(&row[..2], 0, 2, None);
+            a.update(&row[2..], 2, 2, None);
+            assert_eq!(a.finish().rank, 3, "threshold {thr}");
+        }
+        assert_eq!(row_stats(&row, 1, None).rank, 1);
+        assert_eq!(row_stats(&row, 4, None).rank, 5);
     }
 
     #[test]

@@ -303,3 +303,111 @@ fn scored_records_of_different_models_are_refused() {
         "{err}"
     );
 }
+
+/// The fine-tune scores and the extraction score through calibrate and score, with a
+/// same-vocabulary reference (the tiny checkpoints share one tokenizer); the calibration
+/// stores its deciding score; a calibration made with `--k 0.1` serves `score --k 0.1`.
+#[test]
+fn selected_scores_flow_through_calibration_and_the_stored_deciding_score_is_used() {
+    let d = tempfile::tempdir().unwrap();
+    let tiny = common::golden().join("tiny");
+    let (target, reference) = (tiny.join("llama"), tiny.join("qwen2"));
+    let (t, r) = (target.to_str().unwrap(), reference.to_str().unwrap());
+    let (members, nonmembers) = (tiny_subset(d.path(), true), tiny_subset(d.path(), false));
+    let (mem, non) = (members.to_str().unwrap(), nonmembers.to_str().unwrap());
+    let calib = d.path().join("c.json");
+    let c = calib.to_str().unwrap();
+    let run = |cmd: &str, extra: &[&str]| {
+        let mut a = vec![cmd, "-m", t, "--reference", r, "--no-lowercase"];
+        a.extend_from_slice(&["--scores", "neg_loss,ref_llr,finetune,extraction_8_8"]);
+        a.extend_from_slice(&["--extraction", "8:8:4"]);
+        a.extend_from_slice(extra);
+        miascan(&a)
+    };
+    let o = run(
+        "calibrate",
+        &["--nonmembers", non, "-o", c, "--decide-by", "ez_llr"],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let cal: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&calib).unwrap()).unwrap();
+    assert_eq!(cal["decide_by"], "ez_llr");
+    for s in [
+        "neg_loss",
+        "ref_llr",
+        "ez",
+        "ez_llr",
+        "wbc",
+        "ref_info",
+        "extraction_8_8",
+    ] {
+        assert_eq!(cal["scores"][s].as_array().unwrap().len(), 60, "{s}");
+    }
+    assert!(cal["scores"].get("lowercase").is_none() && cal["scores"].get("zlib").is_none());
+    let o = run("score", &[mem, "--calibration", c]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 60);
+    let texts: Vec<String> = std::fs::read_to_string(&members)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["text"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    for (row, text) in rows.iter().zip(&texts) {
+        assert_eq!(row["decided_by"], "ez_llr");
+        let e = &row["extraction"];
+        let (a, b) = (
+            e["span"][0].as_u64().unwrap() as usize,
+            e["span"][1].as_u64().unwrap() as usize,
+        );
+        let quoted = format!(
+            "{}{}",
+            e["prefix"].as_str().unwrap(),
+            e["suffix"].as_str().unwrap()
+        );
+        assert_eq!(
+            &text[a..b],
+            quoted,
+            "the evidence is the passage's own text"
+        );
+        let (lp, p) = (
+            e["log_prob"].as_f64().unwrap(),
+            e["probability"].as_f64().unwrap(),
+        );
+        assert!(lp <= 0.0 && (p - lp.exp()).abs() < 1e-12);
+        assert_eq!(row["scores"]["extraction_8_8"].as_f64(), Some(lp));
+        let ez = row["scores"]["ez"].as_f64().unwrap();
+        let wbc = row["scores"]["wbc"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&ez) && (0.0..=1.0).contains(&wbc));
+    }
+    // a score that needs a missing model is refused by name
+    let o = miascan(&["score", "-m", t, "--scores", "ez", mem]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--scores ez: needs a reference model"));
+    // calibrate --k 0.1, then score --k 0.1: decided by Min-K%++ at 0.1
+    let o = miascan(&[
+        "calibrate",
+        "-m",
+        t,
+        "--k",
+        "0.1",
+        "--nonmembers",
+        non,
+        "-o",
+        c,
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = miascan(&["score", "-m", t, "--k", "0.1", mem, "--calibration", c]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let first: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().next().unwrap()).unwrap();
+    assert_eq!(first["decided_by"], "minkpp_0.1");
+}

@@ -185,3 +185,88 @@ fn unsupported_model_type_lists_the_supported_ones() {
         "{e}"
     );
 }
+
+/// `golden-ranks.jsonl` (scripts/golden-token-ranks.py: transformers f32, f64 soft-max).
+#[derive(serde::Deserialize)]
+struct RankGolden {
+    id: String,
+    ids: Vec<u32>,
+    top1: Vec<f64>,
+    entropy: Vec<f64>,
+    rank_lo: Vec<u32>,
+    rank_hi: Vec<u32>,
+}
+
+/// The top prediction's log-prob, the entropy and the actual token's rank, from the same
+/// single pass as the log-probs: within 1e-4 of transformers, the rank between the golden's
+/// near-tie bounds (equal to it unless two logits are within 1e-4).
+fn check_ranks(arch: &str, file: &str) {
+    let dir = common::golden().join("tiny").join(arch);
+    let path = if file.is_empty() {
+        dir.clone()
+    } else {
+        dir.join(file)
+    };
+    let model = Model::load(&path, &candle_core::Device::Cpu).unwrap();
+    let passages = read_inputs(
+        &[common::golden().join("tiny/passages.jsonl")],
+        &ReadOptions::default(),
+    )
+    .unwrap();
+    let golden: Vec<RankGolden> = std::fs::read_to_string(dir.join("golden-ranks.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let opts = ScoreOptions {
+        token_details: true,
+        lowercase: false,
+        ..Default::default()
+    };
+    let (mut i, mut max_diff, mut exact, mut tokens) = (0, 0f64, 0, 0);
+    Scorer::new(&model, opts)
+        .score_all(&passages, |r| {
+            let g = &golden[i];
+            i += 1;
+            let d = r.details.as_ref().unwrap();
+            assert_eq!(d.ids, g.ids, "{arch}: ids of {}", g.id);
+            for (j, s) in d.stats.iter().enumerate() {
+                let diff = (s.top1 - g.top1[j])
+                    .abs()
+                    .max((s.entropy() - g.entropy[j]).abs());
+                max_diff = max_diff.max(diff);
+                assert!(
+                    diff <= 1e-4,
+                    "{arch}: {} token {j}: top1 {} vs {}, entropy {} vs {}",
+                    g.id,
+                    s.top1,
+                    g.top1[j],
+                    s.entropy(),
+                    g.entropy[j]
+                );
+                assert!(
+                    (g.rank_lo[j]..=g.rank_hi[j]).contains(&s.rank),
+                    "{arch}: {} token {j}: rank {} outside [{}, {}]",
+                    g.id,
+                    s.rank,
+                    g.rank_lo[j],
+                    g.rank_hi[j]
+                );
+                exact += usize::from(g.rank_lo[j] == g.rank_hi[j] && s.rank == g.rank_lo[j]);
+                tokens += 1;
+            }
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(i, golden.len());
+    eprintln!("{arch} {file}: top1/entropy max diff {max_diff:.2e}, ranks {exact}/{tokens} exact");
+}
+
+#[test]
+fn top1_entropy_and_rank_match_transformers() {
+    check_ranks("llama", "");
+    check_ranks("qwen2", "");
+    check_ranks("qwen2", "model-f32.gguf");
+    // final logit soft-cap: ranks on raw logits equal ranks on capped ones
+    check_ranks("gemma2", "");
+}

@@ -13,6 +13,7 @@ pub use decision::Decision;
 
 use crate::error::{Error, Result};
 use crate::model::ModelIdentity;
+use crate::score::extraction::Extraction;
 use crate::scorer::{PassageResult, ScoreOptions};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -33,6 +34,9 @@ pub struct Settings {
     /// --passage-tokens`); `None`: every input passage was scored whole.
     #[serde(default)]
     pub passage_tokens: Option<usize>,
+    /// The extraction windows (`--extraction`), which the extraction score depends on.
+    #[serde(default)]
+    pub extraction: Option<Extraction>,
 }
 
 impl Settings {
@@ -48,6 +52,7 @@ impl Settings {
             lowercase: opts.lowercase,
             max_context: opts.max_context,
             passage_tokens: None,
+            extraction: opts.extraction,
         }
     }
 }
@@ -61,26 +66,39 @@ pub struct Calibration {
     pub n: usize,
     /// Each score's non-member values, sorted ascending.
     pub scores: BTreeMap<String, Vec<f64>>,
+    /// The score that decides when a run names none (`calibrate --decide-by`, else chosen
+    /// by [`Calibration::choose_default`] from the scores it holds). Absent in files of
+    /// earlier versions, which get the same rule at load.
+    #[serde(default)]
+    pub decide_by: Option<String>,
 }
 
 impl Calibration {
-    /// Builds a calibration from the results of scoring known non-members.
+    /// Builds a calibration from the results of scoring known non-members; the deciding
+    /// score is chosen by [`Calibration::choose_default`].
     pub fn from_results(settings: Settings, results: &[PassageResult]) -> Calibration {
         let mut scores: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        let mut order: Vec<String> = Vec::new();
         for r in results {
             for (name, v) in &r.scores.scores {
+                if !order.contains(name) {
+                    order.push(name.clone());
+                }
                 if let Some(v) = v {
                     scores.entry(name.clone()).or_default().push(*v);
                 }
             }
         }
         scores.values_mut().for_each(|v| v.sort_by(f64::total_cmp));
-        Calibration {
+        let mut c = Calibration {
             version: VERSION,
             settings,
             n: results.len(),
             scores,
-        }
+            decide_by: None,
+        };
+        c.decide_by = c.choose_default(&order);
+        c
     }
 
     pub fn save(&self, path: &Path) -> Result<()> {
@@ -133,10 +151,11 @@ impl Calibration {
         } else if s.ks != current.ks
             || s.lowercase != current.lowercase
             || s.max_context != current.max_context
+            || s.extraction != current.extraction
         {
             Some(format!(
-                "settings k={:?} lowercase={} max_context={:?} vs k={:?} lowercase={} max_context={:?}",
-                s.ks, s.lowercase, s.max_context, current.ks, current.lowercase, current.max_context
+                "settings k={:?} lowercase={} max_context={:?} extraction={:?} vs k={:?} lowercase={} max_context={:?} extraction={:?}",
+                s.ks, s.lowercase, s.max_context, s.extraction, current.ks, current.lowercase, current.max_context, current.extraction
             ))
         } else {
             None
@@ -149,18 +168,31 @@ impl Calibration {
         }
     }
 
-    /// The score that decides when none is named: `ref` with a same-vocabulary reference,
-    /// `ref_bpb` with another, else Min-K%++ at the first `k` the calibration was made with.
-    pub fn default_score(&self) -> String {
-        if self.settings.reference.is_some() {
-            if self.scores.contains_key("ref") {
-                "ref".into()
-            } else {
-                "ref_bpb".into()
-            }
+    /// The deciding score for a calibration holding these scores (`order`: the run's
+    /// output order): `ref` with a same-vocabulary reference, `ref_bpb` with another, else
+    /// Min-K%++ at the first `k` the calibration was made with — each only if the
+    /// calibration holds it — else the first score it holds.
+    pub fn choose_default(&self, order: &[String]) -> Option<String> {
+        let minkpp = crate::score::minkpp_name(self.settings.ks.first().copied().unwrap_or(0.2));
+        let preferred: Vec<String> = if self.settings.reference.is_some() {
+            vec!["ref".into(), "ref_bpb".into(), minkpp]
         } else {
-            crate::score::minkpp_name(self.settings.ks.first().copied().unwrap_or(0.2))
-        }
+            vec![minkpp]
+        };
+        preferred
+            .into_iter()
+            .chain(order.iter().cloned())
+            .chain(self.scores.keys().cloned())
+            .find(|s| self.scores.contains_key(s))
+    }
+
+    /// The score that decides when none is named: the one stored in the file, else (files
+    /// of earlier versions) [`Self::choose_default`].
+    pub fn default_score(&self) -> String {
+        self.decide_by
+            .clone()
+            .or_else(|| self.choose_default(&[]))
+            .unwrap_or_else(|| "neg_loss".into())
     }
 
     /// Empirical p-value of `x` for `score`: `(1 + #{non-members >= x}) / (1 + n)`.
@@ -196,6 +228,7 @@ mod tests {
             settings: Settings::new(&identity("aa"), None, &ScoreOptions::default()),
             n,
             scores,
+            decide_by: None,
         }
     }
 

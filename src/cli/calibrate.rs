@@ -22,6 +22,11 @@ pub struct Args {
     /// --passage-tokens` does, so that the calibration's passages are alike to a scan's.
     #[arg(long)]
     pub passage_tokens: Option<usize>,
+    /// The score that decides when a run using this calibration names none (default: `ref`
+    /// with a same-vocabulary reference, `ref_bpb` with another, else Min-K%++ at the first
+    /// k; the first computed score when those are not selected). Stored in the file.
+    #[arg(long)]
+    pub decide_by: Option<String>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -49,13 +54,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &opts,
     );
     settings.passage_tokens = args.passage_tokens;
-    let c = Calibration::from_results(settings, &results);
+    let mut c = Calibration::from_results(settings, &results);
+    if let Some(by) = args.decide_by {
+        if !c.scores.contains_key(&by) {
+            let known: Vec<&str> = c.scores.keys().map(String::as_str).collect();
+            anyhow::bail!(miascan::Error::Usage(format!(
+                "--decide-by {by}: not among the calibrated scores ({})",
+                known.join(", ")
+            )));
+        }
+        c.decide_by = Some(by);
+    }
     c.save(&args.out)?;
     eprintln!(
-        "calibrated {} scores on {} non-members → {}",
+        "calibrated {} scores on {} non-members → {} (deciding score: {})",
         c.scores.len(),
         c.n,
-        args.out.display()
+        args.out.display(),
+        c.default_score()
     );
     Ok(())
 }

@@ -131,12 +131,27 @@ pub struct ScoringArgs {
     /// Skip the lowercase score (saves its second forward pass).
     #[arg(long)]
     pub no_lowercase: bool,
+    /// Scores to compute, comma-separated: names (neg_loss, mink_0.2, minkpp_0.2, zlib,
+    /// lowercase, ref, ref_mink_0.2, ref_llr, ref_bpb, ez, ez_llr, wbc, ref_info,
+    /// extraction_50_50) and groups: default (today's set), finetune (ez, ez_llr, wbc, ref_info;
+    /// needs a same-vocabulary --reference), all. Only the forward passes they need run.
+    #[arg(long, value_delimiter = ',')]
+    pub scores: Option<Vec<String>>,
+    /// Verbatim extraction: the probability of each window's SUFFIX tokens given its PREFIX
+    /// tokens, windows every STRIDE tokens (default 10); adds `extraction_P_S` and each
+    /// passage's best window (PREFIX:SUFFIX[:STRIDE], e.g. 50:50).
+    #[arg(long, value_parser = parse_extraction)]
+    pub extraction: Option<miascan::score::extraction::Extraction>,
     /// Window length in tokens for long passages (default and maximum: the model's context).
     #[arg(long)]
     pub max_context: Option<usize>,
     /// Tokens packed into one forward pass.
     #[arg(long, default_value_t = 2048)]
     pub batch_tokens: usize,
+}
+
+fn parse_extraction(s: &str) -> Result<miascan::score::extraction::Extraction, String> {
+    miascan::score::extraction::Extraction::parse(s).map_err(|e| e.to_string())
 }
 
 /// The models of a run, loaded once.
@@ -171,21 +186,26 @@ impl ScoringArgs {
         ScoreOptions {
             ks: self.ks.clone(),
             lowercase: !self.no_lowercase,
+            scores: self.scores.clone(),
+            extraction: self.extraction,
             max_context: self.max_context,
             batch_tokens: self.batch_tokens,
             token_details,
-            token_ranks: false,
+            // ranks come from the same pass as the log-probs: free with the details
+            token_ranks: token_details,
         }
     }
 }
 
 impl Models {
-    pub fn scorer(&self, opts: ScoreOptions) -> Scorer<'_> {
+    /// The run's scorer, its `--scores` checked against the models.
+    pub fn scorer(&self, opts: ScoreOptions) -> miascan::Result<Scorer<'_>> {
         let s = Scorer::new(&self.target, opts);
         match &self.reference {
             Some(r) => s.with_reference(r),
             None => s,
         }
+        .select()
     }
 
     /// Scores every passage, with a progress bar on a terminal.
@@ -196,7 +216,7 @@ impl Models {
     ) -> anyhow::Result<Vec<PassageResult>> {
         let mut out = Vec::with_capacity(passages.len());
         let progress = Progress::new(Some(passages.len() as u64), "passages");
-        self.scorer(opts).score_all(passages, |r| {
+        self.scorer(opts)?.score_all(passages, |r| {
             progress.tick(out.len() + 1);
             out.push(r);
             Ok(())

@@ -152,7 +152,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     })?;
     let models = args.scoring.load()?;
     let opts = args.scoring.options(false);
-    let scorer = models.scorer(opts.clone());
+    let scorer = models.scorer(opts.clone())?;
     let ref_identity = models.reference.as_ref().map(|r| &r.identity);
     let decision = args.decision.load(&models, &opts)?;
     let calibration_header = match (&decision, &args.decision.calibration) {

@@ -20,7 +20,8 @@ pub struct Args {
     /// Print a table for people instead of JSONL.
     #[arg(long)]
     pub table: bool,
-    /// Add per-token arrays: token_ids, tokens, token_logprobs, token_mu, token_sigma.
+    /// Add per-token arrays: token_ids, tokens, token_logprobs, token_mu, token_sigma,
+    /// token_ranks.
     #[arg(long)]
     pub token_logprobs: bool,
     #[command(flatten)]
@@ -31,7 +32,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let inputs = args.input.inputs_or_stdin(&args.inputs)?;
     let read = args.input.options(None);
     let models = args.scoring.load()?;
-    let scorer = models.scorer(args.scoring.options(args.token_logprobs));
+    let scorer = models.scorer(args.scoring.options(args.token_logprobs))?;
     let ref_identity = models.reference.as_ref().map(|r| &r.identity);
     let decision = args.decision.load(&models, &args.scoring.options(false))?;
 

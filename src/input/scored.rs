@@ -121,6 +121,7 @@ fn parse_record(
             },
             reason: rec.reason,
             details: None,
+            extraction: None,
             id: rec.id,
         },
         label,

@@ -4,6 +4,7 @@
 //! them. Non-finite numbers are written as `null` (JSON has no NaN) and read back as missing.
 
 use crate::model::ModelIdentity;
+use crate::score::extraction::ExtractionEvidence;
 use crate::scorer::PassageResult;
 use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeMap;
@@ -142,6 +143,9 @@ pub struct PassageRecord {
     /// Rank of each scored token among the model's predictions (1 = top): heat maps only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_ranks: Option<Vec<u32>>,
+    /// With the extraction score: the most extractable window, its text and probability.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extraction: Option<ExtractionEvidence>,
     /// Any other field (a label such as `member`), kept as it is.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -186,7 +190,10 @@ impl PassageRecord {
             token_logprobs: col(|s| s.logp),
             token_mu: col(|s| s.mu),
             token_sigma: col(|s| s.sigma),
-            token_ranks: d.and_then(|d| d.ranks.clone()),
+            token_ranks: d
+                .filter(|d| d.ranks)
+                .map(|d| d.stats.iter().map(|s| s.rank).collect()),
+            extraction: r.extraction.clone(),
             extra: Map::new(),
         }
     }
@@ -243,14 +250,26 @@ mod tests {
                         logp: -1.0,
                         mu: -2.0,
                         sigma: 0.5,
+                        top1: -0.5,
+                        rank: 1,
                     },
                     TokenStat {
                         logp: -2.0,
                         mu: -2.5,
                         sigma: 1.0,
+                        top1: -0.5,
+                        rank: 7,
                     },
                 ],
-                ranks: Some(vec![1, 7]),
+                ranks: true,
+            }),
+            extraction: Some(ExtractionEvidence {
+                span: [0, 5],
+                prefix: "ab".into(),
+                suffix: "c<d>".into(),
+                log_prob: -1.0,
+                probability: (-1f64).exp(),
+                windows: 2,
             }),
         };
         let mut rec = PassageRecord::new(&r, &identity("ab"), Some(&identity("cd")));

@@ -99,7 +99,7 @@ pub fn run(
             let item = item?;
             match &item {
                 Item::Passage(p) => {
-                    tokens += p.prepared.tokens();
+                    tokens += scoring.scorer.prepared_tokens(&p.prepared);
                     n += 1;
                 }
                 Item::Document(d) => {

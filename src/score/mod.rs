@@ -2,6 +2,12 @@
 //! Every score is oriented so that **higher = more likely a member**; definitions follow
 //! ../shared/SCORES.md and each function's doc comment gives its formula.
 
+pub mod extraction;
+pub mod finetune;
+pub mod registry;
+
+pub use registry::{GroupSettings, PassageContext, Score, Selection, View};
+
 use crate::stats::TokenStat;
 use serde::Serialize;
 use std::io::Write;
@@ -109,7 +115,8 @@ pub fn minkpp_name(k: f64) -> String {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PassageScores {
     pub stats: Stats,
-    /// `(name, value)` in a fixed order: neg_loss, mink_k…, minkpp_k…, zlib, lowercase.
+    /// `(name, value)` in the selection's order (by default: neg_loss, mink_k…,
+    /// minkpp_k…, zlib, lowercase, then the reference scores).
     pub scores: Vec<(String, Option<f64>)>,
 }
 
@@ -121,83 +128,20 @@ impl PassageScores {
             .find(|(n, _)| n == name)
             .and_then(|(_, v)| *v)
     }
-
-    /// Adds the reference-model scores (Carlini et al. 2021), given the reference's
-    /// statistics on the same text:
-    /// - `ref_bpb = bits_per_byte(reference) − bits_per_byte(target)`, valid across
-    ///   tokenizers (always added);
-    /// - when both models tokenised the text identically (`aligned`), with per-token
-    ///   log-likelihood ratios `d_i = logp_target_i − logp_reference_i`:
-    ///   `ref = loss(reference) − loss(target)` (the mean of `d_i`), `ref_mink_k` (Min-K% over
-    ///   `d_i`) and `ref_llr = Σ d_i / sqrt(N)`, the summed likelihood ratio scaled like a
-    ///   z-statistic, so that longer passages weigh their larger evidence.
-    ///
-    /// A member is easier for the target than for the reference: higher = member.
-    pub fn add_reference(
-        &mut self,
-        text: &str,
-        target: &[TokenStat],
-        reference: &[TokenStat],
-        aligned: bool,
-        ks: &[f64],
-    ) {
-        let lt: Vec<f64> = target.iter().map(|s| s.logp).collect();
-        let lr: Vec<f64> = reference.iter().map(|s| s.logp).collect();
-        if aligned {
-            let r = match (loss(&lr), loss(&lt)) {
-                (Some(a), Some(b)) => Some(a - b),
-                _ => None,
-            };
-            self.scores.push(("ref".into(), r));
-            let diff: Vec<f64> = lt.iter().zip(&lr).map(|(t, r)| t - r).collect();
-            for &k in ks {
-                self.scores.push((format!("ref_mink_{k}"), mink(&diff, k)));
-            }
-            let llr =
-                (!diff.is_empty()).then(|| diff.iter().sum::<f64>() / (diff.len() as f64).sqrt());
-            self.scores.push(("ref_llr".into(), llr));
-        }
-        let bpb = match (
-            bits_per_byte(&lr, text.len()),
-            bits_per_byte(&lt, text.len()),
-        ) {
-            (Some(a), Some(b)) => Some(a - b),
-            _ => None,
-        };
-        self.scores.push(("ref_bpb".into(), bpb));
-    }
 }
 
-/// Computes all scores of a passage from its token statistics. `lower` holds the
-/// log-probs of the lowercased text (if the lowercase score is wanted).
-pub fn score_passage(
-    text: &str,
-    stats: &[TokenStat],
-    lower: Option<&[f64]>,
-    ks: &[f64],
-) -> PassageScores {
-    let logp: Vec<f64> = stats.iter().map(|s| s.logp).collect();
+/// The raw statistics of a passage and the selected scores, from its context.
+pub fn score_passage(c: &PassageContext, selection: &Selection) -> PassageScores {
+    let logp: Vec<f64> = c.target.iter().map(|s| s.logp).collect();
     let l = loss(&logp);
-    let zb = zlib_bytes(text);
-    let mut scores = vec![("neg_loss".to_string(), l.map(|l| -l))];
-    for &k in ks {
-        scores.push((mink_name(k), mink(&logp, k)));
-    }
-    for &k in ks {
-        scores.push((minkpp_name(k), minkpp(stats, k)));
-    }
-    scores.push(("zlib".into(), l.map(|l| zlib(l, zb))));
-    if let Some(lower) = lower {
-        scores.push(("lowercase".into(), lowercase(loss(lower), l)));
-    }
     PassageScores {
         stats: Stats {
             loss: l,
             ppl: l.map(f64::exp),
-            bits_per_byte: bits_per_byte(&logp, text.len()),
-            zlib_bytes: zb,
+            bits_per_byte: bits_per_byte(&logp, c.text.len()),
+            zlib_bytes: zlib_bytes(c.text),
         },
-        scores,
+        scores: selection.compute(c),
     }
 }
 
@@ -206,19 +150,42 @@ mod tests {
     use super::*;
 
     fn ts(logp: f64, mu: f64, sigma: f64) -> TokenStat {
-        TokenStat { logp, mu, sigma }
+        TokenStat {
+            logp,
+            mu,
+            sigma,
+            top1: 0.0,
+            rank: 1,
+        }
+    }
+
+    fn ctx<'a>(text: &'a str, target: &'a [TokenStat]) -> PassageContext<'a> {
+        PassageContext {
+            text,
+            target,
+            lowercase: None,
+            reference: None,
+            aligned: false,
+            extraction: None,
+        }
+    }
+
+    fn selection(ks: &[f64], lowercase: bool, reference: bool) -> Selection {
+        Selection::default_for(&GroupSettings {
+            ks,
+            lowercase,
+            reference,
+            same_vocab: reference,
+            extraction: None,
+        })
     }
 
     #[test]
     fn loss_and_ppl_by_hand() {
         assert_eq!(loss(&[-1.0, -3.0]), Some(2.0));
         assert_eq!(loss(&[]), None);
-        let s = score_passage(
-            "ab",
-            &[ts(-1.0, 0.0, 1.0), ts(-3.0, 0.0, 1.0)],
-            None,
-            &[0.2],
-        );
+        let t = [ts(-1.0, 0.0, 1.0), ts(-3.0, 0.0, 1.0)];
+        let s = score_passage(&ctx("ab", &t), &selection(&[0.2], false, false));
         assert_eq!(s.stats.loss, Some(2.0));
         assert!((s.stats.ppl.unwrap() - 2f64.exp()).abs() < 1e-12);
         // 4 nats over 2 bytes = 4/ln2/2 bits per byte
@@ -278,7 +245,13 @@ mod tests {
 
     #[test]
     fn n_zero_gives_no_numbers() {
-        let s = score_passage("a", &[], Some(&[]), &[0.1, 0.2]);
+        let s = score_passage(
+            &PassageContext {
+                lowercase: Some(&[]),
+                ..ctx("a", &[])
+            },
+            &selection(&[0.1, 0.2], true, false),
+        );
         assert_eq!(s.stats.loss, None);
         assert_eq!(s.stats.ppl, None);
         assert_eq!(s.stats.bits_per_byte, None);
@@ -302,8 +275,15 @@ mod tests {
     fn reference_scores_by_hand() {
         let t = [ts(-1.0, 0.0, 1.0), ts(-2.0, 0.0, 1.0)];
         let r = [ts(-3.0, 0.0, 1.0), ts(-2.5, 0.0, 1.0)];
-        let mut s = score_passage("ab", &t, None, &[0.5]);
-        s.add_reference("ab", &t, &r, true, &[0.5]);
+        let with_ref = |aligned, r: &[TokenStat]| {
+            let c = PassageContext {
+                reference: Some(r),
+                aligned,
+                ..ctx("ab", &t)
+            };
+            score_passage(&c, &selection(&[0.5], false, true))
+        };
+        let s = with_ref(true, &r);
         let get = |n: &str| s.scores.iter().find(|(k, _)| k == n).unwrap().1.unwrap();
         // losses 1.5 (target) and 2.75 (reference)
         assert!((get("ref") - 1.25).abs() < 1e-12);
@@ -313,11 +293,11 @@ mod tests {
         assert!((get("ref_llr") - 2.5 / 2f64.sqrt()).abs() < 1e-12);
         // 2.5 nats more over 2 bytes
         assert!((get("ref_bpb") - 2.5 / std::f64::consts::LN_2 / 2.0).abs() < 1e-12);
-        // unaligned tokenisations: only ref_bpb
-        let mut u = score_passage("ab", &t, None, &[0.5]);
-        u.add_reference("ab", &t, &r[..1], false, &[0.5]);
-        assert!(u.scores.iter().all(|(k, _)| k != "ref"));
-        assert!(u.scores.iter().any(|(k, _)| k == "ref_bpb"));
+        // unaligned tokenisations: only ref_bpb has a value
+        let u = with_ref(false, &r[..1]);
+        assert_eq!(u.get("ref"), None);
+        assert_eq!(u.get("ref_llr"), None);
+        assert!(u.get("ref_bpb").is_some());
     }
 
     #[test]
@@ -325,8 +305,9 @@ mod tests {
         // a well-predicted passage must outscore a badly predicted one on every score
         let good = [ts(-0.1, -0.5, 1.0); 10];
         let bad = [ts(-5.0, -0.5, 1.0); 10];
-        let g = score_passage("same text", &good, None, &[0.2]);
-        let b = score_passage("same text", &bad, None, &[0.2]);
+        let sel = selection(&[0.2], false, false);
+        let g = score_passage(&ctx("same text", &good), &sel);
+        let b = score_passage(&ctx("same text", &bad), &sel);
         for ((n, gv), (_, bv)) in g.scores.iter().zip(&b.scores) {
             assert!(gv.unwrap() > bv.unwrap(), "{n}");
         }
