@@ -226,6 +226,7 @@ mod tests {
             },
             reason: None,
             details: None,
+            extraction: None,
         }
     }
 
