@@ -111,9 +111,10 @@ impl Args {
         }
     }
 
-    /// Everything the results depend on (a resume must match it).
+    /// Everything the results depend on (a resume must match it). `scores` and
+    /// `extraction` appear only when given, so logs of earlier versions still resume.
     fn settings(&self) -> serde_json::Value {
-        serde_json::json!({
+        let mut v = serde_json::json!({
             "ks": self.scoring.ks,
             "lowercase": !self.scoring.no_lowercase,
             "max_context": self.scoring.max_context,
@@ -130,7 +131,14 @@ impl Args {
             "invalid_utf8": self.invalid_utf8,
             "segment_bytes": self.segment_bytes,
             "inputs": self.inputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
-        })
+        });
+        if let Some(scores) = &self.scoring.scores {
+            v["scores"] = serde_json::json!(scores);
+        }
+        if let Some(e) = &self.scoring.extraction {
+            v["extraction"] = serde_json::json!(e);
+        }
+        v
     }
 }
 

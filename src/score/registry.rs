@@ -204,7 +204,8 @@ impl Selection {
     /// Parses `--scores`: score names and the groups `default` (see [`Self::default_for`]),
     /// `finetune` (ez, ez_llr, wbc, ref_info: a same-vocabulary reference needed) and `all`
     /// (both). `None` gives the default. Names are kept in the order given, duplicates
-    /// dropped; a score that needs a missing reference or extraction setting is an error.
+    /// dropped, `neg_loss` first when not named; a score that needs a missing reference is
+    /// an error.
     pub fn parse(spec: Option<&[String]>, g: &GroupSettings) -> Result<Selection> {
         let Some(spec) = spec else {
             return Ok(Selection::default_for(g));
@@ -235,6 +236,11 @@ impl Selection {
             return Err(Error::Usage(format!(
                 "--scores: no score named (known: {SCORE_NAMES})"
             )));
+        }
+        // always there: it costs nothing beyond the target pass, and a scan ranks by it
+        // without a calibration
+        if !out.contains(&Score::NegLoss) {
+            out.insert(0, Score::NegLoss);
         }
         for s in &out {
             let name = s.name();
@@ -381,12 +387,14 @@ mod tests {
         let s = Selection::parse(Some(&spec("neg_loss,mink_0.5,ez,wbc,ez")), &g(true)).unwrap();
         assert_eq!(s.names(), ["neg_loss", "mink_0.5", "ez", "wbc"]);
         assert!(s.needs(View::Reference) && !s.needs(View::Lowercase));
-        let s = Selection::parse(Some(&spec("neg_loss")), &g(false)).unwrap();
+        let s = Selection::parse(Some(&spec("zlib")), &g(false)).unwrap();
+        assert_eq!(s.names(), ["neg_loss", "zlib"]);
         assert!(!s.needs(View::Reference) && !s.needs(View::Lowercase) && s.needs(View::Target));
         let all = Selection::parse(Some(&spec("all")), &g(true)).unwrap();
         assert_eq!(all.scores.len(), 13);
         let e = Selection::parse(Some(&spec("extraction_50_50")), &g(false)).unwrap();
         assert_eq!(e.extraction().map(|x| (x.prefix, x.suffix)), Some((50, 50)));
+        assert_eq!(e.names(), ["neg_loss", "extraction_50_50"]);
         assert!(e.needs(View::Extraction));
         for bad in ["ez", "nope", "mink_2", "ref_mink_x", ""] {
             assert!(
