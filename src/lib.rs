@@ -8,6 +8,7 @@
 pub mod calibrate;
 pub mod chunk;
 pub mod error;
+pub mod exposure;
 pub mod input;
 pub mod kernel;
 pub mod model;

@@ -5,6 +5,7 @@ pub mod calibrate;
 pub mod common;
 pub mod dataset_test;
 pub mod eval;
+pub mod exposure;
 pub mod inspect;
 pub mod merge;
 pub mod output;
@@ -44,6 +45,9 @@ pub enum Command {
     /// Dataset inference: does a suspect collection score higher than a validation
     /// collection, as a whole (Welch t-test on a learned combination of the scores)?
     DatasetTest(Box<dataset_test::Args>),
+    /// Canary exposure: rank each secret's likelihood among random fills of its template
+    /// (Carlini et al. 2019): rank, exact p-value, exposure in bits.
+    Exposure(Box<exposure::Args>),
     /// Describe a model file: architecture, size, context, vocabulary, tokenizer, BOS policy.
     Inspect(inspect::Args),
     /// The model's own tokenisation of each input: JSONL {id, ids, tokens, spans}, from a
