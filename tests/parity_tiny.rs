@@ -16,9 +16,14 @@ fn check_dtype(arch: &str, dtype: candle_core::DType, tol: f64) {
     check_file(arch, "", "golden.jsonl", dtype, tol);
 }
 
-/// Parity of `tiny/ARCH/FILE` (the folder itself when `FILE` is empty) with
-/// `tiny/ARCH/GOLDEN`.
-fn check_file(arch: &str, file: &str, golden: &str, dtype: candle_core::DType, tol: f64) -> f64 {
+/// The model `tiny/ARCH/FILE` (the folder itself when `FILE` is empty) in `dtype`, the tiny
+/// passages, and the golden `tiny/ARCH/GOLDEN`, one record per passage.
+fn load<G: serde::de::DeserializeOwned>(
+    arch: &str,
+    file: &str,
+    golden: &str,
+    dtype: candle_core::DType,
+) -> (Model, Vec<miascan::input::Passage>, Vec<G>) {
     let dir = common::golden().join("tiny").join(arch);
     let path = if file.is_empty() {
         dir.clone()
@@ -31,12 +36,19 @@ fn check_file(arch: &str, file: &str, golden: &str, dtype: candle_core::DType, t
         &ReadOptions::default(),
     )
     .unwrap();
-    let golden: Vec<common::Golden> = std::fs::read_to_string(dir.join(golden))
+    let golden: Vec<G> = std::fs::read_to_string(dir.join(golden))
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(passages.len(), golden.len());
+    (model, passages, golden)
+}
+
+/// Parity of `tiny/ARCH/FILE` (the folder itself when `FILE` is empty) with
+/// `tiny/ARCH/GOLDEN`.
+fn check_file(arch: &str, file: &str, golden: &str, dtype: candle_core::DType, tol: f64) -> f64 {
+    let (model, passages, golden) = load::<common::Golden>(arch, file, golden, dtype);
     let opts = ScoreOptions {
         token_details: true,
         lowercase: false,
@@ -201,23 +213,8 @@ struct RankGolden {
 /// single pass as the log-probs: within 1e-4 of transformers, the rank between the golden's
 /// near-tie bounds (equal to it unless two logits are within 1e-4).
 fn check_ranks(arch: &str, file: &str) {
-    let dir = common::golden().join("tiny").join(arch);
-    let path = if file.is_empty() {
-        dir.clone()
-    } else {
-        dir.join(file)
-    };
-    let model = Model::load(&path, &candle_core::Device::Cpu).unwrap();
-    let passages = read_inputs(
-        &[common::golden().join("tiny/passages.jsonl")],
-        &ReadOptions::default(),
-    )
-    .unwrap();
-    let golden: Vec<RankGolden> = std::fs::read_to_string(dir.join("golden-ranks.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let (model, passages, golden) =
+        load::<RankGolden>(arch, file, "golden-ranks.jsonl", candle_core::DType::F32);
     let opts = ScoreOptions {
         token_details: true,
         lowercase: false,
