@@ -6,7 +6,7 @@ mod common;
 
 use miascan::calibrate::{Calibration, Settings};
 use miascan::eval::dataset::{dataset_test, score_matrix};
-use miascan::eval::{evaluate, split_by_label};
+use miascan::eval::{cv, evaluate, split_by_label};
 use miascan::input::{read_inputs, ReadOptions};
 use miascan::model::Model;
 use miascan::scorer::{PassageResult, ScoreOptions, Scorer};
@@ -24,6 +24,8 @@ fn score(
     let mut out = Vec::new();
     Scorer::new(target, opts.clone())
         .with_reference(reference)
+        .select()
+        .unwrap()
         .score_all(&passages, |r| {
             out.push(r);
             Ok(())
@@ -40,8 +42,10 @@ fn finetune_audit() {
     let cpu = candle_core::Device::Cpu;
     let target = Model::load(&dir.join("finetuned.gguf"), &cpu).unwrap();
     let reference = Model::load(&common::model(common::SMOLLM2), &cpu).unwrap();
+    // the default set and the fine-tune scores: the same two passes (target, reference)
     let opts = ScoreOptions {
         lowercase: false,
+        scores: Some(vec!["default".into(), "finetune".into()]),
         ..Default::default()
     };
     let members = score(&target, &reference, &dir.join("members.jsonl"), &opts);
@@ -89,7 +93,26 @@ fn finetune_audit() {
         "selected_cv TPR@1% {}",
         s.at_fpr[1].tpr
     );
-    assert!(sel.recommended.starts_with("ref"), "{}", sel.recommended);
+    // a reference-based score decides (ref_llr or the error-zone ez_llr)
+    assert!(
+        sel.recommended.starts_with("ref") || sel.recommended.starts_with("ez"),
+        "{}",
+        sel.recommended
+    );
+    // issue #11's goal: TPR >= 0.6 at 1% FPR chosen by cross-validation, mean over fold
+    // seeds 0-7 (measured: 0.660-0.735, mean 0.706; with the empirical criterion it was 0.459)
+    let tprs: Vec<f64> = (0..8)
+        .map(|seed| {
+            cv::selected_cv(&all, &labels, seed, 20)
+                .unwrap()
+                .eval
+                .at_fpr[1]
+                .tpr
+        })
+        .collect();
+    let mean = tprs.iter().sum::<f64>() / tprs.len() as f64;
+    eprintln!("selected_cv TPR@1% over fold seeds 0-7: {tprs:?}, mean {mean:.3}");
+    assert!(mean >= 0.6, "selected_cv mean TPR@1% {mean} over seeds 0-7");
     // the target alone is weak, as the peer found (0.706)
     assert!(get("neg_loss").auroc < 0.8);
 

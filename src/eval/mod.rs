@@ -201,7 +201,7 @@ impl EvalReport {
                 .map(|(n, c)| format!("{n} in {c}/{}", sel.picks.len()))
                 .collect();
             s.push_str(&format!(
-                "selected_cv: best TPR@1% on the training folds picked {}; on all passages: {} (use as --decide-by)\n",
+                "selected_cv: best (binormal) TPR@1% on the training folds picked {}; on all passages: {} (use as --decide-by)\n",
                 picks.join(", "),
                 sel.recommended
             ));
