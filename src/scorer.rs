@@ -269,7 +269,8 @@ pub struct Scorer<'m> {
 }
 
 impl<'m> Scorer<'m> {
-    /// A scorer of `opts.scores` (the default set when `None`; see [`Self::select`]).
+    /// A scorer of the default set; `opts.scores` takes effect only through
+    /// [`Self::select`] (after [`Self::with_reference`]), which can refuse it.
     pub fn new(model: &'m Model, opts: ScoreOptions) -> Self {
         let mut s = Scorer {
             target: Runner::new(model, &opts),
