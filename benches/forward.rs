@@ -1,6 +1,7 @@
 //! The forward's parts at SmolLM2-135M and Gemma 3 270M shapes, on random numbers (the
 //! arithmetic does not depend on the values): the LM head with the soft-max statistics
-//! (both backends), attention (both backends), the gated feed-forward block, and a whole
+//! (both backends), attention (both backends), the gated feed-forward block, the expansion
+//! of a quantised weight (candle's against the parallel one), and a whole
 //! forward of the real model when `scripts/fetch-models.sh` has put it in the cache.
 //!
 //! `cargo bench --bench forward` (`scripts/bench.sh` compares against the peers; these
@@ -187,8 +188,43 @@ fn whole_forward(c: &mut Criterion) {
     }
 }
 
+/// Expanding a stored (quantised) gate/up weight to f32, as every forward does under
+/// `--weights stored`: candle's one-thread `dequantize` against miascan's parallel one.
+fn dequantize(c: &mut Criterion) {
+    use candle_core::quantized::{GgmlDType, QTensor};
+    // as the binary does (main.rs): freed large buffers stay in the process, so each
+    // iteration's 7 MiB output is not a fresh mmap with a page fault per 4 KiB
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator parameters.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, i32::MAX);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+    }
+    let mut g = c.benchmark_group("dequantize");
+    g.sample_size(20);
+    for s in &SHAPES {
+        for dt in [GgmlDType::Q4_1, GgmlDType::Q8_0] {
+            let q = QTensor::quantize(&randn((2 * s.ffn, s.hidden)), dt).unwrap();
+            g.throughput(Throughput::Elements((2 * s.ffn * s.hidden) as u64));
+            g.bench_function(format!("{}/{dt:?}/candle", s.name), |b| {
+                b.iter(|| q.dequantize(&Device::Cpu).unwrap())
+            });
+            let w = Weight::Quantized {
+                q: std::sync::Arc::new(
+                    QTensor::quantize(&randn((2 * s.ffn, s.hidden)), dt).unwrap(),
+                ),
+                dtype: DType::F32,
+            };
+            g.bench_function(format!("{}/{dt:?}/miascan", s.name), |b| {
+                b.iter(|| w.expand().unwrap())
+            });
+        }
+    }
+}
+
 criterion_group!(
     benches,
+    dequantize,
     lm_head_statistics,
     attention_bench,
     mlp,

@@ -28,7 +28,12 @@ fn exp_neg(x: f32) -> f32 {
     p = p * r + 1.666_666_5e-1;
     p = p * r + 0.5;
     let y = p * r * r + r + 1.0;
-    let scale = f32::from_bits((((n as i32) + 127) as u32) << 23);
+    // 2^n from n's bits: adding 1.5·2^23 puts the integer n (|n| < 2^22, exact) in the
+    // low mantissa bits. The same number as `(n as i32 + 127) << 23`, but `as i32` is a
+    // saturating cast that the compiler emitted as scalar code with branches, which kept
+    // the whole loop at four lanes
+    let bits = (n + 12_582_912.0).to_bits().wrapping_sub(0x4B40_0000);
+    let scale = f32::from_bits(bits.wrapping_add(127) << 23);
     if x.is_nan() {
         x // a broken model's NaN must stay visible, not become a probability
     } else if x < -87.0 {
@@ -60,32 +65,44 @@ fn max_body(row: &[f32]) -> f32 {
 /// the same pass).
 #[inline(always)]
 fn sums_body(row: &[f32], m: f32, above: f32) -> (f64, f64, f64, u32) {
+    /// Values per block: the exponentials of a block are computed in f32 first (eight
+    /// lanes wide; in one loop with the f64 sums the compiler kept four), then summed.
+    const BLOCK: usize = 4 * LANES;
     let mut s = [0f64; LANES];
     let mut s1 = [0f64; LANES];
     let mut s2 = [0f64; LANES];
     let mut c = [0u32; LANES];
-    let chunks = row.chunks_exact(LANES);
-    let rest = chunks.remainder();
-    for ch in chunks {
-        for i in 0..LANES {
-            let a = ch[i] - m;
-            let e = exp_neg(a) as f64;
-            c[i] += u32::from(ch[i] > above);
-            let a = a as f64;
-            s[i] += e;
-            s1[i] += e * a;
-            s2[i] += e * a * a;
+    // value `j` of the row always lands in lane `j % LANES`: the sums keep their order
+    let mut add = |blk: &[f32], e: &[f32], a: &[f32]| {
+        for (j, ((&v, &e), &a)) in blk.iter().zip(e).zip(a).enumerate() {
+            let l = j % LANES;
+            c[l] += u32::from(v > above);
+            let (e, a) = (e as f64, a as f64);
+            s[l] += e;
+            s1[l] += e * a;
+            s2[l] += e * a * a;
+        }
+    };
+    let mut e = [0f32; BLOCK];
+    let mut a = [0f32; BLOCK];
+    let blocks = row.chunks_exact(BLOCK);
+    let rest = blocks.remainder();
+    for blk in blocks {
+        for j in 0..BLOCK {
+            a[j] = blk[j] - m;
+            e[j] = exp_neg(a[j]);
+        }
+        for q in 0..BLOCK / LANES {
+            let r = q * LANES..(q + 1) * LANES;
+            add(&blk[r.clone()], &e[r.clone()], &a[r]);
         }
     }
-    for (i, &v) in rest.iter().enumerate() {
-        let a = v - m;
-        let e = exp_neg(a) as f64;
-        c[i] += u32::from(v > above);
-        let a = a as f64;
-        s[i] += e;
-        s1[i] += e * a;
-        s2[i] += e * a * a;
+    let n = rest.len();
+    for j in 0..n {
+        a[j] = rest[j] - m;
+        e[j] = exp_neg(a[j]);
     }
+    add(rest, &e[..n], &a[..n]);
     (
         s.iter().sum(),
         s1.iter().sum(),
@@ -110,13 +127,22 @@ fn sums_avx2(row: &[f32], m: f32, above: f32) -> (f64, f64, f64, u32) {
 #[inline(always)]
 fn softmax_body(row: &mut [f32]) {
     let m = max_body(row);
+    // two passes: the exponentials in f32 alone (eight lanes wide; mixed with the f64 sums
+    // in one loop the compiler kept four), then their sum in f64 in `LANES` partial sums,
+    // value `i` into lane `i % LANES` (the order the sum always had)
+    for v in row.iter_mut() {
+        *v = exp_neg(*v - m);
+    }
     let mut s = [0f64; LANES];
-    for c in row.chunks_mut(LANES) {
-        for (i, v) in c.iter_mut().enumerate() {
-            let e = exp_neg(*v - m);
-            *v = e;
-            s[i] += e as f64;
+    let chunks = row.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for i in 0..LANES {
+            s[i] += c[i] as f64;
         }
+    }
+    for (i, &e) in rest.iter().enumerate() {
+        s[i] += e as f64;
     }
     let inv = (1.0 / s.iter().sum::<f64>()) as f32;
     for v in row.iter_mut() {

@@ -188,24 +188,39 @@ fn kernel_path(
         let qe = t.qs + t.qn;
         let ks = mask.window.map_or(0, |w| (t.qs + 1).saturating_sub(w));
         let kn = qe - ks;
-        let mut scores = vec![0f32; t.qn * kn];
-        for h in 0..heads {
-            let kh = h / groups;
+        // the `groups` query heads that read one kv head are stacked into one matrix of
+        // `groups · qn` rows: one score and one value matmul per kv head, with the keys and
+        // values packed once for all of them, instead of one small matmul per query head
+        let rows = groups * t.qn;
+        let mut qbuf = vec![0f32; rows * d];
+        let mut scores = vec![0f32; rows * kn];
+        let mut obuf = vec![0f32; rows * d];
+        for kh in 0..k.heads {
+            for g in 0..groups {
+                for r in 0..t.qn {
+                    // SAFETY: row start + qs + r of query head kh·groups + g lies in q's
+                    // storage (the view holds its guard) and has `d` features.
+                    let src = unsafe {
+                        std::slice::from_raw_parts(qv.ptr(t.start + t.qs + r, kh * groups + g), d)
+                    };
+                    qbuf[(g * t.qn + r) * d..][..d].copy_from_slice(src);
+                }
+            }
             // SAFETY: every pointer is into a live storage (the views hold their guards),
-            // and the strides keep each access inside it: rows start + qs .. start + qe of
-            // q, start + ks .. start + qe of k and v, the task's own rows of `out`.
+            // and the strides keep each access inside it: rows start + ks .. start + qe of
+            // k and v, and the task's own buffers.
             unsafe {
                 gemm::gemm(
-                    t.qn,
+                    rows,
                     kn,
                     d,
                     scores.as_mut_ptr(),
                     1,
                     kn as isize,
                     false,
-                    qv.ptr(t.start + t.qs, h),
+                    qbuf.as_ptr(),
                     1,
-                    qv.ts as isize,
+                    d as isize,
                     kvw.ptr(t.start + ks, kh),
                     kvw.ts as isize,
                     1,
@@ -217,8 +232,8 @@ fn kernel_path(
                     gemm::Parallelism::None,
                 );
             }
-            for (r, srow) in scores.chunks_mut(kn).enumerate() {
-                let qi = t.qs + r;
+            for (row, srow) in scores.chunks_mut(kn).enumerate() {
+                let qi = t.qs + row % t.qn;
                 // visible keys: ks + j <= qi, and qi − (ks + j) < w
                 let hi = qi + 1 - ks;
                 let lo = mask
@@ -234,15 +249,15 @@ fn kernel_path(
                 srow[hi..].fill(0.0);
                 kernel::softmax(&mut srow[lo..hi]);
             }
-            // SAFETY: as above; `out` is this task's `qn × width` rows.
+            // SAFETY: as above.
             unsafe {
                 gemm::gemm(
-                    t.qn,
+                    rows,
                     d,
                     kn,
-                    out[h * d..].as_mut_ptr(),
+                    obuf.as_mut_ptr(),
                     1,
-                    width as isize,
+                    d as isize,
                     false,
                     scores.as_ptr(),
                     1,
@@ -257,6 +272,12 @@ fn kernel_path(
                     false,
                     gemm::Parallelism::None,
                 );
+            }
+            for g in 0..groups {
+                let h = kh * groups + g;
+                for r in 0..t.qn {
+                    out[r * width + h * d..][..d].copy_from_slice(&obuf[(g * t.qn + r) * d..][..d]);
+                }
             }
         }
     });

@@ -5,8 +5,14 @@
 //! gives the same f32 numbers whether it happens at load or just before the matmul.
 
 use crate::error::Result;
+use candle_core::quantized::k_quants::{
+    BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K,
+    BlockQ8K, BlockQ8_0, BlockQ8_1, GgmlType,
+};
 use candle_core::quantized::{GgmlDType, QStorage, QTensor};
 use candle_core::{DType, Device, Tensor};
+use half::{bf16, f16};
+use rayon::prelude::*;
 use std::borrow::Cow;
 use std::sync::Arc;
 
@@ -67,7 +73,10 @@ impl Weight {
         Ok(match self {
             Weight::Dense(t) => t.clone(),
             Weight::Half { t, dtype } => t.to_dtype(*dtype)?,
-            Weight::Quantized { q, dtype } => q.dequantize(&q.device())?.to_dtype(*dtype)?,
+            Weight::Quantized { q, dtype } => match dequantize_parallel(q)? {
+                Some(t) => t.to_dtype(*dtype)?,
+                None => q.dequantize(&q.device())?.to_dtype(*dtype)?,
+            },
         })
     }
 
@@ -76,7 +85,10 @@ impl Weight {
         match self {
             Weight::Dense(t) => Ok(t.narrow(0, start, n)?),
             Weight::Half { t, dtype } => Ok(t.narrow(0, start, n)?.to_dtype(*dtype)?),
-            Weight::Quantized { .. } => {
+            Weight::Quantized { q, dtype } => {
+                if let Some(t) = rows_parallel(q, start, n)? {
+                    return Ok(t.to_dtype(*dtype)?);
+                }
                 let ids: Vec<u32> = (start as u32..(start + n) as u32).collect();
                 self.gather(&Tensor::new(ids.as_slice(), &Device::Cpu)?)
             }
@@ -198,6 +210,145 @@ impl Weight {
                     dtype: *dtype,
                 })
             }
+        }
+    }
+}
+
+/// Blocks expanded per task by [`dequantize_parallel`].
+const DEQUANT_CHUNK: usize = 512;
+
+/// A CPU quantised tensor expanded to f32 on every worker thread: candle's `dequantize`
+/// runs on one thread, and with the weights kept stored (the default) every forward
+/// expands every layer — 5% of a SmolLM2 scan on one thread of two. Each block goes
+/// through candle's own `to_float`, so the numbers are the same. `None` off the CPU.
+fn dequantize_parallel(q: &QTensor) -> Result<Option<Tensor>> {
+    let (rows, _) = q.shape().dims2()?;
+    rows_parallel(q, 0, rows)
+}
+
+/// Rows `start..start + n` of a CPU quantised `[rows, cols]` tensor expanded as in
+/// [`dequantize_parallel`] (the LM head's blocks of the vocabulary). `None` off the CPU or
+/// when rows do not start on block boundaries.
+fn rows_parallel(q: &QTensor, start: usize, n: usize) -> Result<Option<Tensor>> {
+    let (_, cols) = q.shape().dims2()?;
+    let (dt, bs) = (q.dtype(), q.dtype().block_size());
+    if !q.device().is_cpu() || !cols.is_multiple_of(bs) {
+        return Ok(None);
+    }
+    let row_bytes = cols / bs * dt.type_size();
+    let data = q.data()?;
+    let Some(bytes) = data.get(start * row_bytes..(start + n) * row_bytes) else {
+        return Ok(None);
+    };
+    let mut out = vec![0f32; n * cols];
+    let done = match dt {
+        GgmlDType::F32 => blocks_to_f32::<f32>(bytes, &mut out),
+        GgmlDType::F16 => blocks_to_f32::<f16>(bytes, &mut out),
+        GgmlDType::BF16 => blocks_to_f32::<bf16>(bytes, &mut out),
+        GgmlDType::Q4_0 => blocks_to_f32::<BlockQ4_0>(bytes, &mut out),
+        GgmlDType::Q4_1 => blocks_to_f32::<BlockQ4_1>(bytes, &mut out),
+        GgmlDType::Q5_0 => blocks_to_f32::<BlockQ5_0>(bytes, &mut out),
+        GgmlDType::Q5_1 => blocks_to_f32::<BlockQ5_1>(bytes, &mut out),
+        GgmlDType::Q8_0 => blocks_to_f32::<BlockQ8_0>(bytes, &mut out),
+        GgmlDType::Q8_1 => blocks_to_f32::<BlockQ8_1>(bytes, &mut out),
+        GgmlDType::Q2K => blocks_to_f32::<BlockQ2K>(bytes, &mut out),
+        GgmlDType::Q3K => blocks_to_f32::<BlockQ3K>(bytes, &mut out),
+        GgmlDType::Q4K => blocks_to_f32::<BlockQ4K>(bytes, &mut out),
+        GgmlDType::Q5K => blocks_to_f32::<BlockQ5K>(bytes, &mut out),
+        GgmlDType::Q6K => blocks_to_f32::<BlockQ6K>(bytes, &mut out),
+        GgmlDType::Q8K => blocks_to_f32::<BlockQ8K>(bytes, &mut out),
+    };
+    if !done {
+        return Ok(None);
+    }
+    Ok(Some(Tensor::from_vec(out, (n, cols), &Device::Cpu)?))
+}
+
+/// `bytes` (the storage of a `Vec<T>` of ggml blocks) expanded into `out` in parallel
+/// chunks; `false`, touching nothing, when the sizes or the alignment do not fit `T`.
+fn blocks_to_f32<T: GgmlType>(bytes: &[u8], out: &mut [f32]) -> bool {
+    let size = std::mem::size_of::<T>();
+    let count = bytes.len() / size;
+    if size == 0
+        || bytes.len() % size != 0
+        || (bytes.as_ptr() as usize) % std::mem::align_of::<T>() != 0
+        || count * T::BLCK_SIZE != out.len()
+    {
+        return false;
+    }
+    // SAFETY: length and alignment are checked above, and the ggml block types are plain
+    // data (integers and f16 scales: every bit pattern is a value), as candle itself reads
+    // them from file bytes.
+    let blocks: &[T] = unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<T>(), count) };
+    out.par_chunks_mut(DEQUANT_CHUNK * T::BLCK_SIZE)
+        .zip(blocks.par_chunks(DEQUANT_CHUNK))
+        .for_each(|(o, b)| T::to_float(b, o));
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The parallel expansion gives exactly candle's numbers, for every block type a GGUF
+    /// file here may hold (k-quants need rows of 256).
+    #[test]
+    fn parallel_dequantize_matches_candle() {
+        let cols = 512;
+        let rows = 601; // several chunks of every block type, the last one short
+        let xs: Vec<f32> = (0..rows * cols)
+            .map(|i| ((i * 7919 % 1013) as f32 / 1013.0 - 0.5) * 3.0)
+            .collect();
+        let t = Tensor::from_vec(xs, (rows, cols), &Device::Cpu).unwrap();
+        for dt in [
+            GgmlDType::F16,
+            GgmlDType::BF16,
+            GgmlDType::Q4_0,
+            GgmlDType::Q4_1,
+            GgmlDType::Q5_0,
+            GgmlDType::Q5_1,
+            GgmlDType::Q8_0,
+            GgmlDType::Q2K,
+            GgmlDType::Q3K,
+            GgmlDType::Q4K,
+            GgmlDType::Q5K,
+            GgmlDType::Q6K,
+        ] {
+            let q = QTensor::quantize(&t, dt).unwrap();
+            let want: Vec<f32> = q
+                .dequantize(&Device::Cpu)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            let w = Weight::Quantized {
+                q: Arc::new(QTensor::quantize(&t, dt).unwrap()),
+                dtype: DType::F32,
+            };
+            let rows_got: Vec<f32> = w
+                .rows(100, 250)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            assert!(
+                rows_got
+                    .iter()
+                    .zip(&want[100 * cols..350 * cols])
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "rows of {dt:?}"
+            );
+            let got = dequantize_parallel(&q).unwrap().expect("a CPU block type");
+            assert_eq!(got.dims(), &[rows, cols]);
+            let got: Vec<f32> = got.flatten_all().unwrap().to_vec1().unwrap();
+            assert!(
+                got.iter()
+                    .zip(&want)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{dt:?}"
+            );
         }
     }
 }
