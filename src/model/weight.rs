@@ -270,8 +270,8 @@ fn blocks_to_f32<T: GgmlType>(bytes: &[u8], out: &mut [f32]) -> bool {
     let size = std::mem::size_of::<T>();
     let count = bytes.len() / size;
     if size == 0
-        || bytes.len() % size != 0
-        || (bytes.as_ptr() as usize) % std::mem::align_of::<T>() != 0
+        || !bytes.len().is_multiple_of(size)
+        || !(bytes.as_ptr() as usize).is_multiple_of(std::mem::align_of::<T>())
         || count * T::BLCK_SIZE != out.len()
     {
         return false;
