@@ -1,10 +1,11 @@
 //! Causal (optionally sliding-window, soft-capped) attention over a packed batch, behind one
 //! seam with two backends:
 //!
-//! - [`Backend::Kernel`], CPU f32: per sequence and block of queries, the score and value
-//!   matmuls run on the q/k/v matrices where they lie (gemm with strides: no transposes, no
-//!   copies of heads), only the keys each block can see are touched, and the soft-max skips
-//!   masked keys; blocks run in parallel, each matmul single-threaded.
+//! - [`Backend::Kernel`], CPU f32: per sequence, block of queries and kv head, one score
+//!   and one value matmul for all the query heads that share the kv head (their query rows
+//!   copied into one block), on the keys and values where they lie (gemm with strides: no
+//!   transposes, no copies of k or v); only the keys each block can see are touched, and
+//!   the soft-max skips masked keys; blocks run in parallel, each matmul single-threaded.
 //! - [`Backend::Tensor`], any device: candle ops over blocks of the *packed* batch. Packed
 //!   sequences are told apart by per-position sequence ids and positions (`cu_seqlens`-style
 //!   metadata, a few bytes per token), from which each block's mask is computed on the device
