@@ -18,6 +18,8 @@ pub mod scan;
 pub mod score;
 pub mod scorer;
 pub mod stats;
+#[cfg(test)]
+mod test_support;
 
 pub use error::{Error, Result};
 pub mod eval;

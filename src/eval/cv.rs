@@ -378,11 +378,7 @@ mod tests {
     #[test]
     fn binormal_pick_is_steadier_than_the_empirical_one() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
-        let mut normal = || {
-            // Box–Muller
-            let (u, v): (f64, f64) = (rng.random::<f64>().max(1e-300), rng.random());
-            (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-        };
+        let mut normal = || crate::test_support::standard_normal(&mut rng);
         let (mut binormal_right, mut empirical_right) = (0, 0);
         let trials = 200;
         for _ in 0..trials {

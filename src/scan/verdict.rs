@@ -99,7 +99,7 @@ pub fn mann_whitney_greater(a: &[f64], b: &[f64]) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::{Rng, SeedableRng};
+    use rand::SeedableRng;
 
     #[test]
     fn combination_by_hand() {
@@ -129,10 +129,7 @@ mod tests {
     #[test]
     fn dependent_passages_keep_the_nominal_rate() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-        let mut normal = || {
-            let (u1, u2): (f64, f64) = (rng.random::<f64>().max(1e-300), rng.random());
-            (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-        };
+        let mut normal = || crate::test_support::standard_normal(&mut rng);
         // calibration: passages of 100 documents of 5 (document effect + noise)
         let mut calib = Vec::new();
         for _ in 0..100 {
