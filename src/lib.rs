@@ -5,6 +5,7 @@
 //! [`score`] (pure functions of those) → [`report`]. [`scorer`] drives it, one forward pass
 //! per passage serving every score.
 
+pub mod alloc;
 pub mod calibrate;
 pub mod chunk;
 pub mod error;

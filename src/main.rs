@@ -8,23 +8,8 @@ mod cli;
 use clap::Parser;
 use cli::{Cli, Command};
 
-/// Keeps large freed buffers in the process for reuse. glibc serves allocations above its
-/// mmap threshold (at most 32 MiB) with fresh `mmap`s and unmaps them on free, so every
-/// activation, logits block and matmul output of a forward (1–32 MiB each) would come back
-/// as new zero pages: a page fault per 4 KiB. Measured on SmolLM2 (2 threads): 13.2 s →
-/// 11.6 s for the same 11.4k tokens, same peak memory (the buffers are the same sizes
-/// every batch, so the heap does not grow past the peak).
-fn reuse_large_buffers() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes allocator parameters; called before any thread starts.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, i32::MAX);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
-    }
-}
-
 fn main() {
-    reuse_large_buffers();
+    miascan::alloc::reuse_large_buffers();
     let cli = Cli::parse();
     let started = std::time::Instant::now();
     let ok = |r: anyhow::Result<()>| r.map(|()| 0);
