@@ -2,8 +2,8 @@
 //! statistics over the vocabulary, the attention soft-max, and the gated feed-forward
 //! activations.
 //!
-//! Each is written so that the compiler vectorises it and compiled twice, for the baseline
-//! CPU and for AVX2+FMA, picked at run time. Both builds perform the same operations in the
+//! Each is written so that the compiler vectorises it and compiled three times, for the
+//! baseline CPU, for AVX2+FMA and for AVX-512, picked at run time. Both builds perform the same operations in the
 //! same order (Rust never contracts `a * b + c` into an FMA by itself), so results do not
 //! depend on the CPU.
 
@@ -43,13 +43,18 @@ fn exp_neg(x: f32) -> f32 {
     }
 }
 
+/// The max keeps `4 · LANES` running maxima: with one vector of them (16 lanes under
+/// AVX-512) every step waited on the previous one's compare-and-blend, and the max pass
+/// cost 60% as much as the exponentials and sums after it. (A max is the same number in
+/// any order.)
 #[inline(always)]
 fn max_body(row: &[f32]) -> f32 {
-    let mut m = [f32::NEG_INFINITY; LANES];
-    let chunks = row.chunks_exact(LANES);
+    const WIDE: usize = 4 * LANES;
+    let mut m = [f32::NEG_INFINITY; WIDE];
+    let chunks = row.chunks_exact(WIDE);
     let rest = chunks.remainder();
     for c in chunks {
-        for i in 0..LANES {
+        for i in 0..WIDE {
             m[i] = m[i].max(c[i]);
         }
     }
@@ -111,18 +116,6 @@ fn sums_body(row: &[f32], m: f32, above: f32) -> (f64, f64, f64, u32) {
     )
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn max_avx2(row: &[f32]) -> f32 {
-    max_body(row)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn sums_avx2(row: &[f32], m: f32, above: f32) -> (f64, f64, f64, u32) {
-    sums_body(row, m, above)
-}
-
 /// Soft-max of `row` in place: `exp(v − max) / Σ exp(v − max)`, the sum in f64.
 #[inline(always)]
 fn softmax_body(row: &mut [f32]) {
@@ -148,48 +141,6 @@ fn softmax_body(row: &mut [f32]) {
     for v in row.iter_mut() {
         *v *= inv;
     }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn softmax_avx2(row: &mut [f32]) {
-    softmax_body(row)
-}
-
-/// (std caches the CPU detection, so this is a load and a test.)
-#[cfg(target_arch = "x86_64")]
-fn has_avx2() -> bool {
-    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-}
-
-/// The largest value (NaNs ignored; `-inf` for an empty row).
-pub fn max(row: &[f32]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: the CPU was checked for AVX2 and FMA just above.
-        return unsafe { max_avx2(row) };
-    }
-    max_body(row)
-}
-
-/// See [`sums_body`]; every value of `row` must be `<= m`.
-pub fn sums(row: &[f32], m: f32, above: f32) -> (f64, f64, f64, u32) {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: the CPU was checked for AVX2 and FMA just above.
-        return unsafe { sums_avx2(row, m, above) };
-    }
-    sums_body(row, m, above)
-}
-
-/// Soft-max of `row` in place (max-subtracted; the row must hold a finite value).
-pub fn softmax(row: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: the CPU was checked for AVX2 and FMA just above.
-        return unsafe { softmax_avx2(row) };
-    }
-    softmax_body(row)
 }
 
 /// `silu(g) · u`, `silu(g) = g / (1 + e^−g)`, with `e^−|g|` from [`exp_neg`] (so it never
@@ -218,36 +169,100 @@ fn gelu_mul_body(g: &[f32], u: &[f32], out: &mut [f32]) {
     }
 }
 
+/// Defines `pub fn $name`, which runs one of three copies of `$body` picked at run time:
+/// compiled for AVX-512 (16 f32 / 8 f64 lanes per instruction; Zen 4/5, Xeons), for
+/// AVX2+FMA, or for the baseline. Every copy performs the same operations in the same order
+/// (each lane of the `LANES` accumulators adds the same values in the same sequence, and Rust
+/// never fuses `a * b + c`), so the results are bit-identical whichever runs.
+macro_rules! dispatched {
+    ($(#[$doc:meta])* pub fn $name:ident / $with:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)?
+        = $body:ident;) => {
+        $(#[$doc])*
+        pub fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            return $with(simd(), $($arg),*);
+            #[allow(unreachable_code)]
+            $body($($arg),*)
+        }
+
+        /// The copy built for `simd` (which the CPU must have; [`simd`] tells).
+        #[cfg(target_arch = "x86_64")]
+        fn $with(simd: Simd, $($arg: $ty),*) $(-> $ret)? {
+            #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")]
+            fn wide($($arg: $ty),*) $(-> $ret)? {
+                $body($($arg),*)
+            }
+            #[target_feature(enable = "avx2,fma")]
+            fn narrow($($arg: $ty),*) $(-> $ret)? {
+                $body($($arg),*)
+            }
+            match simd {
+                // SAFETY: `simd` came from `simd()`, which checked the CPU for the features.
+                Simd::Avx512 => unsafe { wide($($arg),*) },
+                // SAFETY: as above.
+                Simd::Avx2 => unsafe { narrow($($arg),*) },
+                Simd::Baseline => $body($($arg),*),
+            }
+        }
+    };
+}
+
+/// The widest vector extension the kernels use on this CPU.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn silu_mul_avx2(g: &[f32], u: &[f32], out: &mut [f32]) {
-    silu_mul_body(g, u, out)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Simd {
+    Avx512,
+    Avx2,
+    Baseline,
 }
 
+/// (std caches the CPU detection, so this is a few loads and tests.) `MIASCAN_SIMD=avx2`
+/// or `baseline` caps it, to compare the builds on one machine.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn gelu_mul_avx2(g: &[f32], u: &[f32], out: &mut [f32]) {
-    gelu_mul_body(g, u, out)
+fn simd() -> Simd {
+    use std::sync::OnceLock;
+    static CAP: OnceLock<Simd> = OnceLock::new();
+    let cap = *CAP.get_or_init(|| match std::env::var("MIASCAN_SIMD").as_deref() {
+        Ok("avx2") => Simd::Avx2,
+        Ok("baseline") => Simd::Baseline,
+        _ => Simd::Avx512,
+    });
+    let avx512 = std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512vl")
+        && std::arch::is_x86_feature_detected!("avx512dq")
+        && std::arch::is_x86_feature_detected!("avx512bw");
+    let avx2 =
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma");
+    match cap {
+        Simd::Avx512 if avx512 && avx2 => Simd::Avx512,
+        Simd::Avx512 | Simd::Avx2 if avx2 => Simd::Avx2,
+        _ => Simd::Baseline,
+    }
 }
 
-/// `out = silu(g) · u` element-wise (the three slices have one length).
-pub fn silu_mul(g: &[f32], u: &[f32], out: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: the CPU was checked for AVX2 and FMA just above.
-        return unsafe { silu_mul_avx2(g, u, out) };
-    }
-    silu_mul_body(g, u, out)
+dispatched! {
+    /// The largest value (NaNs ignored; `-inf` for an empty row).
+    pub fn max / max_with(row: &[f32]) -> f32 = max_body;
 }
 
-/// `out = gelu_tanh(g) · u` element-wise (the three slices have one length).
-pub fn gelu_mul(g: &[f32], u: &[f32], out: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: the CPU was checked for AVX2 and FMA just above.
-        return unsafe { gelu_mul_avx2(g, u, out) };
-    }
-    gelu_mul_body(g, u, out)
+dispatched! {
+    /// See [`sums_body`]; every value of `row` must be `<= m`.
+    pub fn sums / sums_with(row: &[f32], m: f32, above: f32) -> (f64, f64, f64, u32) = sums_body;
+}
+
+dispatched! {
+    /// Soft-max of `row` in place (max-subtracted; the row must hold a finite value).
+    pub fn softmax / softmax_with(row: &mut [f32]) = softmax_body;
+}
+
+dispatched! {
+    /// `out = silu(g) · u` element-wise (the three slices have one length).
+    pub fn silu_mul / silu_mul_with(g: &[f32], u: &[f32], out: &mut [f32]) = silu_mul_body;
+}
+
+dispatched! {
+    /// `out = gelu_tanh(g) · u` element-wise (the three slices have one length).
+    pub fn gelu_mul / gelu_mul_with(g: &[f32], u: &[f32], out: &mut [f32]) = gelu_mul_body;
 }
 
 #[cfg(test)]
@@ -287,6 +302,47 @@ mod tests {
         softmax(&mut a);
         softmax_body(&mut b);
         assert_eq!(a, b);
+    }
+
+    /// Every copy the CPU can run (the AVX-512 one on most servers, which the dispatched
+    /// test above then covers alone) gives the baseline's bits on rows of awkward lengths.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn every_build_this_cpu_runs_agrees_bit_for_bit() {
+        let levels = match simd() {
+            Simd::Baseline => &[Simd::Baseline][..],
+            Simd::Avx2 => &[Simd::Baseline, Simd::Avx2][..],
+            Simd::Avx512 => &[Simd::Baseline, Simd::Avx2, Simd::Avx512][..],
+        };
+        for len in [0usize, 1, 15, 17, 63, 65, 1001, 4133] {
+            let row: Vec<f32> = (0..len)
+                .map(|i| ((i * 7919) % 1009) as f32 / 23.0 - 30.0)
+                .collect();
+            let u: Vec<f32> = (0..len).map(|i| 1.0 + (i % 5) as f32 / 7.0).collect();
+            let m = max_body(&row);
+            for &l in levels {
+                assert_eq!(max_with(l, &row).to_bits(), m.to_bits(), "{l:?} {len}");
+                let (a, b) = (sums_with(l, &row, m, -3.0), sums_body(&row, m, -3.0));
+                assert_eq!(
+                    (a.0.to_bits(), a.1.to_bits(), a.2.to_bits(), a.3),
+                    (b.0.to_bits(), b.1.to_bits(), b.2.to_bits(), b.3),
+                    "{l:?} {len}"
+                );
+                let (mut x, mut y) = (vec![0f32; len], vec![0f32; len]);
+                silu_mul_with(l, &row, &u, &mut x);
+                silu_mul_body(&row, &u, &mut y);
+                assert_eq!(x, y, "silu {l:?} {len}");
+                gelu_mul_with(l, &row, &u, &mut x);
+                gelu_mul_body(&row, &u, &mut y);
+                assert_eq!(x, y, "gelu {l:?} {len}");
+                if len > 0 {
+                    let (mut x, mut y) = (row.clone(), row.clone());
+                    softmax_with(l, &mut x);
+                    softmax_body(&mut y);
+                    assert_eq!(x, y, "softmax {l:?} {len}");
+                }
+            }
+        }
     }
 
     #[test]
