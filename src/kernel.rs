@@ -1,6 +1,6 @@
 //! Vectorised numeric kernels for the hot loops outside the matmuls: the soft-max
-//! statistics over the vocabulary, the attention soft-max, and the gated feed-forward
-//! activations.
+//! statistics over the vocabulary, the attention soft-max, the gated feed-forward
+//! activations and the RMS norms (with the residual addition before them).
 //!
 //! Each is written so that the compiler vectorises it and compiled three times, for the
 //! baseline CPU, for AVX2+FMA and for AVX-512, picked at run time. Both builds perform the same operations in the
@@ -169,6 +169,37 @@ fn gelu_mul_body(g: &[f32], u: &[f32], out: &mut [f32]) {
     }
 }
 
+/// `out = x / sqrt(mean(x²) + eps) · w` (RMS norm of one row), the sum of squares in
+/// `LANES` f32 partial sums added in a fixed order.
+#[inline(always)]
+fn rms_norm_body(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+    let mut ss = [0f32; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for i in 0..LANES {
+            ss[i] += c[i] * c[i];
+        }
+    }
+    for (i, &v) in rest.iter().enumerate() {
+        ss[i] += v * v;
+    }
+    let m = (ss.iter().sum::<f32>() / x.len() as f32 + eps).sqrt();
+    for ((o, &v), &w) in out.iter_mut().zip(x).zip(w) {
+        *o = v / m * w;
+    }
+}
+
+/// `sum = x + a`, then `out` = the RMS norm of `sum` ([`rms_norm_body`]): a residual addition
+/// and the norm after it in one pass over the row, the sum still in L1 when it is normed.
+#[inline(always)]
+fn add_rms_norm_body(x: &[f32], a: &[f32], w: &[f32], eps: f32, sum: &mut [f32], out: &mut [f32]) {
+    for ((s, &x), &a) in sum.iter_mut().zip(x).zip(a) {
+        *s = x + a;
+    }
+    rms_norm_body(sum, w, eps, out)
+}
+
 /// Defines `pub fn $name`, which runs one of three copies of `$body` picked at run time:
 /// compiled for AVX-512 (16 f32 / 8 f64 lanes per instruction; Zen 4/5, Xeons), for
 /// AVX2+FMA, or for the baseline. Every copy performs the same operations in the same order
@@ -256,6 +287,18 @@ dispatched! {
 }
 
 dispatched! {
+    /// `out` = RMS norm of the row `x` with weights `w` (all one length).
+    pub fn rms_norm / rms_norm_with(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) = rms_norm_body;
+}
+
+dispatched! {
+    /// `sum = x + a` and `out` = its RMS norm (all one length), in one pass.
+    pub fn add_rms_norm / add_rms_norm_with(
+        x: &[f32], a: &[f32], w: &[f32], eps: f32, sum: &mut [f32], out: &mut [f32]
+    ) = add_rms_norm_body;
+}
+
+dispatched! {
     /// `out = silu(g) · u` element-wise (the three slices have one length).
     pub fn silu_mul / silu_mul_with(g: &[f32], u: &[f32], out: &mut [f32]) = silu_mul_body;
 }
@@ -335,6 +378,13 @@ mod tests {
                 gelu_mul_with(l, &row, &u, &mut x);
                 gelu_mul_body(&row, &u, &mut y);
                 assert_eq!(x, y, "gelu {l:?} {len}");
+                let (mut n1, mut n2, mut sm) = (vec![0f32; len], vec![0f32; len], vec![0f32; len]);
+                rms_norm_with(l, &row, &u, 1e-6, &mut n1);
+                rms_norm_body(&row, &u, 1e-6, &mut n2);
+                assert_eq!(n1, n2, "rms_norm {l:?} {len}");
+                add_rms_norm_with(l, &u, &row, &u, 1e-6, &mut sm, &mut n1);
+                add_rms_norm_body(&u, &row, &u, 1e-6, &mut x, &mut n2);
+                assert_eq!((&sm, &n1), (&x, &n2), "add_rms_norm {l:?} {len}");
                 if len > 0 {
                     let (mut x, mut y) = (row.clone(), row.clone());
                     softmax_with(l, &mut x);
@@ -343,6 +393,33 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn rms_norms_match_f64_and_the_fused_addition_changes_nothing() {
+        let x: Vec<f32> = (0..2049)
+            .map(|i| ((i * 37) % 101) as f32 / 7.0 - 7.0)
+            .collect();
+        let a: Vec<f32> = (0..2049)
+            .map(|i| ((i * 11) % 13) as f32 / 5.0 - 1.0)
+            .collect();
+        let w: Vec<f32> = (0..2049).map(|i| 0.5 + (i % 3) as f32).collect();
+        let s: Vec<f32> = x.iter().zip(&a).map(|(x, a)| x + a).collect();
+        let ms = s.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / s.len() as f64;
+        let inv = 1.0 / (ms + 1e-5).sqrt();
+        let mut out = vec![0f32; s.len()];
+        rms_norm(&s, &w, 1e-5, &mut out);
+        for i in 0..s.len() {
+            let want = s[i] as f64 * inv * w[i] as f64;
+            assert!(
+                (out[i] as f64 - want).abs() <= 1e-6 * (1.0 + want.abs()),
+                "{i}"
+            );
+        }
+        let (mut sum, mut fused) = (vec![0f32; s.len()], vec![0f32; s.len()]);
+        add_rms_norm(&x, &a, &w, 1e-5, &mut sum, &mut fused);
+        assert_eq!(sum, s);
+        assert_eq!(fused, out);
     }
 
     #[test]

@@ -44,7 +44,10 @@ pub enum Phase {
 const PHASES: [(Phase, &str); 12] = [
     (Phase::Tokenize, "tokenise (reader thread, overlapped)"),
     (Phase::Embed, "embedding"),
-    (Phase::Norm, "norms"),
+    (
+        Phase::Norm,
+        "norms (and residual additions fused with them)",
+    ),
     (Phase::Qkv, "q/k/v projections"),
     (Phase::Rotary, "rotary"),
     (Phase::Attention, "attention (scores, soft-max, ·V)"),

@@ -501,35 +501,46 @@ impl Decoder {
         }
         drop(span);
         let norm = |n: &RmsNorm, x: &Tensor| profile::time(Phase::Norm, || n.forward(x));
-        let add =
-            |a: &Tensor, b: &Tensor| profile::time(Phase::Residual, || Ok::<_, Error>((a + b)?));
+        // `(x + a, n(x + a))`: each residual addition is fused with the norm that reads it
+        // (the next sub-block's input norm, or the final norm)
+        let add_norm = |x: &Tensor, a: &Tensor, n: Option<&RmsNorm>| match n {
+            Some(n) => profile::time(Phase::Norm, || n.add_forward(x, a)),
+            None => profile::time(Phase::Residual, || {
+                let s = (x + a)?;
+                Ok::<_, Error>((s.clone(), s))
+            }),
+        };
+        // the first block's input norm; later ones come with the addition before them
+        let mut h = match self.blocks.first().and_then(|b| b.attn_norm.as_ref()) {
+            Some(n) => norm(n, &x)?,
+            None => x.clone(),
+        };
         for (i, b) in self.blocks.iter().enumerate() {
             let rope = if b.sliding && self.spec.local_rope_base.is_some() {
                 (&self.local_rope, batch.positions.as_slice())
             } else {
                 (&self.global_rope, batch.positions.as_slice())
             };
-            let h = match &b.attn_norm {
-                Some(n) => norm(n, &x)?,
-                None => x.clone(),
-            };
             let p = prefix.map(|p| &p[i]);
             let mut a = b.attn.forward(&h, &batch.spans, rope, p)?;
             if let Some(n) = &b.post_attn_norm {
                 a = norm(n, &a)?;
             }
-            x = add(&x, &a)?;
-            let h = match &b.ffn_norm {
-                Some(n) => norm(n, &x)?,
-                None => x.clone(),
-            };
-            let mut m = b.mlp.forward(&h)?;
+            let (x1, h1) = add_norm(&x, &a, b.ffn_norm.as_ref())?;
+            let mut m = b.mlp.forward(&h1)?;
             if let Some(n) = &b.post_ffn_norm {
                 m = norm(n, &m)?;
             }
-            x = add(&x, &m)?;
+            let next = match self.blocks.get(i + 1) {
+                Some(nb) => nb.attn_norm.as_ref(),
+                None => Some(&self.norm),
+            };
+            (x, h) = add_norm(&x1, &m, next)?;
         }
-        norm(&self.norm, &x)
+        if self.blocks.is_empty() {
+            return norm(&self.norm, &x);
+        }
+        Ok(h)
     }
 }
 

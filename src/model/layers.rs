@@ -115,8 +115,55 @@ impl RmsNorm {
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(candle_nn::ops::rms_norm(x, &self.weight, self.eps)?)
+        if !cpu_f32(x) || x.rank() < 2 {
+            return Ok(candle_nn::ops::rms_norm(x, &self.weight, self.eps)?);
+        }
+        let x = x.contiguous()?;
+        let n = x.dim(D::Minus1)?;
+        let rows = x.flatten_to(x.rank().saturating_sub(2))?;
+        let (xs, w) = (cpu_rows(&rows)?, self.weight_f32()?);
+        let mut out = vec![0f32; x.elem_count()];
+        out.par_chunks_mut(n)
+            .enumerate()
+            .for_each(|(r, o)| kernel::rms_norm(xs.row(r, n), &w, self.eps, o));
+        Ok(Tensor::from_vec(out, x.shape(), x.device())?)
     }
+
+    /// `(x + a, norm(x + a))`: a residual addition and the norm that reads its result, in
+    /// one pass over the rows on the CPU (the same numbers as the addition, then
+    /// [`RmsNorm::forward`]).
+    pub fn add_forward(&self, x: &Tensor, a: &Tensor) -> Result<(Tensor, Tensor)> {
+        if !(cpu_f32(x) && cpu_f32(a) && x.dims() == a.dims() && x.rank() == 2) {
+            let s = (x + a)?;
+            let n = self.forward(&s)?;
+            return Ok((s, n));
+        }
+        let (x, a) = (x.contiguous()?, a.contiguous()?);
+        let n = x.dim(1)?;
+        let (xs, as_, w) = (cpu_rows(&x)?, cpu_rows(&a)?, self.weight_f32()?);
+        let mut sum = vec![0f32; x.elem_count()];
+        let mut out = vec![0f32; x.elem_count()];
+        sum.par_chunks_mut(n)
+            .zip(out.par_chunks_mut(n))
+            .enumerate()
+            .for_each(|(r, (s, o))| {
+                kernel::add_rms_norm(xs.row(r, n), as_.row(r, n), &w, self.eps, s, o)
+            });
+        Ok((
+            Tensor::from_vec(sum, x.shape(), x.device())?,
+            Tensor::from_vec(out, x.shape(), x.device())?,
+        ))
+    }
+
+    /// The weights as f32 values on the host (a few thousand numbers).
+    fn weight_f32(&self) -> Result<Vec<f32>> {
+        Ok(self.weight.to_dtype(DType::F32)?.to_vec1::<f32>()?)
+    }
+}
+
+/// A CPU f32 tensor: the kernels' domain.
+fn cpu_f32(x: &Tensor) -> bool {
+    x.device().is_cpu() && x.dtype() == DType::F32
 }
 
 /// How rotary pairs are laid out inside a head.
