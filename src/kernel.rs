@@ -247,28 +247,28 @@ enum Simd {
     Baseline,
 }
 
-/// (std caches the CPU detection, so this is a few loads and tests.) `MIASCAN_SIMD=avx2`
-/// or `baseline` caps it, to compare the builds on one machine.
+/// The CPU's level, detected once. `MIASCAN_SIMD=avx2` or `baseline` caps it, to compare
+/// the builds on one machine.
 #[cfg(target_arch = "x86_64")]
 fn simd() -> Simd {
+    use std::arch::is_x86_feature_detected as has;
     use std::sync::OnceLock;
-    static CAP: OnceLock<Simd> = OnceLock::new();
-    let cap = *CAP.get_or_init(|| match std::env::var("MIASCAN_SIMD").as_deref() {
-        Ok("avx2") => Simd::Avx2,
-        Ok("baseline") => Simd::Baseline,
-        _ => Simd::Avx512,
-    });
-    let avx512 = std::arch::is_x86_feature_detected!("avx512f")
-        && std::arch::is_x86_feature_detected!("avx512vl")
-        && std::arch::is_x86_feature_detected!("avx512dq")
-        && std::arch::is_x86_feature_detected!("avx512bw");
-    let avx2 =
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma");
-    match cap {
-        Simd::Avx512 if avx512 && avx2 => Simd::Avx512,
-        Simd::Avx512 | Simd::Avx2 if avx2 => Simd::Avx2,
-        _ => Simd::Baseline,
-    }
+    static LEVEL: OnceLock<Simd> = OnceLock::new();
+    *LEVEL.get_or_init(|| {
+        let cap = std::env::var("MIASCAN_SIMD");
+        let avx2 = has!("avx2") && has!("fma") && cap.as_deref() != Ok("baseline");
+        let avx512 = avx2
+            && has!("avx512f")
+            && has!("avx512vl")
+            && has!("avx512dq")
+            && has!("avx512bw")
+            && cap.as_deref() != Ok("avx2");
+        match (avx512, avx2) {
+            (true, _) => Simd::Avx512,
+            (false, true) => Simd::Avx2,
+            _ => Simd::Baseline,
+        }
+    })
 }
 
 dispatched! {
