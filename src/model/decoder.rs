@@ -510,8 +510,13 @@ impl Decoder {
                 Ok::<_, Error>((s.clone(), s))
             }),
         };
-        // the first block's input norm; later ones come with the addition before them
-        let mut h = match self.blocks.first().and_then(|b| b.attn_norm.as_ref()) {
+        // the norm that reads block `i`'s input: its own, or the final one after the last
+        let input_norm = |i: usize| match self.blocks.get(i) {
+            Some(b) => b.attn_norm.as_ref(),
+            None => Some(&self.norm),
+        };
+        // the first block's input; later ones come with the addition before them
+        let mut h = match input_norm(0) {
             Some(n) => norm(n, &x)?,
             None => x.clone(),
         };
@@ -531,14 +536,7 @@ impl Decoder {
             if let Some(n) = &b.post_ffn_norm {
                 m = norm(n, &m)?;
             }
-            let next = match self.blocks.get(i + 1) {
-                Some(nb) => nb.attn_norm.as_ref(),
-                None => Some(&self.norm),
-            };
-            (x, h) = add_norm(&x1, &m, next)?;
-        }
-        if self.blocks.is_empty() {
-            return norm(&self.norm, &x);
+            (x, h) = add_norm(&x1, &m, input_norm(i + 1))?;
         }
         Ok(h)
     }

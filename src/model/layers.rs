@@ -103,29 +103,42 @@ impl LayerNorm {
 #[derive(Debug, Clone)]
 pub struct RmsNorm {
     weight: Tensor,
+    /// The weights as f32 on the host, for the CPU kernels (`None` off the CPU).
+    host: Option<Vec<f32>>,
     eps: f32,
 }
 
 impl RmsNorm {
     pub fn new(weight: Tensor, eps: f64) -> Self {
+        let host = weight
+            .device()
+            .is_cpu()
+            .then(|| {
+                weight
+                    .to_dtype(DType::F32)
+                    .and_then(|w| w.to_vec1::<f32>())
+                    .ok()
+            })
+            .flatten();
         RmsNorm {
             weight,
+            host,
             eps: eps as f32,
         }
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if !cpu_f32(x) || x.rank() < 2 {
+        let Some(w) = self.host.as_deref().filter(|_| cpu_f32(x) && x.rank() >= 2) else {
             return Ok(candle_nn::ops::rms_norm(x, &self.weight, self.eps)?);
-        }
+        };
         let x = x.contiguous()?;
         let n = x.dim(D::Minus1)?;
-        let rows = x.flatten_to(x.rank().saturating_sub(2))?;
-        let (xs, w) = (cpu_rows(&rows)?, self.weight_f32()?);
+        let rows = x.flatten_to(x.rank() - 2)?;
+        let xs = cpu_rows(&rows)?;
         let mut out = vec![0f32; x.elem_count()];
         out.par_chunks_mut(n)
             .enumerate()
-            .for_each(|(r, o)| kernel::rms_norm(xs.row(r, n), &w, self.eps, o));
+            .for_each(|(r, o)| kernel::rms_norm(xs.row(r, n), w, self.eps, o));
         Ok(Tensor::from_vec(out, x.shape(), x.device())?)
     }
 
@@ -133,31 +146,27 @@ impl RmsNorm {
     /// one pass over the rows on the CPU (the same numbers as the addition, then
     /// [`RmsNorm::forward`]).
     pub fn add_forward(&self, x: &Tensor, a: &Tensor) -> Result<(Tensor, Tensor)> {
-        if !(cpu_f32(x) && cpu_f32(a) && x.dims() == a.dims() && x.rank() == 2) {
+        let fused = cpu_f32(x) && cpu_f32(a) && x.dims() == a.dims() && x.rank() == 2;
+        let Some(w) = self.host.as_deref().filter(|_| fused) else {
             let s = (x + a)?;
             let n = self.forward(&s)?;
             return Ok((s, n));
-        }
+        };
         let (x, a) = (x.contiguous()?, a.contiguous()?);
         let n = x.dim(1)?;
-        let (xs, as_, w) = (cpu_rows(&x)?, cpu_rows(&a)?, self.weight_f32()?);
+        let (xs, as_) = (cpu_rows(&x)?, cpu_rows(&a)?);
         let mut sum = vec![0f32; x.elem_count()];
         let mut out = vec![0f32; x.elem_count()];
         sum.par_chunks_mut(n)
             .zip(out.par_chunks_mut(n))
             .enumerate()
             .for_each(|(r, (s, o))| {
-                kernel::add_rms_norm(xs.row(r, n), as_.row(r, n), &w, self.eps, s, o)
+                kernel::add_rms_norm(xs.row(r, n), as_.row(r, n), w, self.eps, s, o)
             });
         Ok((
             Tensor::from_vec(sum, x.shape(), x.device())?,
             Tensor::from_vec(out, x.shape(), x.device())?,
         ))
-    }
-
-    /// The weights as f32 values on the host (a few thousand numbers).
-    fn weight_f32(&self) -> Result<Vec<f32>> {
-        Ok(self.weight.to_dtype(DType::F32)?.to_vec1::<f32>()?)
     }
 }
 
@@ -671,7 +680,7 @@ impl Mlp {
         let gu = profile::time(Phase::FfnMatmul, || self.gate_up.forward(x))?;
         let (g, u) = (&gu[0], &gu[1]);
         let h = profile::time(Phase::Activation, || {
-            if g.device().is_cpu() && g.dtype() == DType::F32 {
+            if cpu_f32(g) {
                 return gated_cpu(self.act, g, u);
             }
             let g = match self.act {
