@@ -7,6 +7,11 @@
 //! CPU operation is synchronous on the thread that called it, so a span around the call is
 //! exact. (On a GPU the spans would time kernel launches: the profile is a CPU tool.) When the
 //! variable is unset a span costs one relaxed atomic load.
+//!
+//! Beside each phase's wall time the report gives the process CPU time spent meanwhile,
+//! divided by the wall time: how many cores the phase kept busy on average (where the OS
+//! tells it). A phase below the thread count is where parallelism is lost: serial code,
+//! uneven splits, waits.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -61,6 +66,7 @@ const PHASES: [(Phase, &str); 12] = [
 
 static TOTALS: [AtomicU64; 12] = [const { AtomicU64::new(0) }; 12];
 static CALLS: [AtomicU64; 12] = [const { AtomicU64::new(0) }; 12];
+static CPU: [AtomicU64; 12] = [const { AtomicU64::new(0) }; 12];
 static ON: AtomicBool = AtomicBool::new(false);
 static INIT: OnceLock<()> = OnceLock::new();
 
@@ -77,22 +83,42 @@ pub fn enabled() -> bool {
     on()
 }
 
+/// CPU time of the whole process so far (every thread), in nanoseconds, where the OS
+/// tells it.
+fn process_cpu_ns() -> Option<u64> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid place for the result.
+        if unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) } == 0 {
+            return Some(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64);
+        }
+    }
+    None
+}
+
 /// Times its lifetime into `phase`.
-pub struct Span(Option<(Phase, Instant)>);
+pub struct Span(Option<(Phase, Instant, Option<u64>)>);
 
 impl Drop for Span {
     fn drop(&mut self) {
-        if let Some((p, t)) = self.0 {
+        if let Some((p, t, cpu)) = self.0 {
             let i = PHASES.iter().position(|(q, _)| *q == p).expect("phase");
             TOTALS[i].fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
             CALLS[i].fetch_add(1, Ordering::Relaxed);
+            if let (Some(a), Some(b)) = (cpu, process_cpu_ns()) {
+                CPU[i].fetch_add(b.saturating_sub(a), Ordering::Relaxed);
+            }
         }
     }
 }
 
 /// Starts timing `phase` (spans must not nest: each measures exclusive time).
 pub fn span(phase: Phase) -> Span {
-    Span(on().then(|| (phase, Instant::now())))
+    Span(on().then(|| (phase, Instant::now(), process_cpu_ns())))
 }
 
 /// Runs `f` inside a span of `phase`.
@@ -104,15 +130,23 @@ pub fn time<T>(phase: Phase, f: impl FnOnce() -> T) -> T {
 /// The split as text: one line per phase with its seconds and share of `total_s` (the
 /// run's wall time), then what no phase covered (loading, scores, output).
 pub fn report(total_s: f64) -> String {
-    let mut out = format!("profile (wall clock, scoring thread; total {total_s:.2} s)\n");
+    let mut out = format!(
+        "profile (wall clock, scoring thread; total {total_s:.2} s; cores: process CPU time / wall time)\n"
+    );
     let mut covered = 0.0;
     for (i, (p, name)) in PHASES.iter().enumerate() {
         let s = TOTALS[i].load(Ordering::Relaxed) as f64 * 1e-9;
         if *p != Phase::Tokenize {
             covered += s;
         }
+        let cpu = CPU[i].load(Ordering::Relaxed) as f64 * 1e-9;
+        let cores = if s > 0.0 && cpu > 0.0 {
+            format!("{:4.2} cores", cpu / s)
+        } else {
+            String::new()
+        };
         out += &format!(
-            "  {name:<40} {s:8.2} s {:5.1}%  ({} calls)\n",
+            "  {name:<40} {s:8.2} s {:5.1}%  ({} calls)  {cores}\n",
             100.0 * s / total_s,
             CALLS[i].load(Ordering::Relaxed)
         );

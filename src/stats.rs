@@ -227,7 +227,7 @@ fn logit_blocks(
             let vb = block.min(vocab - v0);
             let span = profile::span(Phase::LmHead);
             let w = head.rows(v0, vb)?.to_device(h.device())?;
-            let logits = h.matmul(&w.t()?)?.to_dtype(DType::F32)?;
+            let logits = crate::model::matmul::matmul_t(&h, &w)?.to_dtype(DType::F32)?;
             drop(span);
             f(g * group, v0, &logits)?;
             v0 += vb;

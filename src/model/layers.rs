@@ -55,7 +55,7 @@ impl Linear {
 
     /// `x`: `[T, in]` → `[T, out]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = x.matmul(&self.weight.expand()?.t()?)?;
+        let y = super::matmul::matmul_t(x, &self.weight.expand()?)?;
         Ok(match &self.bias {
             Some(b) => y.broadcast_add(b)?,
             None => y,

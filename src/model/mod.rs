@@ -7,6 +7,7 @@ pub mod decoder;
 pub mod gguf;
 pub mod hf;
 pub mod layers;
+pub mod matmul;
 pub mod safetensors;
 pub mod source;
 pub mod tokenizer;
