@@ -1,11 +1,12 @@
 //! `x · wᵀ`, the product behind every projection and LM-head block: `x` `[T, k]`
 //! activations, `w` `[n, k]` a weight matrix as checkpoints store it.
 //!
-//! On the CPU in f32 this calls the same `gemm` routine with the same arguments as candle's
-//! matmul (so the numbers are bit-identical), but into an output that is not zero-filled
-//! first: candle allocates `vec![0; T·n]` for a result the product then overwrites
-//! completely, a `memset` of every projection output (2% of a SmolLM2 forward, `perf`).
-//! Other devices and dtypes go through candle.
+//! On the CPU in f32 this calls the same `gemm` routine as candle's matmul, with two
+//! differences that leave every bit of the result as it was: the output is not zero-filled
+//! first (candle allocates `vec![0; T·n]` for a result the product then overwrites
+//! completely, a `memset` of every projection output: 2% of a SmolLM2 forward, `perf`),
+//! and the output's columns are split between the threads by [`column_parts`] rather than
+//! by gemm. Other devices and dtypes go through candle.
 
 use super::layers::cpu_rows;
 use crate::error::Result;
