@@ -17,6 +17,7 @@
 //! `h / (heads / kv_heads)`.
 
 use super::layers::{cpu_rows, CpuRows};
+use super::matmul::gemm_rows;
 use crate::error::Result;
 use crate::kernel;
 use candle_core::{DType, Device, Tensor};
@@ -211,26 +212,12 @@ fn kernel_path(
             // and the strides keep each access inside it: rows start + ks .. start + qe of
             // k and v, and the task's own buffers.
             unsafe {
-                gemm::gemm(
-                    rows,
-                    kn,
-                    d,
-                    scores.as_mut_ptr(),
-                    1,
-                    kn as isize,
-                    false,
-                    qbuf.as_ptr(),
-                    1,
-                    d as isize,
-                    kvw.ptr(t.start + ks, kh),
-                    kvw.ts as isize,
-                    1,
-                    0.0,
+                gemm_rows(
+                    (rows, kn, d),
+                    (scores.as_mut_ptr(), kn),
+                    (qbuf.as_ptr(), d),
+                    (kvw.ptr(t.start + ks, kh), 1, kvw.ts),
                     scale as f32,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
                 );
             }
             for (row, srow) in scores.chunks_mut(kn).enumerate() {
@@ -252,26 +239,12 @@ fn kernel_path(
             }
             // SAFETY: as above.
             unsafe {
-                gemm::gemm(
-                    rows,
-                    d,
-                    kn,
-                    obuf.as_mut_ptr(),
-                    1,
-                    d as isize,
-                    false,
-                    scores.as_ptr(),
-                    1,
-                    kn as isize,
-                    vv.ptr(t.start + ks, kh),
-                    1,
-                    vv.ts as isize,
-                    0.0,
+                gemm_rows(
+                    (rows, d, kn),
+                    (obuf.as_mut_ptr(), d),
+                    (scores.as_ptr(), kn),
+                    (vv.ptr(t.start + ks, kh), vv.ts, 1),
                     1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
                 );
             }
             for g in 0..groups {

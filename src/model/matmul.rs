@@ -48,32 +48,18 @@ fn matmul_t_on(x: &Tensor, w: &Tensor, threads: usize) -> Result<Tensor> {
         let (x_rs, w_rs) = (xr.row_stride, wr.row_stride);
         // columns j0..j1 of the output: rows j0..j1 of w, one single-threaded gemm
         let part = |j0: usize, j1: usize| {
-            // SAFETY: `out` has room for `t · n` floats, written row-major (column stride 1,
-            // row stride n), columns j0..j1 only, by this call alone (the parts are disjoint),
-            // and never read (`read_dst` false, alpha 0); the lhs is row `r`, column `c` of x
-            // at `offset + r · row_stride + c`, and the rhs element (c, j) is w's row j0 + j,
-            // column c, both inside their guarded storages (c < k, r < t, j0 + j < n).
+            // SAFETY: `out` has room for `t · n` floats, written row-major (row stride n),
+            // columns j0..j1 only, by this call alone (the parts are disjoint); the lhs is
+            // row `r`, column `c` of x at `offset + r · row_stride + c`, and the rhs element
+            // (c, j) is w's row j0 + j, column c, both inside their guarded storages (c < k,
+            // r < t, j0 + j < n).
             unsafe {
-                gemm::gemm(
-                    t,
-                    j1 - j0,
-                    k,
-                    (dst as *mut f32).add(j0),
-                    1,
-                    n as isize,
-                    false,
-                    lhs as *const f32,
-                    1,
-                    x_rs as isize,
-                    (rhs as *const f32).add(j0 * w_rs),
-                    w_rs as isize,
-                    1,
-                    0.0,
+                gemm_rows(
+                    (t, j1 - j0, k),
+                    ((dst as *mut f32).add(j0), n),
+                    (lhs as *const f32, x_rs),
+                    ((rhs as *const f32).add(j0 * w_rs), 1, w_rs),
                     1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
                 )
             }
         };
@@ -92,6 +78,47 @@ fn matmul_t_on(x: &Tensor, w: &Tensor, threads: usize) -> Result<Tensor> {
         unsafe { out.set_len(t * n) };
     }
     Ok(Tensor::from_vec(out, (t, n), x.device())?)
+}
+
+/// `dst = beta · lhs · rhs` for an `m × n` result with a `k`-long sum, single-threaded, the
+/// one way miascan calls gemm: `dst` and `lhs` row-major with adjacent columns (`dst.1`,
+/// `lhs.1`: their row strides), `rhs` element `(c, j)` at `rhs.0 + c · rhs.1 + j · rhs.2`;
+/// `dst` is written, never read.
+///
+/// # Safety
+/// Every element those strides address must lie inside a live allocation, and `dst`'s
+/// elements must be writable by this call alone.
+pub(crate) unsafe fn gemm_rows(
+    (m, n, k): (usize, usize, usize),
+    dst: (*mut f32, usize),
+    lhs: (*const f32, usize),
+    rhs: (*const f32, usize, usize),
+    beta: f32,
+) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.0,
+            1,
+            dst.1 as isize,
+            false,
+            lhs.0,
+            1,
+            lhs.1 as isize,
+            rhs.0,
+            rhs.2 as isize,
+            rhs.1 as isize,
+            0.0,
+            beta,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
 }
 
 /// Where the output's columns are cut between `threads` threads: `0 = c0 < c1 < … = n`.
