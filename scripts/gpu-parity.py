@@ -80,8 +80,14 @@ def main():
     a = ap.parse_args()
     cases, failed = [], []
 
+    def save():
+        if a.out:
+            with open(a.out, "w") as f:
+                json.dump({"device": a.device, "cases": cases, "failed": failed}, f, indent=1)
+
     def record(case):
         cases.append(case)
+        save()
         if case.get("error"):
             print(f"{case['name']:<34} {case['dtype']:<5} error: {case['error']}", flush=True)
             return
@@ -143,9 +149,7 @@ def main():
     except ImportError as e:
         print(f"bf16 checkpoint case not run: {e}")
 
-    if a.out:
-        with open(a.out, "w") as f:
-            json.dump({"device": a.device, "cases": cases, "failed": failed}, f, indent=1)
+    save()
     if failed:
         print("FAILED: " + ", ".join(failed))
         sys.exit(1)

@@ -40,6 +40,7 @@ SIZES = {
 # yet: a guess to skip a size rather than be cut off half-way
 NEEDS = {"1b": 90, "8b": 300, "test": 10}
 DEVICE = "cuda"
+DEADLINE = float("inf")  # time.time() by which every miascan run must have ended
 
 
 def log(*a):
@@ -108,11 +109,16 @@ def passages(n, path):
             f.write(json.dumps({"id": f"p{i}", "text": r["text"]}) + "\n")
 
 
-def miascan(binary, model, file, dtype, out_file):
+def miascan(binary, model, file, dtype, out_file, extra=()):
+    """Wall seconds of one `miascan score` run, and its last error line (None if it ran)."""
     cmd = [binary, "score", "--no-lowercase", "--device", DEVICE, "--dtype", dtype,
-           "-m", model, file, "-o", out_file]
+           "-m", model, file, "-o", out_file, *extra]
     t0 = time.time()
-    p = subprocess.run(cmd, capture_output=True, text=True)
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True,
+                           timeout=max(DEADLINE - t0, 1))
+    except subprocess.TimeoutExpired:
+        return time.time() - t0, "stopped at the budget's end"
     return time.time() - t0, (p.stderr.strip().splitlines() or [""])[-1] if p.returncode else None
 
 
@@ -159,9 +165,10 @@ def main():
     ap.add_argument("--out")
     ap.add_argument("--device", default="cuda", help="cuda; cpu only to try the script")
     a = ap.parse_args()
-    global DEVICE
+    global DEVICE, DEADLINE
     DEVICE = a.device
     start = time.time()
+    DEADLINE = start + a.budget
     results = []
     tmp = tempfile.mkdtemp(prefix="gpu-speed-")
     file = os.path.join(tmp, "passages.jsonl")
@@ -216,10 +223,9 @@ def main():
         if tokens:
             # the peer scores miascan's own token ids: the same work, no tokenizer difference
             ids_out = os.path.join(tmp, "ids.jsonl")
-            p = subprocess.run([a.bin, "score", "--no-lowercase", "--token-logprobs", "--device",
-                                DEVICE, "--dtype", "f32" if DEVICE == "cpu" else "bf16", "-m", model, file, "-o", ids_out],
-                               capture_output=True, text=True)
-            if p.returncode == 0:
+            _, err = miascan(a.bin, model, file, "f32" if DEVICE == "cpu" else "bf16", ids_out,
+                             ["--token-logprobs"])
+            if err is None:
                 ids = [json.loads(l)["token_ids"] for l in open(ids_out)]
         if ids is None:
             # miascan did not run: the peer still runs, on the tokenizer's ids
