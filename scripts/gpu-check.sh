@@ -39,10 +39,13 @@ for sp in site.getsitepackages() + [site.getusersitepackages()]:
 print(":".join(sorted(dirs)))
 PY
 )
-export LD_LIBRARY_PATH=/usr/local/nvidia/lib64:$libs:${LD_LIBRARY_PATH:-}
+export LD_LIBRARY_PATH=/usr/local/nvidia/lib64:/usr/local/nvidia/lib:$libs:${LD_LIBRARY_PATH:-}
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2), $(nproc) cores"
-"$bin" --version
+"$bin" --version || {
+  echo "the binary does not start; what it needs and what is found:"
+  ldd "$bin"
+}
 
 echo "== 1. smoke"
 t=$SECONDS
