@@ -26,7 +26,8 @@ if [ ! -f .gpu/miascan.xz ]; then
   echo "no .gpu/miascan.xz: run scripts/gpu-kit.sh here and carry .gpu"
   exit 2
 fi
-xz -dc .gpu/miascan.xz >"$bin" && chmod +x "$bin"
+python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' \
+  .gpu/miascan.xz "$bin" && chmod +x "$bin"
 echo "kit built from commit $(cat .gpu/commit 2>/dev/null), checkout at $(git rev-parse HEAD 2>/dev/null)"
 # candle loads libcuda (the driver's) and cuBLAS/cuRAND at run time: the driver's folder
 # and the CUDA wheels' lib folders of the machine's Python
