@@ -2,7 +2,8 @@
 # Throughput of `miascan score` against the peer scorers (../shared/peers), side by side in
 # one run on the same passages, for SmolLM2-135M and Gemma 3 270M. Per model it prints:
 # - the machine's f32 limit for the model (examples/f32_limit: FMA peak and candle's GEMM at
-#   the model's shapes, as tokens/s) and miascan's fraction of it;
+#   the model's shapes, as tokens/s; read before and after miascan's runs, the higher kept)
+#   and miascan's fraction of it;
 # - tokens/s of miascan (2 threads and 1 thread: thread scaling) and of both peers, with the
 #   model load included and excluded, the same way for every side (miascan's load is the
 #   wall time of the fastest of three runs on a one-passage file; the peers time their
