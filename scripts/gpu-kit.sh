@@ -10,17 +10,9 @@
 # timeout_s=600)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-venv=${MIASCAN_CUDA_VENV:-$HOME/.cache/miascan/cuda-venv}
-wheels="nvidia-cuda-nvcc==13.5.37 nvidia-cuda-runtime==13.5.37 nvidia-cuda-crt==13.5.37 nvidia-nvvm==13.5.37 nvidia-cuda-cccl==13.3.5.0.6"
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/pip" show -q nvidia-nvvm >/dev/null 2>&1; then
-  python3 -m venv "$venv"
-  # shellcheck disable=SC2086
-  "$venv/bin/pip" install -q --disable-pip-version-check --no-deps $wheels
-fi
-cuda=$("$venv/bin/python" -c 'import nvidia, os; print(os.path.join(nvidia.__path__[0], "cu13"))')
+. scripts/cuda-env.sh
 # cudarc binds the CUDA 13.0 API (the GPU machine's driver 580 and torch cu130 are 13.0)
-export CUDARC_CUDA_VERSION=13000 CUDA_COMPUTE_CAP=90
-export CUDA_ROOT=$cuda CUDA_HOME=$cuda CUDA_PATH=$cuda PATH=$cuda/bin:$PATH
+export CUDARC_CUDA_VERSION=13000
 target=${CARGO_TARGET_DIR:-target}/cuda
 # The binary links the driver, cuBLAS(Lt), cuRAND and NVRTC by name (cudarc's dynamic
 # linking) and candle's MoE kernels against the CUDA runtime. Only the runtime comes with
