@@ -187,8 +187,6 @@ def main():
         log(f"{size}: random bf16 model written in {time.time() - t0:.1f} s "
             f"({sum(os.path.getsize(os.path.join(model, f)) for f in os.listdir(model)) / 2**30:.2f} GiB)")
         row = {"size": size, **SIZES[size]}
-        tokens = None
-        ids = None
         for dtype in ("bf16", "f16", "f32") if DEVICE == "cuda" else ("f32",):
             out = os.path.join(tmp, f"m-{size}-{dtype}.jsonl")
             loads = []
@@ -210,7 +208,6 @@ def main():
                 continue
             recs = [json.loads(l) for l in open(out)]
             n = sum(r["n_tokens"] for r in recs)
-            tokens = tokens or n
             load = min(loads)
             r = {"tokens": n, "wall_s": round(s, 2), "load_s": round(load, 2),
                  "tokens_per_s": round(n / s, 1),
@@ -220,19 +217,13 @@ def main():
             log(f"{size} {dtype}: miascan {r['tokens_per_s']} tokens/s with load, "
                 f"{r['tokens_per_s_without_load']} without (load {load:.2f} s, {n} tokens), "
                 f"peak GPU memory {peak - idle} MiB")
-        if tokens:
-            # the peer scores miascan's own token ids: the same work, no tokenizer difference
-            ids_out = os.path.join(tmp, "ids.jsonl")
-            _, err = miascan(a.bin, model, file, "f32" if DEVICE == "cpu" else "bf16", ids_out,
-                             ["--token-logprobs"])
-            if err is None:
-                ids = [json.loads(l)["token_ids"] for l in open(ids_out)]
-        if ids is None:
-            # miascan did not run: the peer still runs, on the tokenizer's ids
-            from tokenizers import Tokenizer
-            tk = Tokenizer.from_file(TOKENIZER)
-            ids = [tk.encode(json.loads(l)["text"]).ids for l in open(file)]
+        # the peer scores miascan's own token ids (`miascan tokenize`: the ids `score` uses,
+        # no forward pass): the same work, no tokenizer difference
+        p = subprocess.run([a.bin, "tokenize", "-m", model, file], capture_output=True, text=True)
         try:
+            if p.returncode != 0:
+                raise RuntimeError(f"miascan tokenize failed: {p.stderr.strip()}")
+            ids = [json.loads(l)["ids"] for l in p.stdout.splitlines() if l.strip()]
             load, score = peer(model, ids)
             n = sum(len(i) for i in ids)
             row["transformers_bf16"] = {"tokens": n, "load_s": round(load, 2),
