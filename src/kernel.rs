@@ -7,6 +7,17 @@
 //! same order (Rust never contracts `a * b + c` into an FMA by itself), so results do not
 //! depend on the CPU.
 
+use std::mem::MaybeUninit;
+
+/// `dst = src`, every element written (the lengths must match): `write_copy_of_slice`,
+/// stable only since Rust 1.93, above this crate's minimum of 1.89.
+pub fn write_slice(dst: &mut [MaybeUninit<f32>], src: &[f32]) {
+    assert_eq!(dst.len(), src.len());
+    for (d, &s) in dst.iter_mut().zip(src) {
+        d.write(s);
+    }
+}
+
 /// Lanes of the accumulators: independent partial sums the compiler keeps in registers.
 const LANES: usize = 16;
 
@@ -146,11 +157,12 @@ fn softmax_body(row: &mut [f32]) {
 /// `silu(g) · u`, `silu(g) = g / (1 + e^−g)`, with `e^−|g|` from [`exp_neg`] (so it never
 /// overflows): for `g < 0`, `g / (1 + e^{|g|}) = g·e^{−|g|} / (1 + e^{−|g|})`.
 #[inline(always)]
-fn silu_mul_body(g: &[f32], u: &[f32], out: &mut [f32]) {
+fn silu_mul_body(g: &[f32], u: &[f32], out: &mut [MaybeUninit<f32>]) {
+    assert!(g.len() == out.len() && u.len() == out.len());
     for ((o, &g), &u) in out.iter_mut().zip(g).zip(u) {
         let e = exp_neg(-g.abs());
         let num = if g < 0.0 { g * e } else { g };
-        *o = num / (1.0 + e) * u;
+        o.write(num / (1.0 + e) * u);
     }
 }
 
@@ -158,21 +170,23 @@ fn silu_mul_body(g: &[f32], u: &[f32], out: &mut [f32]) {
 /// `0.5 g (1 + tanh(√(2/π) (g + 0.044715 g³)))`, and `tanh z = sign(z) (1 − e) / (1 + e)`,
 /// `e = e^{−2|z|}`.
 #[inline(always)]
-fn gelu_mul_body(g: &[f32], u: &[f32], out: &mut [f32]) {
+fn gelu_mul_body(g: &[f32], u: &[f32], out: &mut [MaybeUninit<f32>]) {
+    assert!(g.len() == out.len() && u.len() == out.len());
     const SQRT_TWO_OVER_PI: f32 = 0.797_884_6;
     for ((o, &g), &u) in out.iter_mut().zip(g).zip(u) {
         let z = SQRT_TWO_OVER_PI * g * (1.0 + 0.044715 * g * g);
         let e = exp_neg(-2.0 * z.abs());
         let t = (1.0 - e) / (1.0 + e);
         let t = if z < 0.0 { -t } else { t };
-        *o = 0.5 * g * (1.0 + t) * u;
+        o.write(0.5 * g * (1.0 + t) * u);
     }
 }
 
 /// `out = x / sqrt(mean(x²) + eps) · w` (RMS norm of one row), the sum of squares in
 /// `LANES` f32 partial sums added in a fixed order.
 #[inline(always)]
-fn rms_norm_body(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+fn rms_norm_body(x: &[f32], w: &[f32], eps: f32, out: &mut [MaybeUninit<f32>]) {
+    assert!(w.len() == x.len() && out.len() == x.len());
     let mut ss = [0f32; LANES];
     let chunks = x.chunks_exact(LANES);
     let rest = chunks.remainder();
@@ -186,17 +200,28 @@ fn rms_norm_body(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
     }
     let m = (ss.iter().sum::<f32>() / x.len() as f32 + eps).sqrt();
     for ((o, &v), &w) in out.iter_mut().zip(x).zip(w) {
-        *o = v / m * w;
+        o.write(v / m * w);
     }
 }
 
 /// `sum = x + a`, then `out` = the RMS norm of `sum` ([`rms_norm_body`]): a residual addition
 /// and the norm after it in one pass over the row, the sum still in L1 when it is normed.
 #[inline(always)]
-fn add_rms_norm_body(x: &[f32], a: &[f32], w: &[f32], eps: f32, sum: &mut [f32], out: &mut [f32]) {
+fn add_rms_norm_body(
+    x: &[f32],
+    a: &[f32],
+    w: &[f32],
+    eps: f32,
+    sum: &mut [MaybeUninit<f32>],
+    out: &mut [MaybeUninit<f32>],
+) {
+    assert!(a.len() == x.len() && sum.len() == x.len());
     for ((s, &x), &a) in sum.iter_mut().zip(x).zip(a) {
-        *s = x + a;
+        s.write(x + a);
     }
+    // SAFETY: every element of `sum` was written just above (its length is x's and a's,
+    // asserted), and MaybeUninit<f32> has f32's layout.
+    let sum = unsafe { &*(sum as *const [MaybeUninit<f32>] as *const [f32]) };
     rms_norm_body(sum, w, eps, out)
 }
 
@@ -288,29 +313,35 @@ dispatched! {
 
 dispatched! {
     /// `out` = RMS norm of the row `x` with weights `w` (all one length).
-    pub fn rms_norm / rms_norm_with(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) = rms_norm_body;
+    pub fn rms_norm / rms_norm_with(x: &[f32], w: &[f32], eps: f32, out: &mut [MaybeUninit<f32>]) = rms_norm_body;
 }
 
 dispatched! {
     /// `sum = x + a` and `out` = its RMS norm (all one length), in one pass.
     pub fn add_rms_norm / add_rms_norm_with(
-        x: &[f32], a: &[f32], w: &[f32], eps: f32, sum: &mut [f32], out: &mut [f32]
+        x: &[f32], a: &[f32], w: &[f32], eps: f32, sum: &mut [MaybeUninit<f32>], out: &mut [MaybeUninit<f32>]
     ) = add_rms_norm_body;
 }
 
 dispatched! {
     /// `out = silu(g) · u` element-wise (the three slices have one length).
-    pub fn silu_mul / silu_mul_with(g: &[f32], u: &[f32], out: &mut [f32]) = silu_mul_body;
+    pub fn silu_mul / silu_mul_with(g: &[f32], u: &[f32], out: &mut [MaybeUninit<f32>]) = silu_mul_body;
 }
 
 dispatched! {
     /// `out = gelu_tanh(g) · u` element-wise (the three slices have one length).
-    pub fn gelu_mul / gelu_mul_with(g: &[f32], u: &[f32], out: &mut [f32]) = gelu_mul_body;
+    pub fn gelu_mul / gelu_mul_with(g: &[f32], u: &[f32], out: &mut [MaybeUninit<f32>]) = gelu_mul_body;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `x` as output space for the kernels, which write only initialised floats into it.
+    fn space(x: &mut [f32]) -> &mut [MaybeUninit<f32>] {
+        // SAFETY: MaybeUninit<f32> has f32's layout, and nothing uninitialised is written.
+        unsafe { &mut *(x as *mut [f32] as *mut [MaybeUninit<f32>]) }
+    }
 
     #[test]
     fn exp_is_within_2e_7_relative() {
@@ -372,18 +403,18 @@ mod tests {
                     "{l:?} {len}"
                 );
                 let (mut x, mut y) = (vec![0f32; len], vec![0f32; len]);
-                silu_mul_with(l, &row, &u, &mut x);
-                silu_mul_body(&row, &u, &mut y);
+                silu_mul_with(l, &row, &u, space(&mut x));
+                silu_mul_body(&row, &u, space(&mut y));
                 assert_eq!(x, y, "silu {l:?} {len}");
-                gelu_mul_with(l, &row, &u, &mut x);
-                gelu_mul_body(&row, &u, &mut y);
+                gelu_mul_with(l, &row, &u, space(&mut x));
+                gelu_mul_body(&row, &u, space(&mut y));
                 assert_eq!(x, y, "gelu {l:?} {len}");
                 let (mut n1, mut n2, mut sm) = (vec![0f32; len], vec![0f32; len], vec![0f32; len]);
-                rms_norm_with(l, &row, &u, 1e-6, &mut n1);
-                rms_norm_body(&row, &u, 1e-6, &mut n2);
+                rms_norm_with(l, &row, &u, 1e-6, space(&mut n1));
+                rms_norm_body(&row, &u, 1e-6, space(&mut n2));
                 assert_eq!(n1, n2, "rms_norm {l:?} {len}");
-                add_rms_norm_with(l, &u, &row, &u, 1e-6, &mut sm, &mut n1);
-                add_rms_norm_body(&u, &row, &u, 1e-6, &mut x, &mut n2);
+                add_rms_norm_with(l, &u, &row, &u, 1e-6, space(&mut sm), space(&mut n1));
+                add_rms_norm_body(&u, &row, &u, 1e-6, space(&mut x), space(&mut n2));
                 assert_eq!((&sm, &n1), (&x, &n2), "add_rms_norm {l:?} {len}");
                 if len > 0 {
                     let (mut x, mut y) = (row.clone(), row.clone());
@@ -408,7 +439,7 @@ mod tests {
         let ms = s.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / s.len() as f64;
         let inv = 1.0 / (ms + 1e-5).sqrt();
         let mut out = vec![0f32; s.len()];
-        rms_norm(&s, &w, 1e-5, &mut out);
+        rms_norm(&s, &w, 1e-5, space(&mut out));
         for i in 0..s.len() {
             let want = s[i] as f64 * inv * w[i] as f64;
             assert!(
@@ -417,7 +448,7 @@ mod tests {
             );
         }
         let (mut sum, mut fused) = (vec![0f32; s.len()], vec![0f32; s.len()]);
-        add_rms_norm(&x, &a, &w, 1e-5, &mut sum, &mut fused);
+        add_rms_norm(&x, &a, &w, 1e-5, space(&mut sum), space(&mut fused));
         assert_eq!(sum, s);
         assert_eq!(fused, out);
     }
@@ -446,8 +477,8 @@ mod tests {
         let u: Vec<f32> = (0..2001).map(|i| 1.0 + (i % 7) as f32 / 3.0).collect();
         let mut a = vec![0f32; g.len()];
         let mut b = vec![0f32; g.len()];
-        silu_mul(&g, &u, &mut a);
-        gelu_mul(&g, &u, &mut b);
+        silu_mul(&g, &u, space(&mut a));
+        gelu_mul(&g, &u, space(&mut b));
         for i in 0..g.len() {
             let (x, y) = (g[i] as f64, u[i] as f64);
             let silu = x / (1.0 + (-x).exp()) * y;
@@ -463,9 +494,9 @@ mod tests {
             );
         }
         let mut c = vec![0f32; g.len()];
-        silu_mul_body(&g, &u, &mut c);
+        silu_mul_body(&g, &u, space(&mut c));
         assert_eq!(a, c, "dispatched and baseline builds agree");
-        gelu_mul_body(&g, &u, &mut c);
+        gelu_mul_body(&g, &u, space(&mut c));
         assert_eq!(b, c, "dispatched and baseline builds agree");
     }
 }

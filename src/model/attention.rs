@@ -22,6 +22,7 @@ use crate::error::Result;
 use crate::kernel;
 use candle_core::{DType, Device, Tensor};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// Queries per block: bounds the score scratch to `QUERY_BLOCK × keys` floats per task.
 const QUERY_BLOCK: usize = 128;
@@ -161,7 +162,8 @@ fn kernel_path(
     let groups = heads / k.heads;
     let width = heads * d;
     let total: usize = mask.spans.iter().map(|s| s.1).sum();
-    let mut out = vec![0f32; total * width];
+    // written in full by the tasks below, not zero-filled first
+    let mut out = Vec::with_capacity(total * width);
 
     // tasks in row order, each owning its rows of the output
     let mut tasks = Vec::new();
@@ -173,8 +175,8 @@ fn kernel_path(
             qs += qn;
         }
     }
-    let mut parts: Vec<(&Task, &mut [f32])> = Vec::with_capacity(tasks.len());
-    let mut rest: &mut [f32] = &mut out;
+    let mut parts: Vec<(&Task, &mut [MaybeUninit<f32>])> = Vec::with_capacity(tasks.len());
+    let mut rest = &mut out.spare_capacity_mut()[..total * width];
     let mut row = 0;
     for t in &tasks {
         debug_assert_eq!(t.start + t.qs, row, "spans must cover the batch in order");
@@ -195,8 +197,9 @@ fn kernel_path(
         // values packed once for all of them, instead of one small matmul per query head
         let rows = groups * t.qn;
         let mut qbuf = vec![0f32; rows * d];
-        let mut scores = vec![0f32; rows * kn];
-        let mut obuf = vec![0f32; rows * d];
+        // both written in full by their first matmul below (the destination is never read)
+        let mut scores: Vec<f32> = Vec::with_capacity(rows * kn);
+        let mut obuf: Vec<f32> = Vec::with_capacity(rows * d);
         for kh in 0..k.heads {
             for g in 0..groups {
                 for r in 0..t.qn {
@@ -219,6 +222,8 @@ fn kernel_path(
                     (kvw.ptr(t.start + ks, kh), 1, kvw.ts),
                     scale as f32,
                 );
+                // SAFETY: the matmul wrote all `rows · kn` scores.
+                scores.set_len(rows * kn);
             }
             for (row, srow) in scores.chunks_mut(kn).enumerate() {
                 let qi = t.qs + row % t.qn;
@@ -246,15 +251,23 @@ fn kernel_path(
                     (vv.ptr(t.start + ks, kh), vv.ts, 1),
                     1.0,
                 );
+                // SAFETY: the matmul wrote all `rows · d` outputs.
+                obuf.set_len(rows * d);
             }
             for g in 0..groups {
                 let h = kh * groups + g;
                 for r in 0..t.qn {
-                    out[r * width + h * d..][..d].copy_from_slice(&obuf[(g * t.qn + r) * d..][..d]);
+                    kernel::write_slice(
+                        &mut out[r * width + h * d..][..d],
+                        &obuf[(g * t.qn + r) * d..][..d],
+                    );
                 }
             }
         }
     });
+    // SAFETY: the tasks' rows cover the batch, and each task wrote every head's `d`
+    // features of each of its rows (kv heads × groups = all heads).
+    unsafe { out.set_len(total * width) };
     Ok(Tensor::from_vec(out, (total, width), q.x.device())?)
 }
 

@@ -135,10 +135,15 @@ impl RmsNorm {
         let n = x.dim(D::Minus1)?;
         let rows = x.flatten_to(x.rank() - 2)?;
         let xs = cpu_rows(&rows)?;
-        let mut out = vec![0f32; x.elem_count()];
-        out.par_chunks_mut(n)
+        let len = x.elem_count();
+        let mut out = Vec::with_capacity(len);
+        out.spare_capacity_mut()[..len]
+            .par_chunks_mut(n)
             .enumerate()
             .for_each(|(r, o)| kernel::rms_norm(xs.row(r, n), w, self.eps, o));
+        // SAFETY: the rows of `n` cover `len`, and rms_norm writes every element of its
+        // output (it asserts the lengths).
+        unsafe { out.set_len(len) };
         Ok(Tensor::from_vec(out, x.shape(), x.device())?)
     }
 
@@ -155,14 +160,21 @@ impl RmsNorm {
         let (x, a) = (x.contiguous()?, a.contiguous()?);
         let n = x.dim(1)?;
         let (xs, as_) = (cpu_rows(&x)?, cpu_rows(&a)?);
-        let mut sum = vec![0f32; x.elem_count()];
-        let mut out = vec![0f32; x.elem_count()];
-        sum.par_chunks_mut(n)
-            .zip(out.par_chunks_mut(n))
+        let len = x.elem_count();
+        let (mut sum, mut out) = (Vec::with_capacity(len), Vec::with_capacity(len));
+        sum.spare_capacity_mut()[..len]
+            .par_chunks_mut(n)
+            .zip(out.spare_capacity_mut()[..len].par_chunks_mut(n))
             .enumerate()
             .for_each(|(r, (s, o))| {
                 kernel::add_rms_norm(xs.row(r, n), as_.row(r, n), w, self.eps, s, o)
             });
+        // SAFETY: the rows of `n` cover `len`, and add_rms_norm writes every element of
+        // both outputs (it asserts the lengths).
+        unsafe {
+            sum.set_len(len);
+            out.set_len(len);
+        }
         Ok((
             Tensor::from_vec(sum, x.shape(), x.device())?,
             Tensor::from_vec(out, x.shape(), x.device())?,
@@ -698,14 +710,18 @@ impl Mlp {
 fn gated_cpu(act: Activation, g: &Tensor, u: &Tensor) -> Result<Tensor> {
     let (t, n) = g.dims2()?;
     let (gv, uv) = (cpu_rows(g)?, cpu_rows(u)?);
-    let mut out = vec![0f32; t * n];
     let f = match act {
         Activation::Silu => kernel::silu_mul,
         Activation::GeluTanh => kernel::gelu_mul,
     };
-    out.par_chunks_mut(n)
+    let mut out = Vec::with_capacity(t * n);
+    out.spare_capacity_mut()[..t * n]
+        .par_chunks_mut(n)
         .enumerate()
         .for_each(|(r, o)| f(gv.row(r, n), uv.row(r, n), o));
+    // SAFETY: the rows of `n` cover `t · n`, and both kernels write every element of their
+    // output (they assert the lengths).
+    unsafe { out.set_len(t * n) };
     Ok(Tensor::from_vec(out, (t, n), g.device())?)
 }
 
