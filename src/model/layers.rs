@@ -9,6 +9,7 @@ use crate::model::weight::Weight;
 use crate::profile::{self, Phase};
 use candle_core::{DType, Device, Tensor, D};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 use std::sync::{Arc, RwLock};
 
 /// A linear map `y = x Wᵀ (+ b)`, with `W` stored `[out, in]` as in the files (kept as the
@@ -135,15 +136,12 @@ impl RmsNorm {
         let n = x.dim(D::Minus1)?;
         let rows = x.flatten_to(x.rank() - 2)?;
         let xs = cpu_rows(&rows)?;
-        let len = x.elem_count();
-        let mut out = Vec::with_capacity(len);
-        out.spare_capacity_mut()[..len]
-            .par_chunks_mut(n)
-            .enumerate()
-            .for_each(|(r, o)| kernel::rms_norm(xs.row(r, n), w, self.eps, o));
-        // SAFETY: the rows of `n` cover `len`, and rms_norm writes every element of its
-        // output (it asserts the lengths).
-        unsafe { out.set_len(len) };
+        // SAFETY: rms_norm writes every element of its output (it asserts the lengths).
+        let out = unsafe {
+            rows_written(x.elem_count(), n, |r, o| {
+                kernel::rms_norm(xs.row(r, n), w, self.eps, o)
+            })
+        };
         Ok(Tensor::from_vec(out, x.shape(), x.device())?)
     }
 
@@ -714,15 +712,30 @@ fn gated_cpu(act: Activation, g: &Tensor, u: &Tensor) -> Result<Tensor> {
         Activation::Silu => kernel::silu_mul,
         Activation::GeluTanh => kernel::gelu_mul,
     };
-    let mut out = Vec::with_capacity(t * n);
-    out.spare_capacity_mut()[..t * n]
+    // SAFETY: both kernels write every element of their output (they assert the lengths).
+    let out = unsafe { rows_written(t * n, n, |r, o| f(gv.row(r, n), uv.row(r, n), o)) };
+    Ok(Tensor::from_vec(out, (t, n), g.device())?)
+}
+
+/// `len` floats in rows of `n`, row `r` written by `write(r, row)` on rayon's pool, without
+/// zero-filling them first (a `memset` of every norm and activation output, which the
+/// kernels then overwrite).
+///
+/// # Safety
+/// `write` must write every element of the row it is given.
+unsafe fn rows_written(
+    len: usize,
+    n: usize,
+    write: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync + Send,
+) -> Vec<f32> {
+    let mut out = Vec::with_capacity(len);
+    out.spare_capacity_mut()[..len]
         .par_chunks_mut(n)
         .enumerate()
-        .for_each(|(r, o)| f(gv.row(r, n), uv.row(r, n), o));
-    // SAFETY: the rows of `n` cover `t · n`, and both kernels write every element of their
-    // output (they assert the lengths).
-    unsafe { out.set_len(t * n) };
-    Ok(Tensor::from_vec(out, (t, n), g.device())?)
+        .for_each(|(r, o)| write(r, o));
+    // SAFETY: the rows of `n` cover `len`, and the caller's `write` filled each.
+    unsafe { out.set_len(len) };
+    out
 }
 
 /// RMS norms of the queries and keys before the rotation.

@@ -291,10 +291,12 @@ fn blocks_to_f32<T: GgmlType>(bytes: &[u8], out: &mut [MaybeUninit<f32>]) -> boo
     // them from file bytes.
     let blocks: &[T] = unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<T>(), count) };
     let chunk = DEQUANT_CHUNK * T::BLCK_SIZE;
+    // no larger than the whole output (a small weight is a single chunk)
+    let scratch_len = chunk.min(out.len());
     out.par_chunks_mut(chunk)
         .zip(blocks.par_chunks(DEQUANT_CHUNK))
         .for_each_init(
-            || vec![0f32; chunk],
+            || vec![0f32; scratch_len],
             |scratch, (o, b)| {
                 let s = &mut scratch[..o.len()];
                 T::to_float(b, s);
