@@ -328,39 +328,36 @@ impl Rotary {
         let (cos, sin) = self.host(len);
         let view = cpu_rows(x)?;
         let width = heads * head_dim;
-        let mut out = vec![0f32; positions.len() * width];
         let style = self.style;
-        out.par_chunks_mut(width)
-            .zip(positions.par_iter())
-            .enumerate()
-            .for_each(|(t, (o, &p))| {
-                let src = view.row(t, width);
-                let (c, s) = (
-                    &cos[p as usize * half..][..half],
-                    &sin[p as usize * half..][..half],
-                );
-                for h in 0..heads {
-                    let xi = &src[h * head_dim..(h + 1) * head_dim];
-                    let oi = &mut o[h * head_dim..(h + 1) * head_dim];
-                    match style {
-                        RopeStyle::Interleaved => {
-                            for i in 0..half {
-                                let (a, b) = (xi[2 * i], xi[2 * i + 1]);
-                                oi[2 * i] = a * c[i] - b * s[i];
-                                oi[2 * i + 1] = a * s[i] + b * c[i];
-                            }
-                        }
-                        RopeStyle::Halves => {
-                            for i in 0..half {
-                                let (a, b) = (xi[i], xi[i + half]);
-                                oi[i] = a * c[i] - b * s[i];
-                                oi[i + half] = b * c[i] + a * s[i];
-                            }
+        let write = |t: usize, o: &mut [MaybeUninit<f32>]| {
+            let src = view.row(t, width);
+            let p = positions[t] as usize;
+            let (c, s) = (&cos[p * half..][..half], &sin[p * half..][..half]);
+            for h in 0..heads {
+                let xi = &src[h * head_dim..(h + 1) * head_dim];
+                let oi = &mut o[h * head_dim..(h + 1) * head_dim];
+                match style {
+                    RopeStyle::Interleaved => {
+                        for i in 0..half {
+                            let (a, b) = (xi[2 * i], xi[2 * i + 1]);
+                            oi[2 * i].write(a * c[i] - b * s[i]);
+                            oi[2 * i + 1].write(a * s[i] + b * c[i]);
                         }
                     }
-                    oi[rot..].copy_from_slice(&xi[rot..]);
+                    RopeStyle::Halves => {
+                        for i in 0..half {
+                            let (a, b) = (xi[i], xi[i + half]);
+                            oi[i].write(a * c[i] - b * s[i]);
+                            oi[i + half].write(b * c[i] + a * s[i]);
+                        }
+                    }
                 }
-            });
+                kernel::write_slice(&mut oi[rot..], &xi[rot..]);
+            }
+        };
+        // SAFETY: each row's heads cover its `width` features, every one of them written:
+        // the `rot` rotated ones (pairs 0..half) and the rest copied.
+        let out = unsafe { rows_written(positions.len() * width, width, write) };
         Ok(Tensor::from_vec(out, (positions.len(), width), x.device())?)
     }
 
