@@ -262,14 +262,14 @@ macro_rules! dispatched {
         $(#[$doc])*
         pub fn $name($($arg: $ty),*) $(-> $ret)? {
             #[cfg(target_arch = "x86_64")]
-            return $with(simd(), $($arg),*);
+            return $with($crate::kernel::simd(), $($arg),*);
             #[allow(unreachable_code)]
             $body($($arg),*)
         }
 
         /// The copy built for `simd` (which the CPU must have; [`simd`] tells).
         #[cfg(target_arch = "x86_64")]
-        fn $with(simd: Simd, $($arg: $ty),*) $(-> $ret)? {
+        fn $with(simd: $crate::kernel::Simd, $($arg: $ty),*) $(-> $ret)? {
             #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")]
             fn wide($($arg: $ty),*) $(-> $ret)? {
                 $body($($arg),*)
@@ -280,19 +280,21 @@ macro_rules! dispatched {
             }
             match simd {
                 // SAFETY: `simd` came from `simd()`, which checked the CPU for the features.
-                Simd::Avx512 => unsafe { wide($($arg),*) },
+                $crate::kernel::Simd::Avx512 => unsafe { wide($($arg),*) },
                 // SAFETY: as above.
-                Simd::Avx2 => unsafe { narrow($($arg),*) },
-                Simd::Baseline => $body($($arg),*),
+                $crate::kernel::Simd::Avx2 => unsafe { narrow($($arg),*) },
+                $crate::kernel::Simd::Baseline => $body($($arg),*),
             }
         }
     };
 }
+/// For other modules' kernels (the block expansions of `model::dequant`).
+pub(crate) use dispatched;
 
 /// The widest vector extension the kernels use on this CPU.
 #[cfg(target_arch = "x86_64")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Simd {
+pub(crate) enum Simd {
     Avx512,
     Avx2,
     Baseline,
@@ -301,7 +303,7 @@ enum Simd {
 /// The CPU's level, detected once. `MIASCAN_SIMD=avx2` or `baseline` caps it, to compare
 /// the builds on one machine.
 #[cfg(target_arch = "x86_64")]
-fn simd() -> Simd {
+pub(crate) fn simd() -> Simd {
     use std::arch::is_x86_feature_detected as has;
     use std::sync::OnceLock;
     static LEVEL: OnceLock<Simd> = OnceLock::new();

@@ -127,28 +127,38 @@ pub(crate) unsafe fn gemm_rows(
 /// split of the same product (`MIASCAN_PROFILE`'s cores column on Zen 4, SmolLM2: 1.86–1.93
 /// against 1.73–1.78 in the projection phases).
 ///
+/// The cuts fall on multiples of [`COLUMN_GRAIN`] as near to equal shares as that allows:
+/// a thread that gets more columns keeps the other waiting at the end of every product.
+///
 /// The numbers stay bit-identical because each output element is still one dot product
 /// whose sum over k is cut into the same blocks: gemm sizes those blocks from k alone,
 /// except for small products (at most 64 × 64, at most 256 elements, or one row), which it
 /// sends to other kernels. So a product is split only when it has more than
-/// [`SMALL_ROWS`] rows, and into parts of at least two [`COLUMN_GRAIN`]s of columns: then
-/// neither the whole nor any part is small.
+/// [`SMALL_ROWS`] rows, and into shares of at least [`MIN_PART`] columns (less at most half
+/// a grain after rounding): then neither the whole nor any part is small.
 fn column_parts(t: usize, n: usize, threads: usize) -> Vec<usize> {
-    let grains = n / COLUMN_GRAIN;
     let parts = if t <= SMALL_ROWS {
         1
     } else {
-        threads.min(grains / 2).max(1)
+        threads.min(n / MIN_PART).max(1)
     };
+    let grains = n / COLUMN_GRAIN;
+    // cut p at the grain nearest to p·n/parts; the last part takes the ragged remainder
     let mut cuts: Vec<usize> = (0..parts)
-        .map(|p| p * grains / parts * COLUMN_GRAIN)
+        .map(|p| (2 * p * n / parts + COLUMN_GRAIN) / (2 * COLUMN_GRAIN) * COLUMN_GRAIN)
+        .map(|c| c.min(grains * COLUMN_GRAIN))
         .collect();
     cuts.push(n);
     cuts
 }
 
-/// The unit of a thread's share of columns: a multiple of every gemm microkernel's width.
-const COLUMN_GRAIN: usize = 64;
+/// The unit of a thread's share of columns. Fine enough that SmolLM2's 960 and 576 columns
+/// split evenly between two threads (at 64 they split 448/512 and 256/320: the
+/// projections ran on 1.80–1.84 cores against 1.91 for the evenly split ones).
+const COLUMN_GRAIN: usize = 16;
+
+/// The fewest columns a thread is given (see [`column_parts`]).
+const MIN_PART: usize = 128;
 
 /// Products with at most this many rows are not split (see [`column_parts`]).
 const SMALL_ROWS: usize = 64;
@@ -199,6 +209,7 @@ mod tests {
         for (t, k, n) in [
             (203, 576, 1536),
             (203, 1536, 576),
+            (203, 576, 960),
             (65, 640, 1000),
             (65, 2048, 256),
             (64, 640, 1000),
@@ -223,8 +234,31 @@ mod tests {
     #[test]
     fn column_parts_cover_the_columns_in_grains() {
         assert_eq!(column_parts(2048, 1536, 2), vec![0, 768, 1536]);
-        assert_eq!(column_parts(2048, 1000, 2), vec![0, 448, 1000]);
-        assert_eq!(column_parts(2048, 300, 4), vec![0, 128, 300]);
+        assert_eq!(column_parts(2048, 1000, 2), vec![0, 496, 1000]);
+        assert_eq!(column_parts(2048, 300, 4), vec![0, 144, 300]);
+        // SmolLM2's q/k/v and its 576-wide outputs: equal halves
+        assert_eq!(column_parts(2048, 960, 2), vec![0, 480, 960]);
+        assert_eq!(column_parts(2048, 576, 2), vec![0, 288, 576]);
+        assert_eq!(column_parts(2048, 576, 4), vec![0, 144, 288, 432, 576]);
+        assert_eq!(column_parts(2048, 1000, 3), vec![0, 336, 672, 1000]);
+        for n in 1..3000 {
+            for threads in 1..9 {
+                let cuts = column_parts(65, n, threads);
+                assert_eq!((cuts[0], *cuts.last().unwrap()), (0, n));
+                let shares: Vec<usize> = cuts.windows(2).map(|w| w[1] - w[0]).collect();
+                let (lo, hi) = (shares.iter().min().unwrap(), shares.iter().max().unwrap());
+                assert!(cuts[1..cuts.len() - 1]
+                    .iter()
+                    .all(|c| c % COLUMN_GRAIN == 0));
+                if shares.len() > 1 {
+                    assert!(
+                        *lo >= MIN_PART - COLUMN_GRAIN / 2,
+                        "{n} {threads}: {cuts:?}"
+                    );
+                    assert!(hi - lo <= COLUMN_GRAIN + n % COLUMN_GRAIN, "{n} {threads}");
+                }
+            }
+        }
         assert_eq!(column_parts(2048, 255, 2), vec![0, 255]);
         assert_eq!(column_parts(64, 1536, 2), vec![0, 1536]);
         assert_eq!(column_parts(2048, 100, 1), vec![0, 100]);

@@ -4,6 +4,7 @@
 pub mod arch;
 pub mod attention;
 pub mod decoder;
+pub mod dequant;
 pub mod gguf;
 pub mod hf;
 pub mod layers;

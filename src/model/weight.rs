@@ -220,8 +220,9 @@ const DEQUANT_CHUNK: usize = 512;
 
 /// A CPU quantised tensor expanded to f32 on every worker thread: candle's `dequantize`
 /// runs on one thread, and with the weights kept stored (the default) every forward
-/// expands every layer — 5% of a SmolLM2 scan on one thread of two. Each block goes
-/// through candle's own `to_float`, so the numbers are the same. `None` off the CPU.
+/// expands every layer — 5% of a SmolLM2 scan on one thread of two. The common block types
+/// go through [`super::dequant`]'s vectorised copies of candle's formulas, the rest
+/// through candle's own `to_float`: the numbers are candle's either way. `None` off the CPU.
 fn dequantize_parallel(q: &QTensor) -> Result<Option<Tensor>> {
     let (rows, _) = q.shape().dims2()?;
     rows_parallel(q, 0, rows)
@@ -244,6 +245,7 @@ fn rows_parallel(q: &QTensor, start: usize, n: usize) -> Result<Option<Tensor>> 
     let mut out = Vec::with_capacity(n * cols);
     let space = &mut out.spare_capacity_mut()[..n * cols];
     let done = match dt {
+        _ if super::dequant::layout(dt).is_some() => expand_parallel(dt, bytes, space),
         GgmlDType::F32 => blocks_to_f32::<f32>(bytes, space),
         GgmlDType::F16 => blocks_to_f32::<f16>(bytes, space),
         GgmlDType::BF16 => blocks_to_f32::<bf16>(bytes, space),
@@ -267,6 +269,20 @@ fn rows_parallel(q: &QTensor, start: usize, n: usize) -> Result<Option<Tensor>> 
     // `n · cols` floats of `out`.
     unsafe { out.set_len(n * cols) };
     Ok(Some(Tensor::from_vec(out, (n, cols), &Device::Cpu)?))
+}
+
+/// `bytes`, blocks of a type [`super::dequant`] expands, expanded straight into `out` in
+/// parallel chunks of [`DEQUANT_CHUNK`] blocks; `false` when the sizes do not fit.
+fn expand_parallel(dt: GgmlDType, bytes: &[u8], out: &mut [MaybeUninit<f32>]) -> bool {
+    let Some((size, elems)) = super::dequant::layout(dt) else {
+        return false;
+    };
+    if !bytes.len().is_multiple_of(size) || bytes.len() / size * elems != out.len() {
+        return false;
+    }
+    out.par_chunks_mut(DEQUANT_CHUNK * elems)
+        .zip(bytes.par_chunks(DEQUANT_CHUNK * size))
+        .all(|(o, b)| super::dequant::expand(dt, b, o))
 }
 
 /// `bytes` (the storage of a `Vec<T>` of ggml blocks) expanded into `out` in parallel
