@@ -41,18 +41,11 @@ pub fn expand(dt: GgmlDType, bytes: &[u8], out: &mut [MaybeUninit<f32>]) -> bool
     true
 }
 
-/// Bytes and elements of one block of the types [`expand`] handles.
+/// Bytes and elements of one block (candle's sizes) of the types [`expand`] handles.
 pub fn layout(dt: GgmlDType) -> Option<(usize, usize)> {
-    Some(match dt {
-        GgmlDType::Q4_0 => (18, 32),
-        GgmlDType::Q4_1 => (20, 32),
-        GgmlDType::Q5_0 => (22, 32),
-        GgmlDType::Q5_1 => (24, 32),
-        GgmlDType::Q8_0 => (34, 32),
-        GgmlDType::Q4K => (144, 256),
-        GgmlDType::Q6K => (210, 256),
-        _ => return None,
-    })
+    use GgmlDType::*;
+    matches!(dt, Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 | Q4K | Q6K)
+        .then(|| (dt.type_size(), dt.block_size()))
 }
 
 #[inline(always)]
