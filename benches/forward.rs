@@ -2,14 +2,14 @@
 //! arithmetic does not depend on the values): the LM head with the soft-max statistics
 //! (both backends), attention (both backends), the gated feed-forward block, the expansion
 //! of a quantised weight (candle's against the parallel one), and a whole
-//! forward of the real model when `scripts/fetch-models.sh` has put it in the cache.
+//! forward of the real model when `scripts/fetch/fetch-models.sh` has put it in the cache.
 //!
-//! `cargo bench --bench forward` (`scripts/bench.sh` compares against the peers; these
+//! `cargo bench --bench forward` (`scripts/bench/bench.sh` compares against the peers; these
 //! benches say which part moved).
 
 use candle_core::{DType, Device, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use miascan::model::attention::{self, Backend, Heads, Mask, Order};
+use miascan::kernels::attention::{self, Backend, Heads, Mask, Order};
 use miascan::model::layers::{Activation, Linear, Mlp, Stacked};
 use miascan::model::weight::Weight;
 use miascan::model::{ArchInfo, Batch, CausalLm, Model};

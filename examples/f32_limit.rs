@@ -7,7 +7,7 @@
 //!   model's projection, feed-forward and LM-head shapes with `--tokens` rows, weighted by
 //!   their FLOPs: what the matmul library reaches on this model.
 //!
-//! `scripts/bench.sh` divides measured throughput by these figures.
+//! `scripts/bench/bench.sh` divides measured throughput by these figures.
 //!
 //! usage: cargo run --release --example f32_limit -- MODEL [--threads N] [--tokens T]
 //!        [--context C]

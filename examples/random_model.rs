@@ -7,7 +7,7 @@
 //!   tokenizer.json copied from the tiny test checkpoints).
 //!
 //! usage: cargo run --release --example random_model -- SMOLLM2.gguf TOKENIZER.json DIR
-//! (scripts/bench-memory.sh runs it; about 1.07 B weights each.)
+//! (scripts/bench/bench-memory.sh runs it; about 1.07 B weights each.)
 
 use candle_core::quantized::gguf_file::{self, Value};
 use candle_core::quantized::{GgmlDType, QTensor};

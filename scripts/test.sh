@@ -5,6 +5,6 @@
 # usage: scripts/test.sh [cargo test args...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/fetch-models.sh all
-scripts/fetch-vocabs.sh
+scripts/fetch/fetch-models.sh all
+scripts/fetch/fetch-vocabs.sh
 cargo test --release --all-targets "$@"

@@ -60,6 +60,11 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A broken invariant of miascan's own (a kernel handed a tensor it cannot read, a
+    /// worker thread that died): a bug to report, not something the input can fix.
+    #[error("internal error: {0}")]
+    Internal(String),
+
     /// A tensor computation failed (out of memory, device error). Not expected on valid input.
     #[error("computation failed: {}", plain(.0))]
     Compute(#[from] candle_core::Error),
@@ -139,7 +144,10 @@ impl Error {
                 4
             }
             Error::Usage(_) | Error::Device(_) => 2,
-            Error::Tokenizer { .. } | Error::OutputIo { .. } | Error::Compute(_) => 1,
+            Error::Tokenizer { .. }
+            | Error::OutputIo { .. }
+            | Error::Compute(_)
+            | Error::Internal(_) => 1,
         }
     }
 }

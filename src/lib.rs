@@ -11,7 +11,7 @@ pub mod chunk;
 pub mod error;
 pub mod exposure;
 pub mod input;
-pub mod kernel;
+pub mod kernels;
 pub mod model;
 pub mod profile;
 pub mod report;

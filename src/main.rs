@@ -33,6 +33,8 @@ fn main() {
     match result {
         Ok(0) => {}
         Ok(code) => std::process::exit(code),
+        // A reader that went away (`miascan … | head`) is not an error: stop quietly.
+        Err(e) if broken_pipe(&e) => {}
         // The library's errors already name their cause; other errors print their chain.
         Err(e) => match e.downcast_ref::<miascan::Error>() {
             Some(lib) => {
@@ -45,4 +47,15 @@ fn main() {
             }
         },
     }
+}
+
+/// Whether `e` is, or was caused by, a write to a pipe whose reader has gone.
+fn broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        let io = match c.downcast_ref::<miascan::Error>() {
+            Some(miascan::Error::OutputIo { source, .. }) => Some(source),
+            _ => c.downcast_ref::<std::io::Error>(),
+        };
+        io.is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

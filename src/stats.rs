@@ -1,6 +1,6 @@
 //! Hidden states → per-token statistics: the log-probability of the actual next token, the
 //! mean and standard deviation of log p under the model's own next-token distribution
-//! (Min-K%++'s `mu` and `sigma`, definitions as in SCORES.md), the log-probability of the
+//! (Min-K%++'s `mu` and `sigma`, definitions in docs/scores.md), the log-probability of the
 //! model's top prediction and the rank of the actual token (the fine-tune scores' "was the
 //! model right here?"). All come from the same running sums in one pass over the head.
 //!
@@ -12,8 +12,8 @@
 //! Off the CPU the same reduction runs as tensor ops on the device ([`StatsBackend`]).
 
 use crate::error::Result;
-use crate::kernel;
-use crate::model::layers::cpu_rows;
+use crate::kernels::rows::cpu_rows;
+use crate::kernels::simd as kernel;
 use crate::model::CausalLm;
 use crate::profile::{self, Phase};
 use candle_core::{DType, Tensor};
@@ -227,7 +227,7 @@ fn logit_blocks(
             let vb = block.min(vocab - v0);
             let span = profile::span(Phase::LmHead);
             let w = head.rows(v0, vb)?.to_device(h.device())?;
-            let logits = crate::model::matmul::matmul_t(&h, &w)?.to_dtype(DType::F32)?;
+            let logits = crate::kernels::matmul::matmul_t(&h, &w)?.to_dtype(DType::F32)?;
             drop(span);
             f(g * group, v0, &logits)?;
             v0 += vb;

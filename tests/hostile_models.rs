@@ -4,6 +4,7 @@
 //! panic, never a backtrace (RUST_BACKTRACE=1 is set), and file bytes in messages are
 //! escaped. Thousands of cases per run (PROPTEST_CASES overrides).
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use candle_core::Device;

@@ -3,6 +3,7 @@
 //! f32 — including the passages longer than the 512-token sliding window — and the memory
 //! bound: peak RSS while scoring the corpus at most 1.6 GiB.
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use common::*;

@@ -3,12 +3,9 @@
 use super::output::Progress;
 use super::ModelArgs;
 use miascan::calibrate::{Calibration, Decision, Settings};
-use miascan::input::walk::WalkOptions;
-use miascan::input::{
-    read_collection, read_inputs, CollectOptions, Event, Format, Passage, ReadOptions, STDIN,
-};
+use miascan::input::{read_inputs, Format, Passage, ReadOptions, STDIN};
 use miascan::model::Model;
-use miascan::scorer::{PassageResult, Prepared, ScoreOptions, Scorer};
+use miascan::scorer::{PassageResult, ScoreOptions, Scorer};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
@@ -224,40 +221,4 @@ impl Models {
         progress.done(out.len());
         Ok(out)
     }
-}
-
-/// Reads `inputs` strictly on a reader thread that also tokenises, while this thread runs
-/// the model: passages stream through a bounded channel, results reach `sink` in order.
-pub fn stream_passages(
-    scorer: &Scorer,
-    inputs: &[PathBuf],
-    read: &ReadOptions,
-    sink: impl FnMut(PassageResult) -> miascan::Result<()>,
-) -> miascan::Result<()> {
-    let opts = CollectOptions {
-        read: read.clone(),
-        walk: WalkOptions {
-            hidden: true,
-            follow_links: true,
-        },
-        ..CollectOptions::default()
-    };
-    let (tx, rx) = std::sync::mpsc::sync_channel::<miascan::Result<Prepared>>(256);
-    std::thread::scope(|s| {
-        s.spawn(move || {
-            let r = read_collection(inputs, &opts, &|_| true, &mut |e| {
-                if let Event::Segment { doc, text, .. } = e {
-                    let p = scorer.prepare(doc.passage(doc.id.clone(), text));
-                    // the receiver stops listening only after an error of its own
-                    tx.send(p)
-                        .map_err(|_| miascan::Error::Usage("stopped".into()))?;
-                }
-                Ok(())
-            });
-            if let Err(e) = r {
-                let _ = tx.send(Err(e));
-            }
-        });
-        scorer.score_iter(rx.into_iter(), sink)
-    })
 }

@@ -60,7 +60,7 @@ pub enum Command {
 pub struct ModelArgs {
     /// Model: a .gguf file, a checkpoint folder (config.json, *.safetensors, tokenizer.json),
     /// or a Hugging Face hub id org/name[@revision]. Default: SmolLM2-135M-Instruct (Q4_1) in
-    /// the model cache, as fetched by scripts/fetch-models.sh.
+    /// the model cache, as fetched by scripts/fetch/fetch-models.sh.
     #[arg(long, short = 'm', env = "MIASCAN_MODEL")]
     pub model: Option<String>,
     /// Never download: hub models come from the local Hugging Face cache only (also
@@ -94,7 +94,7 @@ fn parse_residency(s: &str) -> Result<miascan::model::Residency, String> {
 /// File name of the default model.
 pub const DEFAULT_MODEL: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 
-/// Where scripts/fetch-models.sh puts models: `$MIASCAN_MODELS`, else
+/// Where scripts/fetch/fetch-models.sh puts models: `$MIASCAN_MODELS`, else
 /// `~/.cache/miascan/models`.
 pub fn model_cache() -> PathBuf {
     if let Some(d) = std::env::var_os("MIASCAN_MODELS") {
@@ -145,7 +145,7 @@ impl ModelArgs {
                 path: p,
                 source: std::io::Error::new(
                     std::io::ErrorKind::NotFound,
-                    "the default model is not in the cache; run scripts/fetch-models.sh (or pass --model)",
+                    "the default model is not in the cache; run scripts/fetch/fetch-models.sh (or pass --model)",
                 ),
             });
         }

@@ -1,6 +1,6 @@
-//! Where results go: stdout or a file, buffered; a closed pipe (`miascan … | head`) ends the
-//! program quietly with exit 0, as ripgrep does. Progress bars on stderr, only on a
-//! terminal.
+//! Where results go: stdout or a file, buffered (a closed pipe comes back as an
+//! [`miascan::Error::OutputIo`] of kind `BrokenPipe`, which `main` turns into a quiet exit 0,
+//! as ripgrep does). Progress bars on stderr, only on a terminal.
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::{IsTerminal, Write};
@@ -28,12 +28,9 @@ impl Output {
     }
 
     fn check(&self, r: std::io::Result<()>) -> miascan::Result<()> {
-        r.map_err(|source| {
-            quiet_on_broken_pipe(&source);
-            miascan::Error::OutputIo {
-                path: self.name.clone(),
-                source,
-            }
+        r.map_err(|source| miascan::Error::OutputIo {
+            path: self.name.clone(),
+            source,
         })
     }
 
@@ -52,13 +49,6 @@ impl Output {
     pub fn finish(mut self) -> anyhow::Result<()> {
         let r = self.w.flush();
         Ok(self.check(r)?)
-    }
-}
-
-/// A reader that went away is not an error: stop here, successfully.
-pub fn quiet_on_broken_pipe(e: &std::io::Error) {
-    if e.kind() == std::io::ErrorKind::BrokenPipe {
-        std::process::exit(0);
     }
 }
 

@@ -6,9 +6,9 @@ use super::output::Progress;
 use miascan::chunk::ChunkOptions;
 use miascan::input::walk::WalkOptions;
 use miascan::input::{CollectOptions, Utf8Policy};
-use miascan::report::PassageRecord;
 use miascan::scan::finish::{self, Outputs};
 use miascan::scan::log::{self, LogWriter, RunHeader};
+use miascan::scan::outputs::{write_outputs, RunInfo};
 use miascan::scan::{self, ScanOptions, Scoring};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -239,31 +239,20 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         o.calibration_values = d.calibration.scores.get(&d.by).cloned().unwrap_or_default();
     }
     finish::conclude(&mut o);
-    o.summary.run = serde_json::json!({
-        "seconds": stats.seconds,
-        "passages_scored": stats.passages,
-        "tokens_scored": stats.tokens,
-        "tokens_per_second": if stats.seconds > 0.0 { stats.tokens as f64 / stats.seconds } else { 0.0 },
-        "resumed_after_items": resumed_items,
-        "files_opened": stats.collect.files,
-        "hidden_left_out": stats.collect.hidden,
-        "calibration_values": o.calibration_values,
-    });
+    o.summary.run = RunInfo {
+        seconds: stats.seconds,
+        passages_scored: stats.passages,
+        tokens_scored: stats.tokens,
+        tokens_per_second: RunInfo::rate(stats.tokens, stats.seconds),
+        resumed_after_items: resumed_items,
+        files_opened: stats.collect.files as u64,
+        hidden_left_out: stats.collect.hidden as u64,
+        calibration_values: o.calibration_values.clone(),
+        merged_from: Vec::new(),
+        missing_shards: Vec::new(),
+    };
     write_outputs(&args.out, &o)?;
     Ok(closing(&args.out, &o, args.quiet))
-}
-
-/// Writes heat maps, documents, report and (last: it marks the scan finished) summary.
-pub fn write_outputs(out: &Path, o: &Outputs) -> anyhow::Result<()> {
-    let heat: String = o.heatmaps.iter().map(|r| r.to_line() + "\n").collect();
-    finish::write_file(&out.join("heatmaps.jsonl"), &heat)?;
-    finish::write_documents(out, o)?;
-    finish::write_file(&out.join("report.html"), &miascan::report::html::report(o))?;
-    finish::write_file(
-        &out.join("summary.json"),
-        &(serde_json::to_string_pretty(&o.summary)? + "\n"),
-    )?;
-    Ok(())
 }
 
 /// The closing lines on stderr, and the exit code.
@@ -316,19 +305,4 @@ fn hex_sha(bytes: &[u8]) -> String {
         .take(8)
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-/// Heat-map records of several finished scans, best first, at most `n`.
-pub fn merged_heatmaps(dirs: &[PathBuf], by: &str, n: usize) -> anyhow::Result<Vec<PassageRecord>> {
-    let mut all = Vec::new();
-    for d in dirs {
-        let p = d.join("heatmaps.jsonl");
-        let text = std::fs::read_to_string(&p).unwrap_or_default();
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            all.push(serde_json::from_str::<PassageRecord>(line)?);
-        }
-    }
-    finish::best_first(&mut all, by);
-    all.truncate(n);
-    Ok(all)
 }

@@ -1,8 +1,9 @@
 //! `miascan score`: passages in, one JSON line (or a table row) per passage out.
 
-use super::common::{stream_passages, DecisionArgs, InputArgs, ScoringArgs};
+use super::common::{DecisionArgs, InputArgs, ScoringArgs};
 use super::output::{Output, Progress};
 use miascan::report::{self, PassageRecord};
+use miascan::scan::pipeline::score_inputs;
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
@@ -40,7 +41,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let progress = Progress::new(None, "passages");
     let mut rows = Vec::new();
     let mut n = 0usize;
-    stream_passages(&scorer, &inputs, &read, |r| {
+    score_inputs(&scorer, &inputs, &read, |r| {
         n += 1;
         progress.tick(n);
         if args.table {

@@ -87,7 +87,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 spans,
             };
             let line =
-                serde_json::to_string(&rec).map_err(|e| miascan::Error::Usage(e.to_string()))?;
+                serde_json::to_string(&rec).map_err(|e| miascan::Error::Internal(e.to_string()))?;
             out.line(&line)?;
         }
         Ok(())

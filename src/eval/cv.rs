@@ -186,7 +186,7 @@ fn binormal_tpr(pos: &[f64], neg: &[f64], alpha: f64) -> Option<f64> {
 
 /// The best score on `idx` by the binormal TPR at [`SELECT_FPR`] ([`binormal_tpr`]), ties
 /// broken by the AUROC. (The empirical TPR at 1% was the criterion until the fine-tune
-/// audit showed its picks flipping with the folds: see the README's fine-tune section.)
+/// audit showed its picks flipping with the folds: see docs/audits.md, the fine-tune audit.)
 fn best(t: &Table, idx: &[usize]) -> Option<usize> {
     let key = |j: usize| {
         let (pos, neg) = t.split(j, idx);

@@ -3,6 +3,7 @@
 //! combination of scores, and the dataset-level test.
 
 pub mod baseline;
+pub mod bounds;
 pub mod cv;
 pub mod dataset;
 pub mod logistic;

@@ -4,19 +4,17 @@
 //! file and line); `scan` uses it leniently (a problem skips that file or row, with the
 //! reason, and the scan goes on).
 //!
-//! A document arrives as one or more [`Event::Segment`]s followed by [`Event::End`]. Text
-//! files larger than `segment_bytes` are read in segments cut at a line break (or a space,
-//! or failing both a character boundary), so a 100 MB one-line file needs memory for one
-//! segment, not for the file. HTML, JSONL rows and CSV cells are read whole, up to
-//! `max_record_bytes`.
+//! A document arrives as one or more [`Event::Segment`]s followed by [`Event::End`]. This
+//! file holds the dispatch (a file's format and compression), the policies (strict or
+//! lenient, UTF-8) and the events; each format's reading is in its own file: `text.rs`
+//! (segments of large files), `html.rs`, `jsonl.rs`, `csv.rs` (CSV and TSV), `parquet.rs`.
 
-use super::html::visible_text;
-use super::jsonl::{parse_line, Row};
+use super::jsonl::Row;
 use super::open::{compression, decompress, detect, Compression};
 use super::walk::{walk, FileEntry, Found, WalkOptions};
 use super::{decode_utf8, Format, ReadOptions, STDIN};
 use crate::error::{Error, Result};
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// What to do with bytes that are not UTF-8.
@@ -149,15 +147,20 @@ pub fn read_collection(
     Ok(stats)
 }
 
-struct Reader<'a, 'v> {
-    opts: &'a CollectOptions,
-    keep: Keep<'a>,
-    visit: &'v mut dyn FnMut(Event) -> Result<()>,
+pub(super) struct Reader<'a, 'v> {
+    pub(super) opts: &'a CollectOptions,
+    pub(super) keep: Keep<'a>,
+    pub(super) visit: &'v mut dyn FnMut(Event) -> Result<()>,
 }
 
 impl Reader<'_, '_> {
     /// A problem with a file or row: an error when strict, else a skip.
-    fn problem(&mut self, path: &Path, line: Option<usize>, message: String) -> Result<()> {
+    pub(super) fn problem(
+        &mut self,
+        path: &Path,
+        line: Option<usize>,
+        message: String,
+    ) -> Result<()> {
         if self.opts.strict {
             return Err(Error::InvalidInput {
                 path: path.to_path_buf(),
@@ -243,7 +246,12 @@ impl Reader<'_, '_> {
 
     /// Decodes `bytes`: the text and whether it was repaired (`--invalid-utf8 replace`;
     /// binary data never is), or the error naming the first bad byte.
-    fn decode(&self, path: &Path, line: Option<usize>, bytes: Vec<u8>) -> Result<(String, bool)> {
+    pub(super) fn decode(
+        &self,
+        path: &Path,
+        line: Option<usize>,
+        bytes: Vec<u8>,
+    ) -> Result<(String, bool)> {
         match std::str::from_utf8(&bytes) {
             Ok(_) if !is_binary(&bytes) => Ok((String::from_utf8(bytes).expect("checked"), false)),
             Err(_) if self.opts.utf8 == Utf8Policy::Replace && !is_binary(&bytes) => {
@@ -253,69 +261,7 @@ impl Reader<'_, '_> {
         }
     }
 
-    fn text(&mut self, path: &Path, id: String, reader: Box<dyn Read>) -> Result<()> {
-        let doc = Doc {
-            id,
-            source: path.display().to_string(),
-            label: None,
-        };
-        let seg = self.opts.segment_bytes.max(4096);
-        let mut r = BufReader::with_capacity(1 << 16, reader);
-        let mut buf: Vec<u8> = Vec::new();
-        let mut offset = 0u64;
-        let mut first = true;
-        let mut repaired = false;
-        loop {
-            let eof = match fill(&mut r, &mut buf, seg) {
-                Ok(eof) => eof,
-                Err(e) => {
-                    let msg = format!("cannot read: {e}");
-                    return if first {
-                        self.problem(path, None, msg)
-                    } else {
-                        self.end(&doc, offset, Some(msg), repaired)
-                    };
-                }
-            };
-            if first && buf.starts_with(b"\xef\xbb\xbf") {
-                // a byte-order mark is an encoding artefact, not text the model saw
-                buf.drain(..3);
-            }
-            let cut = if eof { buf.len() } else { cut_point(&buf, seg) };
-            let rest = buf.split_off(cut);
-            let bytes = std::mem::replace(&mut buf, rest);
-            let text = match self.decode(path, None, bytes) {
-                Ok((t, rep)) => {
-                    repaired |= rep;
-                    t
-                }
-                Err(e) => {
-                    let msg = match e {
-                        Error::InvalidInput { message, line, .. } if first => {
-                            return self.problem(path, line, message)
-                        }
-                        other => message_of(other),
-                    };
-                    let msg = format!(
-                        "{msg} (in the segment at byte {offset}); the text before it was scored"
-                    );
-                    return self.end(&doc, offset, Some(msg), repaired);
-                }
-            };
-            (self.visit)(Event::Segment {
-                doc: &doc,
-                offset,
-                text: &text,
-            })?;
-            offset += text.len() as u64;
-            first = false;
-            if eof && buf.is_empty() {
-                return self.end(&doc, offset, None, repaired);
-            }
-        }
-    }
-
-    fn end(
+    pub(super) fn end(
         &mut self,
         doc: &Doc,
         bytes: u64,
@@ -331,7 +277,7 @@ impl Reader<'_, '_> {
     }
 
     /// One whole document from a decoded text.
-    fn whole(&mut self, doc: Doc, text: &str, repaired: bool) -> Result<()> {
+    pub(super) fn whole(&mut self, doc: Doc, text: &str, repaired: bool) -> Result<()> {
         (self.visit)(Event::Segment {
             doc: &doc,
             offset: 0,
@@ -340,7 +286,11 @@ impl Reader<'_, '_> {
         self.end(&doc, text.len() as u64, None, repaired)
     }
 
-    fn read_capped(&mut self, path: &Path, reader: Box<dyn Read>) -> Result<Option<Vec<u8>>> {
+    pub(super) fn read_capped(
+        &mut self,
+        path: &Path,
+        reader: Box<dyn Read>,
+    ) -> Result<Option<Vec<u8>>> {
         let cap = self.opts.max_record_bytes;
         let mut bytes = Vec::new();
         match reader.take(cap as u64 + 1).read_to_end(&mut bytes) {
@@ -356,23 +306,6 @@ impl Reader<'_, '_> {
         }
     }
 
-    fn html(&mut self, path: &Path, id: String, reader: Box<dyn Read>) -> Result<()> {
-        let Some(bytes) = self.read_capped(path, reader)? else {
-            return Ok(());
-        };
-        let (html, repaired) = match self.decode(path, None, bytes) {
-            Ok(t) => t,
-            Err(e) => return self.problem(path, None, message_of(e)),
-        };
-        let text = visible_text(&html);
-        let doc = Doc {
-            id,
-            source: path.display().to_string(),
-            label: None,
-        };
-        self.whole(doc, &text, repaired)
-    }
-
     /// The id of a row: the id field or the line (relative ids: `FILE#ID`, `FILE:LINE`).
     fn row_id(&self, file_id: &str, id: Option<String>, line: usize) -> String {
         match (id, self.opts.relative_ids) {
@@ -382,7 +315,7 @@ impl Reader<'_, '_> {
         }
     }
 
-    fn row(
+    pub(super) fn row(
         &mut self,
         path: &Path,
         file_id: &str,
@@ -401,126 +334,9 @@ impl Reader<'_, '_> {
         };
         self.whole(doc, &row.text, repaired)
     }
-
-    fn jsonl(&mut self, path: &Path, file_id: &str, reader: Box<dyn Read>) -> Result<()> {
-        let cap = self.opts.max_record_bytes;
-        let mut r = BufReader::with_capacity(1 << 16, reader);
-        let mut line = Vec::new();
-        let mut lineno = 0;
-        loop {
-            lineno += 1;
-            line.clear();
-            let (n, too_long) = match read_line_capped(&mut r, &mut line, cap) {
-                Ok(x) => x,
-                Err(e) => return self.problem(path, Some(lineno), format!("cannot read: {e}")),
-            };
-            if n == 0 {
-                return Ok(());
-            }
-            if too_long {
-                self.problem(path, Some(lineno), format!("line longer than {cap} bytes"))?;
-                continue;
-            }
-            if line.last() == Some(&b'\n') {
-                line.pop();
-            }
-            let (text, repaired) = match self.decode(path, Some(lineno), line.clone()) {
-                Ok(t) => t,
-                Err(e) => {
-                    self.problem(path, Some(lineno), message_of(e))?;
-                    continue;
-                }
-            };
-            match parse_line(&text, &self.opts.read) {
-                Ok(None) => {}
-                Ok(Some(row)) => self.row(path, file_id, lineno, row, repaired)?,
-                Err(msg) => self.problem(path, Some(lineno), msg)?,
-            }
-        }
-    }
-
-    fn table(
-        &mut self,
-        path: &Path,
-        file_id: &str,
-        reader: Box<dyn Read>,
-        delim: u8,
-    ) -> Result<()> {
-        let mut rdr = csv::ReaderBuilder::new()
-            .delimiter(delim)
-            .flexible(false)
-            .from_reader(reader);
-        let headers = match rdr.byte_headers() {
-            Ok(h) => h.clone(),
-            Err(e) => return self.problem(path, Some(1), format!("cannot read the header: {e}")),
-        };
-        let col = |name: &str| headers.iter().position(|h| h == name.as_bytes());
-        let Some(text_col) = col(&self.opts.read.text_field) else {
-            let names: Vec<String> = headers
-                .iter()
-                .map(|h| String::from_utf8_lossy(h).into_owned())
-                .collect();
-            return self.problem(
-                path,
-                Some(1),
-                format!(
-                    "no \"{}\" column (choose it with --text-field); the columns are: {}",
-                    self.opts.read.text_field,
-                    names.join(", ")
-                ),
-            );
-        };
-        let id_col = col(&self.opts.read.id_field);
-        let label_col = self.opts.read.label_field.as_deref().and_then(col);
-        let mut rec = csv::ByteRecord::new();
-        loop {
-            let line = rdr.position().line() as usize;
-            match rdr.read_byte_record(&mut rec) {
-                Ok(false) => return Ok(()),
-                Ok(true) => {}
-                Err(e) => {
-                    let line = e.position().map_or(line, |p| p.line() as usize);
-                    let io = matches!(e.kind(), csv::ErrorKind::Io(_));
-                    self.problem(path, Some(line), format!("malformed row: {e}"))?;
-                    if io {
-                        return Ok(());
-                    }
-                    continue;
-                }
-            }
-            let line = rec.position().map_or(line, |p| p.line() as usize);
-            let field = |i: usize| rec.get(i).unwrap_or_default().to_vec();
-            let (text, repaired) = match self.decode(path, Some(line), field(text_col)) {
-                Ok(t) => t,
-                Err(e) => {
-                    self.problem(path, Some(line), message_of(e))?;
-                    continue;
-                }
-            };
-            let id = id_col
-                .map(|i| String::from_utf8_lossy(&field(i)).into_owned())
-                .filter(|s| !s.is_empty());
-            let label = match (label_col, &self.opts.read.label_field) {
-                (Some(i), _) => match field(i).as_slice() {
-                    b"true" | b"1" | b"True" | b"TRUE" => Some(true),
-                    b"false" | b"0" | b"False" | b"FALSE" => Some(false),
-                    _ => {
-                        self.problem(path, Some(line), "label must be true/false or 1/0".into())?;
-                        continue;
-                    }
-                },
-                (None, Some(f)) => {
-                    self.problem(path, Some(line), format!("no \"{f}\" label column"))?;
-                    return Ok(());
-                }
-                (None, None) => None,
-            };
-            self.row(path, file_id, line, Row { id, text, label }, repaired)?;
-        }
-    }
 }
 
-fn message_of(e: Error) -> String {
+pub(super) fn message_of(e: Error) -> String {
     match e {
         Error::InvalidInput { message, .. } => message,
         other => other.to_string(),
@@ -530,78 +346,6 @@ fn message_of(e: Error) -> String {
 /// Binary data is never repaired into text.
 fn is_binary(bytes: &[u8]) -> bool {
     bytes.contains(&0)
-}
-
-/// Reads until `buf` holds at least `want` bytes or the input ends; `Ok(true)` at the end.
-fn fill(r: &mut impl BufRead, buf: &mut Vec<u8>, want: usize) -> std::io::Result<bool> {
-    while buf.len() < want {
-        let chunk = r.fill_buf()?;
-        if chunk.is_empty() {
-            return Ok(true);
-        }
-        let n = chunk.len().min(want - buf.len()).max(1).min(chunk.len());
-        buf.extend_from_slice(&chunk[..n]);
-        r.consume(n);
-    }
-    // at the end exactly at the boundary?
-    Ok(r.fill_buf()?.is_empty())
-}
-
-/// Where to end a segment of `buf` (longer than `seg`): after the last line break that is
-/// followed by a non-space, else before the last space followed by a non-space (a token
-/// boundary for every pre-tokenizer here), else at the last character boundary.
-fn cut_point(buf: &[u8], seg: usize) -> usize {
-    let lo = seg / 2;
-    let window = &buf[lo..buf.len().min(seg)];
-    let after_nl = window
-        .windows(2)
-        .rposition(|w| w[0] == b'\n' && !w[1].is_ascii_whitespace())
-        .map(|i| lo + i + 1);
-    let before_space = || {
-        window
-            .windows(2)
-            .rposition(|w| w[0] == b' ' && !w[1].is_ascii_whitespace())
-            .map(|i| lo + i)
-    };
-    after_nl.or_else(before_space).unwrap_or_else(|| {
-        let mut c = buf.len().min(seg);
-        while c > 0 && (buf[c] & 0xc0) == 0x80 {
-            c -= 1;
-        }
-        c
-    })
-}
-
-/// Reads one line (with its `\n`) into `buf`, keeping at most `cap` bytes; returns the
-/// bytes consumed and whether the line was longer than `cap` (the rest is discarded).
-fn read_line_capped(
-    r: &mut impl BufRead,
-    buf: &mut Vec<u8>,
-    cap: usize,
-) -> std::io::Result<(usize, bool)> {
-    let mut n = 0;
-    let mut too_long = false;
-    loop {
-        let chunk = r.fill_buf()?;
-        if chunk.is_empty() {
-            return Ok((n, too_long));
-        }
-        let (take, done) = match chunk.iter().position(|&b| b == b'\n') {
-            Some(i) => (i + 1, true),
-            None => (chunk.len(), false),
-        };
-        if buf.len() + take > cap + 1 {
-            too_long = true;
-            buf.clear();
-        } else if !too_long {
-            buf.extend_from_slice(&chunk[..take]);
-        }
-        r.consume(take);
-        n += take;
-        if done {
-            return Ok((n, too_long));
-        }
-    }
 }
 
 #[cfg(test)]
@@ -779,7 +523,7 @@ mod tests {
 
     #[test]
     fn parquet_rows_from_pyarrow_are_documents() {
-        // tests/data/rows.parquet: written by scripts/make-parquet-fixture.py (pyarrow)
+        // tests/data/rows.parquet: written by scripts/fixtures/make-parquet-fixture.py (pyarrow)
         let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/rows.parquet");
         let opts = CollectOptions {
             read: ReadOptions {

@@ -108,6 +108,32 @@ fn walk(node: NodeRef<'_, Node>, out: &mut String, pre: bool) {
     }
 }
 
+impl super::collection::Reader<'_, '_> {
+    /// An HTML file as one document: its visible text (read whole, up to
+    /// `max_record_bytes`).
+    pub(super) fn html(
+        &mut self,
+        path: &std::path::Path,
+        id: String,
+        reader: Box<dyn std::io::Read>,
+    ) -> crate::error::Result<()> {
+        let Some(bytes) = self.read_capped(path, reader)? else {
+            return Ok(());
+        };
+        let (html, repaired) = match self.decode(path, None, bytes) {
+            Ok(t) => t,
+            Err(e) => return self.problem(path, None, super::collection::message_of(e)),
+        };
+        let text = visible_text(&html);
+        let doc = super::collection::Doc {
+            id,
+            source: path.display().to_string(),
+            label: None,
+        };
+        self.whole(doc, &text, repaired)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -69,6 +69,84 @@ pub(crate) fn parse_label(
     }
 }
 
+impl super::collection::Reader<'_, '_> {
+    /// A JSONL file: one document per line (blank lines allowed), each line capped at
+    /// `max_record_bytes`.
+    pub(super) fn jsonl(
+        &mut self,
+        path: &std::path::Path,
+        file_id: &str,
+        reader: Box<dyn std::io::Read>,
+    ) -> crate::error::Result<()> {
+        let cap = self.opts.max_record_bytes;
+        let mut r = std::io::BufReader::with_capacity(1 << 16, reader);
+        let mut line = Vec::new();
+        let mut lineno = 0;
+        loop {
+            lineno += 1;
+            line.clear();
+            let (n, too_long) = match read_line_capped(&mut r, &mut line, cap) {
+                Ok(x) => x,
+                Err(e) => return self.problem(path, Some(lineno), format!("cannot read: {e}")),
+            };
+            if n == 0 {
+                return Ok(());
+            }
+            if too_long {
+                self.problem(path, Some(lineno), format!("line longer than {cap} bytes"))?;
+                continue;
+            }
+            if line.last() == Some(&b'\n') {
+                line.pop();
+            }
+            let (text, repaired) = match self.decode(path, Some(lineno), line.clone()) {
+                Ok(t) => t,
+                Err(e) => {
+                    self.problem(path, Some(lineno), super::collection::message_of(e))?;
+                    continue;
+                }
+            };
+            match parse_line(&text, &self.opts.read) {
+                Ok(None) => {}
+                Ok(Some(row)) => self.row(path, file_id, lineno, row, repaired)?,
+                Err(msg) => self.problem(path, Some(lineno), msg)?,
+            }
+        }
+    }
+}
+
+/// Reads one line (with its `\n`) into `buf`, keeping at most `cap` bytes; returns the
+/// bytes consumed and whether the line was longer than `cap` (the rest is discarded).
+fn read_line_capped(
+    r: &mut impl std::io::BufRead,
+    buf: &mut Vec<u8>,
+    cap: usize,
+) -> std::io::Result<(usize, bool)> {
+    let mut n = 0;
+    let mut too_long = false;
+    loop {
+        let chunk = r.fill_buf()?;
+        if chunk.is_empty() {
+            return Ok((n, too_long));
+        }
+        let (take, done) = match chunk.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (chunk.len(), false),
+        };
+        if buf.len() + take > cap + 1 {
+            too_long = true;
+            buf.clear();
+        } else if !too_long {
+            buf.extend_from_slice(&chunk[..take]);
+        }
+        r.consume(take);
+        n += take;
+        if done {
+            return Ok((n, too_long));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::{read_inputs, Passage};

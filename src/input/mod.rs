@@ -4,11 +4,13 @@
 //! leniently (every format, problems skipped and listed, documents streamed in segments).
 
 pub mod collection;
+mod csv;
 mod html;
 mod jsonl;
 pub mod open;
 mod parquet;
 pub mod scored;
+mod text;
 pub mod walk;
 
 pub use collection::{read_collection, CollectOptions, CollectStats, Doc, Event, Utf8Policy};

@@ -9,7 +9,7 @@ use super::layers::{
 };
 use super::safetensors::SafeFiles;
 use super::weight::{Residency, Weight};
-use super::{ArchInfo, Batch, CausalLm};
+use super::{ArchInfo, Batch, CausalLm, Prefix};
 use crate::error::{Error, Result};
 use crate::profile::{self, Phase};
 use candle_core::{DType, Device, Tensor};
@@ -490,9 +490,16 @@ impl Decoder {
         })
     }
 
-    /// [`CausalLm::forward`] with every sequence of the batch conditioned on `prefix` (one
-    /// [`KvPrefix`] per layer; the batch's positions must start after the prefix).
-    pub fn forward_after(&self, batch: &Batch, prefix: Option<&[KvPrefix]>) -> Result<Tensor> {
+    /// The forward: every sequence of the batch conditioned on `prefix` if given (one
+    /// [`KvPrefix`] per layer; the batch's positions must start after the prefix), and
+    /// each layer's rotated keys and values pushed to `capture` if given (what
+    /// [`CausalLm::prefix`] keeps).
+    fn run(
+        &self,
+        batch: &Batch,
+        prefix: Option<&[KvPrefix]>,
+        mut capture: Option<&mut Vec<KvPrefix>>,
+    ) -> Result<Tensor> {
         let span = profile::span(Phase::Embed);
         let ids = Tensor::new(batch.ids.as_slice(), &self.device)?;
         let mut x = self.embed.gather(&ids)?;
@@ -526,6 +533,10 @@ impl Decoder {
             } else {
                 (&self.global_rope, batch.positions.as_slice())
             };
+            if let Some(c) = capture.as_deref_mut() {
+                let (_, k, v) = b.attn.project_heads(&h, rope.0, rope.1)?;
+                c.push(KvPrefix { k, v });
+            }
             let p = prefix.map(|p| &p[i]);
             let mut a = b.attn.forward(&h, &batch.spans, rope, p)?;
             if let Some(n) = &b.post_attn_norm {
@@ -544,7 +555,34 @@ impl Decoder {
 
 impl CausalLm for Decoder {
     fn forward(&self, batch: &Batch) -> Result<Tensor> {
-        self.forward_after(batch, None)
+        self.run(batch, None, None)
+    }
+
+    fn prefix(&self, ids: &[u32]) -> Result<Prefix> {
+        let mut b = Batch::default();
+        b.push(ids);
+        let mut layers = Vec::with_capacity(self.blocks.len());
+        self.run(&b, None, Some(&mut layers))?;
+        Ok(Prefix {
+            len: ids.len(),
+            layers,
+        })
+    }
+
+    fn forward_after(&self, batch: &Batch, prefix: &Prefix) -> Result<Tensor> {
+        for &(s, _) in &batch.spans {
+            if batch
+                .positions
+                .get(s)
+                .is_some_and(|&p| p as usize != prefix.len)
+            {
+                return Err(Error::Usage(format!(
+                    "a sequence after a prefix of {} tokens starts at position {}",
+                    prefix.len, batch.positions[s]
+                )));
+            }
+        }
+        self.run(batch, Some(&prefix.layers), None)
     }
 
     fn lm_head(&self) -> &Weight {

@@ -2,13 +2,10 @@
 //! states for every position (candle-transformers' models keep only the last one).
 
 pub mod arch;
-pub mod attention;
 pub mod decoder;
-pub mod dequant;
 pub mod gguf;
 pub mod hf;
 pub mod layers;
-pub mod matmul;
 pub mod safetensors;
 pub mod source;
 pub mod tokenizer;
@@ -41,6 +38,15 @@ impl Batch {
         self.positions.extend(0..seq.len() as u32);
     }
 
+    /// Adds a sequence that continues a prefix of `offset` tokens: its positions are
+    /// `offset..offset + len` (for [`CausalLm::forward_after`]).
+    pub fn push_after(&mut self, seq: &[u32], offset: usize) {
+        self.spans.push((self.ids.len(), seq.len()));
+        self.ids.extend_from_slice(seq);
+        self.positions
+            .extend((0..seq.len() as u32).map(|p| p + offset as u32));
+    }
+
     pub fn len(&self) -> usize {
         self.ids.len()
     }
@@ -66,6 +72,34 @@ pub trait CausalLm: Send + Sync {
     fn context_length(&self) -> usize {
         self.describe().context_length
     }
+    /// The key/value state of a prefix `ids` (a prompt every later sequence is conditioned
+    /// on: ReCaLL's non-member prefix), computed once for [`CausalLm::forward_after`].
+    fn prefix(&self, _ids: &[u32]) -> Result<Prefix> {
+        Err(self.no_prefix())
+    }
+    /// [`CausalLm::forward`] with every sequence of the batch attending to `prefix` first:
+    /// the same hidden states as the sequence's positions of a forward over `prefix + seq`,
+    /// without running the prefix again. The batch's positions must continue the prefix
+    /// ([`Batch::push_after`] with `prefix.len`).
+    fn forward_after(&self, _batch: &Batch, _prefix: &Prefix) -> Result<Tensor> {
+        Err(self.no_prefix())
+    }
+    #[doc(hidden)]
+    fn no_prefix(&self) -> Error {
+        Error::Usage(format!(
+            "conditioning on a prefix is not supported for the {} architecture",
+            self.describe().architecture
+        ))
+    }
+}
+
+/// The key/value state of a prefix, one entry per layer (keys already rotated for positions
+/// `0..len`): computed once, reused for every batch conditioned on it.
+#[derive(Debug, Clone)]
+pub struct Prefix {
+    /// The prefix's length in tokens: conditioned sequences' positions start here.
+    pub len: usize,
+    pub layers: Vec<layers::KvPrefix>,
 }
 
 /// Architecture facts for `inspect` and reports.
@@ -91,7 +125,7 @@ impl ArchInfo {
     /// Floating-point operations of one token's forward and LM head (2 per multiply-add): the
     /// projections, the feed-forward block, the head, and causal attention over `context`
     /// earlier positions on average. Norms, activations and the soft-max are left out: this
-    /// is the matmul work that bounds the speed (`scripts/bench.sh`'s f32 limit).
+    /// is the matmul work that bounds the speed (`scripts/bench/bench.sh`'s f32 limit).
     pub fn flops_per_token(&self, context: f64) -> f64 {
         let (h, q, kv) = (
             self.hidden as f64,

@@ -221,7 +221,7 @@ const DEQUANT_CHUNK: usize = 512;
 /// A CPU quantised tensor expanded to f32 on every worker thread: candle's `dequantize`
 /// runs on one thread, and with the weights kept stored (the default) every forward
 /// expands every layer — 5% of a SmolLM2 scan on one thread of two. The common block types
-/// go through [`super::dequant`]'s vectorised copies of candle's formulas, the rest
+/// go through [`crate::kernels::dequant`]'s vectorised copies of candle's formulas, the rest
 /// through candle's own `to_float`: the numbers are candle's either way. `None` off the CPU.
 fn dequantize_parallel(q: &QTensor) -> Result<Option<Tensor>> {
     let (rows, _) = q.shape().dims2()?;
@@ -245,7 +245,7 @@ fn rows_parallel(q: &QTensor, start: usize, n: usize) -> Result<Option<Tensor>> 
     let mut out = Vec::with_capacity(n * cols);
     let space = &mut out.spare_capacity_mut()[..n * cols];
     let done = match dt {
-        _ if super::dequant::layout(dt).is_some() => expand_parallel(dt, bytes, space),
+        _ if crate::kernels::dequant::layout(dt).is_some() => expand_parallel(dt, bytes, space),
         GgmlDType::F32 => blocks_to_f32::<f32>(bytes, space),
         GgmlDType::F16 => blocks_to_f32::<f16>(bytes, space),
         GgmlDType::BF16 => blocks_to_f32::<bf16>(bytes, space),
@@ -271,10 +271,10 @@ fn rows_parallel(q: &QTensor, start: usize, n: usize) -> Result<Option<Tensor>> 
     Ok(Some(Tensor::from_vec(out, (n, cols), &Device::Cpu)?))
 }
 
-/// `bytes`, blocks of a type [`super::dequant`] expands, expanded straight into `out` in
+/// `bytes`, blocks of a type [`crate::kernels::dequant`] expands, expanded straight into `out` in
 /// parallel chunks of [`DEQUANT_CHUNK`] blocks; `false` when the sizes do not fit.
 fn expand_parallel(dt: GgmlDType, bytes: &[u8], out: &mut [MaybeUninit<f32>]) -> bool {
-    let Some((size, elems)) = super::dequant::layout(dt) else {
+    let Some((size, elems)) = crate::kernels::dequant::layout(dt) else {
         return false;
     };
     if !bytes.len().is_multiple_of(size) || bytes.len() / size * elems != out.len() {
@@ -282,7 +282,7 @@ fn expand_parallel(dt: GgmlDType, bytes: &[u8], out: &mut [MaybeUninit<f32>]) ->
     }
     out.par_chunks_mut(DEQUANT_CHUNK * elems)
         .zip(bytes.par_chunks(DEQUANT_CHUNK * size))
-        .all(|(o, b)| super::dequant::expand(dt, b, o))
+        .all(|(o, b)| crate::kernels::dequant::expand(dt, b, o))
 }
 
 /// `bytes` (the storage of a `Vec<T>` of ggml blocks) expanded into `out` in parallel
@@ -316,7 +316,7 @@ fn blocks_to_f32<T: GgmlType>(bytes: &[u8], out: &mut [MaybeUninit<f32>]) -> boo
             |scratch, (o, b)| {
                 let s = &mut scratch[..o.len()];
                 T::to_float(b, s);
-                crate::kernel::write_slice(o, s);
+                crate::kernels::simd::write_slice(o, s);
             },
         );
     true

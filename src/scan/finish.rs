@@ -64,8 +64,8 @@ pub struct Summary {
     pub repaired: usize,
     pub scores: Vec<String>,
     pub verdict: Verdict,
-    /// Filled by the caller: hidden entries left out, timing of the run, shards merged.
-    pub run: serde_json::Value,
+    /// How the results were produced (filled by the scan or the merge).
+    pub run: super::outputs::RunInfo,
 }
 
 /// The collection's verdict.
@@ -234,7 +234,7 @@ pub fn collect(logs: &[PathBuf], out: &Path, fdr: f64, top: usize) -> Result<Out
         header.get_or_insert(h);
     }
     w.flush().map_err(io)?;
-    let header = header.ok_or_else(|| Error::Usage("no scan log given".into()))?;
+    let header = header.ok_or_else(|| Error::Internal("no scan log given".into()))?;
     // document p-values → q-values across the collection
     let tested: Vec<usize> = (0..documents.len())
         .filter(|&i| documents[i].p_value.is_some())
@@ -272,7 +272,7 @@ pub fn collect(logs: &[PathBuf], out: &Path, fdr: f64, top: usize) -> Result<Out
             note: None,
             sentence: String::new(),
         },
-        run: serde_json::Value::Null,
+        run: Default::default(),
     };
     top_heap.sort_by(|a, b| b.2.total_cmp(&a.2));
     Ok(Outputs {

@@ -21,7 +21,7 @@ pub struct Extraction {
 }
 
 /// The default stride: a window every 10 tokens (cost: about `(prefix + suffix) / stride`
-/// forward tokens per text token, see the README's cost table).
+/// forward tokens per text token, see the cost table in docs/scores.md).
 pub const DEFAULT_STRIDE: usize = 10;
 
 impl Extraction {

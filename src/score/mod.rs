@@ -1,6 +1,6 @@
 //! Scores: pure functions of the per-token statistics (and the text), never of the model.
 //! Every score is oriented so that **higher = more likely a member**; definitions follow
-//! ../shared/SCORES.md and each function's doc comment gives its formula.
+//! docs/scores.md (the canonical text) and each function's doc comment gives its formula.
 
 pub mod extraction;
 pub mod finetune;

@@ -99,8 +99,8 @@ impl Score {
         self.view() == Some(View::Reference) && *self != Score::RefBpb
     }
 
-    /// The score's value (`None`: not computable for this passage). Formulas: the README's
-    /// score table and each function's doc comment.
+    /// The score's value (`None`: not computable for this passage). Formulas: the table in
+    /// docs/scores.md and each function's doc comment.
     pub fn compute(&self, c: &PassageContext) -> Option<f64> {
         let logp = || c.target.iter().map(|s| s.logp).collect::<Vec<f64>>();
         // per-token log-likelihood ratios target − reference, when tokens align

@@ -197,11 +197,9 @@ impl GgufVocab {
             .unwrap_or("")
             .to_lowercase();
         let phi3 = name.contains("phi-3") || name.contains("phi3");
-        let mut cut_out: Vec<(u32, bool)> = types
-            .iter()
-            .enumerate()
-            .filter(|(_, t)| **t == USER_DEFINED)
-            .map(|(i, _)| (i as u32, phi3))
+        let mut cut_out: Vec<(u32, bool)> = cut_out_ids(g, &types, &to_id)
+            .into_iter()
+            .map(|i| (i, phi3))
             .collect();
         cut_out.sort_by_key(|(i, _)| (Reverse(texts[*i as usize].len()), *i));
         Ok(GgufVocab {
@@ -672,4 +670,157 @@ impl Ord for SpmPair {
             .then(o.left.cmp(&self.left))
             .then(o.right.cmp(&self.right))
     }
+}
+/// Token texts that llama.cpp's vocabulary loader (`llama_vocab::impl::load`, llama.cpp as
+/// vendored by llama-cpp-python 0.3.36) treats as end-of-generation tokens and therefore
+/// marks *control* whatever type the file gives them ("control-looking token ... its type
+/// will be overridden"). A control token is never cut out of plain text, so a literal
+/// `</s>` in a passage is text, not id 2, even where the file calls the piece user-defined
+/// (Phi-3's vocabulary does).
+const EOG_TEXTS: &[&str] = &[
+    "<|eot_id|>",
+    "<|im_end|>",
+    "<|end|>",
+    "<|return|>",
+    "<|call|>",
+    "<|flush|>",
+    "<|calls|>",
+    "<end_of_turn>",
+    "<|endoftext|>",
+    "</s>",
+    "<|eom_id|>",
+    "<EOT>",
+    "_<EOT>",
+    "[EOT]",
+    "[EOS]",
+    "<|end_of_text|>",
+    "<end_of_utterance>",
+    "<eos>",
+    "<turn|>",
+    "<|tool_response>",
+    "<｜end▁of▁sentence｜>",
+    "[e~[",
+];
+
+/// Fill-in-the-middle token texts the loader looks for by category when the file names no
+/// id for it (the metadata keys, new and deprecated), marking what it finds control too.
+/// (It takes the first match in hash-map order; a vocabulary with two candidates of one
+/// category that the file leaves non-control would differ here. None of the suite does.)
+const FIM_TEXTS: &[(&[&str], &[&str])] = &[
+    (
+        &[
+            "tokenizer.ggml.fim_pre_token_id",
+            "tokenizer.ggml.prefix_token_id",
+        ],
+        &[
+            "<|fim_prefix|>",
+            "<fim-prefix>",
+            "<fim_prefix>",
+            "<｜fim▁begin｜>",
+            "<PRE>",
+            "▁<PRE>",
+            "<|code_prefix|>",
+            "<|prefix|>",
+        ],
+    ),
+    (
+        &[
+            "tokenizer.ggml.fim_suf_token_id",
+            "tokenizer.ggml.suffix_token_id",
+        ],
+        &[
+            "<|fim_suffix|>",
+            "<fim-suffix>",
+            "<fim_suffix>",
+            "<｜fim▁hole｜>",
+            "<SUF>",
+            "▁<SUF>",
+            "<|code_suffix|>",
+            "<|suffix|>",
+        ],
+    ),
+    (
+        &[
+            "tokenizer.ggml.fim_mid_token_id",
+            "tokenizer.ggml.middle_token_id",
+        ],
+        &[
+            "<|fim_middle|>",
+            "<fim-middle>",
+            "<fim_middle>",
+            "<｜fim▁end｜>",
+            "<MID>",
+            "▁<MID>",
+            "<|code_middle|>",
+            "<|middle|>",
+        ],
+    ),
+    (
+        &["tokenizer.ggml.fim_pad_token_id"],
+        &["<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"],
+    ),
+    (
+        &["tokenizer.ggml.fim_rep_token_id"],
+        &[
+            "<|fim_repo|>",
+            "<|repo_name|>",
+            "<fim-repo>",
+            "<REPO>",
+            "<reponame>",
+        ],
+    ),
+    (&["tokenizer.ggml.fim_sep_token_id"], &["<|file_sep|>"]),
+];
+
+/// The pieces cut out of plain text before the model's algorithm runs: those that end up
+/// user-defined and neither control nor unknown after llama.cpp's loader has applied its
+/// overrides (`tokenizer_st_partition` with `parse_special = false` skips control and
+/// unknown tokens). `to_id` maps a text to its last id, as the loader's map does.
+fn cut_out_ids(g: &Gguf, types: &[i64], to_id: &ahash::AHashMap<String, u32>) -> Vec<u32> {
+    let mut control: std::collections::HashSet<u32> = EOG_TEXTS
+        .iter()
+        .filter_map(|t| to_id.get(*t).copied())
+        .collect();
+    for (keys, texts) in FIM_TEXTS {
+        let named = keys
+            .iter()
+            .any(|k| g.u64(k).is_ok_and(|id| (id as usize) < types.len()));
+        if !named {
+            control.extend(texts.iter().filter_map(|t| to_id.get(*t).copied()));
+        }
+    }
+    // the loader's later exceptions: gpt-oss's channel markers always rendered
+    // (user-defined), `<|end|>` not an end where `<|return|>` and `<|call|>` (or
+    // `<|calls|>` and `<|flush|>`) exist (user-defined), and `</s>` a normal token beside
+    // Gemma 4's `<|tool_response>` or PLaMo's `<|plamo:eos|>` end token
+    let id = |t: &str| to_id.get(t).copied();
+    let has = |t: &str| to_id.contains_key(t);
+    let mut user: std::collections::HashSet<u32> =
+        ["<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"]
+            .iter()
+            .filter_map(|t| id(t))
+            .collect();
+    let call = has("<|call|>") || has("<|calls|>");
+    if has("<|end|>") && call && (has("<|return|>") || has("<|flush|>")) {
+        user.extend(id("<|end|>"));
+    }
+    let plamo_end = id("<|plamo:eos|>").is_some_and(|p| {
+        ["eos", "eot", "eom"]
+            .iter()
+            .any(|k| g.u64(&format!("tokenizer.ggml.{k}_token_id")).ok() == Some(p as u64))
+    });
+    let normal = if has("<|tool_response>") || plamo_end {
+        id("</s>")
+    } else {
+        None
+    };
+    (0..types.len() as u32)
+        .filter(|i| {
+            let ty = types[*i as usize];
+            if user.contains(i) {
+                return true;
+            }
+            Some(*i) != normal && ty == USER_DEFINED && !control.contains(i)
+        })
+        .collect()
 }

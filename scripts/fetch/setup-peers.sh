@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The peer scorers' Python environment (../shared/peers), like ../shared/peers/setup.sh but
+# with llama.cpp built without its AMX kernels: on virtual machines whose CPU reports AMX
+# while the kernel does not grant it, a native build segfaults in ggml_backend_amx_mul_mat
+# on the first forward (seen here: exit 139). The vector extensions the CPU has are enabled
+# one by one instead of -march=native. About 10 minutes on 2 cores; ~6 GB.
+#
+# usage: scripts/fetch/setup-peers.sh [VENV_DIR]   (default: ~/.cache/miascan/peers-venv)
+set -euo pipefail
+venv=${1:-$HOME/.cache/miascan/peers-venv}
+python3 -m venv "$venv"
+"$venv/bin/pip" install -q torch transformers accelerate gguf numpy safetensors tokenizers sentencepiece
+flags=$(grep -m1 '^flags' /proc/cpuinfo || true)
+has() { [[ " $flags " == *" $1 "* ]] && echo ON || echo OFF; }
+args="-DGGML_NATIVE=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
+args+=" -DGGML_AVX=$(has avx) -DGGML_AVX2=$(has avx2) -DGGML_FMA=$(has fma) -DGGML_F16C=$(has f16c)"
+args+=" -DGGML_AVX512=$(has avx512f) -DGGML_AVX512_VNNI=$(has avx512_vnni)"
+args+=" -DGGML_AVX512_BF16=$(has avx512_bf16) -DGGML_AVX512_VBMI=$(has avx512vbmi)"
+args+=" -DGGML_AVX_VNNI=$(has avx_vnni)"
+CMAKE_ARGS="$args" "$venv/bin/pip" install -q --force-reinstall --no-deps --no-cache-dir llama-cpp-python
+"$venv/bin/pip" install -q llama-cpp-python  # its pure-Python dependencies
+echo "peers ready: $venv/bin/python"

@@ -1,0 +1,24 @@
+//! The integration tests, one binary: the CLI end to end, parity with the goldens, the
+//! tokenizer suite, statistics on known non-members. Tests that need a process of their own
+//! are separate binaries: `parity_gemma3` (it measures its own peak RSS) and
+//! `hostile_models` (it sets `RUST_BACKTRACE` for the whole process).
+
+mod common;
+
+mod blind_baseline;
+mod errors;
+mod eval_cli;
+mod exposure;
+mod finetune_audit;
+mod fuzz_seeds;
+mod hub_cache;
+mod parity_smollm2;
+mod parity_tiny;
+mod prefix;
+mod scan;
+mod scan_fpr;
+mod score_gemma3;
+mod score_smollm2;
+mod stats_backends;
+mod tokenizer_suite;
+mod weights;

@@ -1,0 +1,514 @@
+//! `miascan scan` end to end with the default model: formats and skips, escaping in the
+//! report, the report in a real browser, resume after `kill -9`, shards + merge.
+use crate::common;
+
+use miascan::report::PassageRecord;
+use rand::{Rng, SeedableRng};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn miascan() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_miascan"));
+    c.env("MIASCAN_MODEL", common::model(common::SMOLLM2));
+    c.env("RUST_BACKTRACE", "0");
+    c
+}
+
+fn run(args: &[&str]) -> Output {
+    miascan().args(args).output().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// A collection of `n` documents of varied length and format (text, markdown, JSONL rows,
+/// CSV rows), deterministic.
+fn collection(dir: &Path, n: usize) -> PathBuf {
+    let root = dir.join("coll");
+    std::fs::create_dir_all(root.join("sub")).unwrap();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+    let words = [
+        "the",
+        "harbour",
+        "committee",
+        "met",
+        "on",
+        "Tuesday",
+        "to",
+        "discuss",
+        "the",
+        "new",
+        "lighthouse",
+        "budget",
+        "and",
+        "a",
+        "river",
+        "ferry",
+        "schedule",
+        "for",
+        "spring",
+        "while",
+        "fishermen",
+        "asked",
+        "about",
+        "nets",
+        "tides",
+        "weather",
+    ];
+    let mut text = |len: usize| -> String {
+        let mut s = String::new();
+        for i in 0..len {
+            if i > 0 {
+                s.push(if i % 17 == 0 { '\n' } else { ' ' });
+            }
+            s.push_str(words[rng.random_range(0..words.len())]);
+        }
+        s.push('.');
+        s
+    };
+    let mut jsonl = String::new();
+    let mut csv = String::from("id,text\n");
+    for i in 0..n {
+        let len = [5, 40, 150, 400][i % 4];
+        let t = text(len);
+        match i % 4 {
+            0 => std::fs::write(root.join(format!("doc{i:03}.txt")), &t).unwrap(),
+            1 => std::fs::write(root.join(format!("sub/doc{i:03}.md")), &t).unwrap(),
+            2 => jsonl.push_str(&format!(
+                "{}\n",
+                serde_json::json!({"id": format!("r{i}"), "text": t})
+            )),
+            _ => csv.push_str(&format!("c{i},\"{}\"\n", t.replace('"', "\"\""))),
+        }
+    }
+    std::fs::write(root.join("rows.jsonl"), jsonl).unwrap();
+    std::fs::write(root.join("sub/table.csv"), csv).unwrap();
+    root
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn records(dir: &Path) -> Vec<PassageRecord> {
+    read(&dir.join("passages.jsonl"))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// summary.json without the run's own timing.
+fn summary(dir: &Path) -> serde_json::Value {
+    let mut v: serde_json::Value = serde_json::from_str(&read(&dir.join("summary.json"))).unwrap();
+    v["run"] = serde_json::Value::Null;
+    v
+}
+
+#[test]
+fn messy_folder_is_scanned_skips_are_listed_and_the_report_escapes_everything() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("messy");
+    std::fs::create_dir_all(root.join(".git")).unwrap();
+    std::fs::write(root.join(".git/index"), b"DIRC\0\0\0\x02").unwrap();
+    std::fs::write(root.join(".git/HEAD"), "ref: refs/heads/main\n").unwrap();
+    let evil = "<script>alert(1)</script> and \"><img src=x onerror=alert(2)>";
+    std::fs::write(
+        root.join("\"><img src=x onerror=alert(3)>.txt"),
+        format!("A harbour report. {evil} The ferry leaves at noon."),
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("page.html"),
+        format!(
+            "<html><head><script>var secret = 1;</script><style>p{{}}</style></head><body><p>Visible {}</p></body></html>",
+            evil.replace('<', "&lt;")
+        ),
+    )
+    .unwrap();
+    std::fs::write(root.join("logo.png"), b"\x89PNG\r\n\x1a\n\0\0\0").unwrap();
+    std::fs::write(root.join("latin1.txt"), b"caf\xe9 au lait").unwrap();
+    std::fs::write(root.join("empty.md"), b"").unwrap();
+    std::fs::write(
+        root.join("rows.jsonl"),
+        "{\"text\": \"fine row\"}\n{broken\n",
+    )
+    .unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(
+        &mut gz,
+        "compressed notes about tides ".repeat(50).as_bytes(),
+    )
+    .unwrap();
+    let mut gz = gz.finish().unwrap();
+    gz.truncate(gz.len() / 2);
+    std::fs::write(root.join("cut.txt.gz"), gz).unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(&root, root.join("loop")).unwrap();
+
+    let out = d.path().join("out");
+    let o = run(&["scan", p(&root), "-o", p(&out), "--no-lowercase", "-q"]);
+    assert_eq!(o.status.code(), Some(5), "skips → exit 5: {}", stderr(&o));
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+    let s: serde_json::Value = serde_json::from_str(&read(&out.join("summary.json"))).unwrap();
+    let skipped: Vec<String> = s["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            format!(
+                "{} | {}",
+                k["source"].as_str().unwrap(),
+                k["reason"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let has = |file: &str, reason: &str| {
+        skipped
+            .iter()
+            .any(|k| k.contains(file) && k.contains(reason))
+    };
+    assert!(has("logo.png", "unsupported format"), "{skipped:#?}");
+    assert!(
+        has("latin1.txt", "invalid UTF-8 at byte offset 3"),
+        "{skipped:#?}"
+    );
+    assert!(has("empty.md", "empty"), "{skipped:#?}");
+    assert!(has("rows.jsonl:2", "malformed JSON"), "{skipped:#?}");
+    assert!(has("cut.txt.gz", "cannot read"), "{skipped:#?}");
+    assert!(has("loop", "symbolic link"), "{skipped:#?}");
+    assert!(
+        !skipped.iter().any(|k| k.contains(".git")),
+        "hidden folders are left out"
+    );
+    assert_eq!(s["run"]["hidden_left_out"], 1, "the .git folder is counted");
+    assert_eq!(
+        s["documents"], 3,
+        "the evil file, the page and the fine row"
+    );
+
+    // the HTML page's script and style are never scored; its visible text is
+    let recs = records(&out);
+    let page = recs
+        .iter()
+        .find(|r| r.document.as_deref() == Some("messy/page.html"))
+        .unwrap();
+    assert!(page.n_tokens > 10);
+    let heat = read(&out.join("heatmaps.jsonl"));
+    assert!(!heat.contains("secret"), "script content was scored");
+    // ranks: 1 = the model's first guess; a token with p > 0.5 must be it
+    let mut checked = 0;
+    for l in heat.lines() {
+        let r: PassageRecord = serde_json::from_str(l).unwrap();
+        let (lp, ranks) = (r.token_logprobs.unwrap(), r.token_ranks.unwrap());
+        assert_eq!(lp.len(), ranks.len());
+        for (l, k) in lp.iter().zip(&ranks) {
+            assert!(*k >= 1);
+            if l.exp() > 0.5 {
+                assert_eq!(*k, 1, "p = {}", l.exp());
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 0);
+
+    // everything shown is escaped: no tag from the data survives
+    let html = read(&out.join("report.html"));
+    assert!(
+        !html.to_lowercase().contains("<script"),
+        "a script tag in the report"
+    );
+    assert!(
+        !html.to_lowercase().contains("<img"),
+        "an img tag in the report"
+    );
+    assert!(
+        html.contains("&lt;img src=x onerror=alert(3)&gt;.txt"),
+        "the file name is shown as text"
+    );
+    // the passage's tokens ("<", "script", ">" ...) are shown escaped in its heat map
+    assert!(html.contains("messy/&quot;&gt;&lt;img"), "{html}");
+    assert!(
+        html.contains("&gt;</span>")
+            || html.contains("&gt;\"</span>")
+            || html.matches("&lt;").count() > 5,
+        "the text is shown as text"
+    );
+
+    // passages.jsonl round-trips through eval --scored's reader
+    let back = miascan::input::scored::read_scored(&[out.join("passages.jsonl")], None).unwrap();
+    assert_eq!(back.len(), recs.len());
+}
+
+/// Loads the report in headless Chromium and fails on any console message (an error, a
+/// blocked script, a blocked load). Chromium comes from Debian's package (installed by
+/// .ci/run); where it is absent the test says so, and fails when MIASCAN_REQUIRE_BROWSER
+/// is set (CI).
+#[test]
+fn the_report_loads_in_a_browser_without_console_errors() {
+    let chromium = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|b| {
+            Command::new(b)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+    let Some(chromium) = chromium else {
+        assert!(
+            std::env::var_os("MIASCAN_REQUIRE_BROWSER").is_none(),
+            "no chromium, but MIASCAN_REQUIRE_BROWSER is set"
+        );
+        eprintln!("NOT RUN: no chromium on this machine (apt-get install chromium)");
+        return;
+    };
+    let d = tempfile::tempdir().unwrap();
+    let root = collection(d.path(), 8);
+    std::fs::write(
+        root.join("x<script>alert(1)<.txt"),
+        "<img src=x onerror=alert(1)> text",
+    )
+    .unwrap();
+    let out = d.path().join("out");
+    let o = run(&["scan", p(&root), "-o", p(&out), "--no-lowercase", "-q"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let url = format!("file://{}", p(&out.join("report.html")));
+    let o = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--dump-dom",
+            &url,
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "chromium failed: {}", stderr(&o));
+    let console: Vec<String> = stderr(&o)
+        .lines()
+        .filter(|l| l.contains(":CONSOLE"))
+        .map(str::to_string)
+        .collect();
+    assert!(console.is_empty(), "console messages: {console:#?}");
+    let dom = String::from_utf8_lossy(&o.stdout);
+    assert!(dom.contains("Top documents"), "the page rendered");
+}
+
+#[test]
+fn a_scan_killed_at_random_points_resumes_to_the_same_outputs() {
+    let d = tempfile::tempdir().unwrap();
+    let root = collection(d.path(), 48);
+    let common = ["--no-lowercase", "--batch-tokens", "128", "-q"];
+    let full = d.path().join("full");
+    let started = std::time::Instant::now();
+    let o = run(&[&["scan", p(&root), "-o", p(&full)][..], &common].concat());
+    let total = started.elapsed();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let n_commits = read(&full.join("scan.log.jsonl"))
+        .matches("\"commit\"")
+        .count();
+    assert!(n_commits >= 10, "many groups: {n_commits}");
+
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+    for k in 0..3 {
+        let dir = d.path().join(format!("killed{k}"));
+        let mut kills = 0;
+        // kill up to three times, then let it finish
+        loop {
+            let mut args = vec!["scan", p(&root), "-o", p(&dir)];
+            args.extend(common);
+            if dir.join("scan.log.jsonl").exists() {
+                args.push("--resume");
+            }
+            if kills < 3 {
+                let mut child = miascan().args(&args).spawn().unwrap();
+                let at = rng.random_range(0.05..1.0) * total.as_secs_f64();
+                std::thread::sleep(std::time::Duration::from_secs_f64(at));
+                let done = child.try_wait().unwrap().is_some();
+                child.kill().ok(); // SIGKILL
+                child.wait().unwrap();
+                kills += 1;
+                if done {
+                    break;
+                }
+            } else {
+                let o = run(&args);
+                assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+                break;
+            }
+        }
+        if !dir.join("summary.json").exists() {
+            let o = run(&[&["scan", p(&root), "-o", p(&dir), "--resume"][..], &common].concat());
+            assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        }
+        assert_eq!(
+            read(&dir.join("passages.jsonl")),
+            read(&full.join("passages.jsonl")),
+            "passages after {kills} kills (round {k})"
+        );
+        assert_eq!(
+            read(&dir.join("documents.csv")),
+            read(&full.join("documents.csv"))
+        );
+        assert_eq!(summary(&dir), summary(&full));
+    }
+
+    // resuming with other settings is refused, saying what differs
+    let o = run(&[
+        "scan",
+        p(&root),
+        "-o",
+        p(&full),
+        "--resume",
+        "--passage-tokens",
+        "64",
+        "-q",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("passage_tokens: 128 vs 64"),
+        "{}",
+        stderr(&o)
+    );
+    // and a second scan into a finished directory needs --resume or --force
+    let o = run(&[&["scan", p(&root), "-o", p(&full)][..], &common].concat());
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--resume"), "{}", stderr(&o));
+}
+
+#[test]
+fn three_shards_merged_equal_one_scan() {
+    let d = tempfile::tempdir().unwrap();
+    let root = collection(d.path(), 24);
+    let common = ["--no-lowercase", "-q"];
+    let single = d.path().join("single");
+    let o = run(&[&["scan", p(&root), "-o", p(&single)][..], &common].concat());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let mut dirs = Vec::new();
+    for i in 0..3 {
+        let dir = d.path().join(format!("shard{i}"));
+        let shard = format!("{i}/3");
+        let o = run(&[
+            &["scan", p(&root), "-o", p(&dir), "--shard", &shard][..],
+            &common,
+        ]
+        .concat());
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        dirs.push(dir);
+    }
+    let merged = d.path().join("merged");
+    // a missing shard is reported
+    let o = run(&["merge", p(&dirs[0]), p(&dirs[2]), "-o", p(&merged), "-q"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("missing shard(s) 1/3"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(&[
+        "merge",
+        p(&dirs[0]),
+        p(&dirs[0]),
+        p(&dirs[1]),
+        p(&dirs[2]),
+        "-o",
+        p(&merged),
+        "-q",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("shard 0/3 given 2 times"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(&[
+        "merge",
+        p(&dirs[0]),
+        p(&dirs[1]),
+        p(&dirs[2]),
+        "-o",
+        p(&merged),
+        "-q",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+
+    let by_id = |v: Vec<PassageRecord>| {
+        let mut v = v;
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
+    };
+    let (a, b) = (by_id(records(&single)), by_id(records(&merged)));
+    assert_eq!(a.len(), b.len());
+    let mut max_diff = 0f64;
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!((&x.id, x.n_tokens, x.span), (&y.id, y.n_tokens, y.span));
+        for ((n1, v1), (n2, v2)) in x.scores.0.iter().zip(&y.scores.0) {
+            assert_eq!(n1, n2);
+            if let (Some(v1), Some(v2)) = (v1, v2) {
+                max_diff = max_diff.max((v1 - v2).abs());
+            } else {
+                assert_eq!(v1, v2);
+            }
+        }
+    }
+    // packing passages with other neighbours may move the last bits of a matmul
+    assert!(max_diff < 1e-5, "scores differ by {max_diff}");
+    let docs = |dir: &Path| {
+        let mut lines: Vec<String> = read(&dir.join("documents.csv"))
+            .lines()
+            .map(|l| l.split(',').take(5).collect::<Vec<_>>().join(","))
+            .collect();
+        lines.sort();
+        lines
+    };
+    assert_eq!(docs(&single), docs(&merged));
+    let (s1, s2) = (summary(&single), summary(&merged));
+    assert_eq!(s1["documents"], s2["documents"]);
+    assert_eq!(s1["passages"], s2["passages"]);
+    assert_eq!(s1["tokens"], s2["tokens"]);
+    // the run header is typed: a scan and a merge write the same keys, and the merge sums
+    // its shards' tokens (which, without resumes, are the single scan's)
+    let run = |dir: &Path| -> serde_json::Value {
+        serde_json::from_str::<serde_json::Value>(&read(&dir.join("summary.json"))).unwrap()["run"]
+            .clone()
+    };
+    let (r1, r2) = (run(&single), run(&merged));
+    let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(&r1), keys(&r2));
+    assert_eq!(r1["tokens_scored"], r2["tokens_scored"]);
+    assert_eq!(r2["merged_from"].as_array().unwrap().len(), 3);
+}
+
+/// `miascan score … | head -1` and `scan`'s siblings: a reader that goes away is not an
+/// error. The reader closes the pipe after the first line; miascan must exit 0, silently.
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    use std::io::{BufRead, BufReader};
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("many.jsonl");
+    let lines: String = (0..200)
+        .map(|i| format!("{{\"text\": \"passage number {i} about the harbour and its ferry.\"}}\n"))
+        .collect();
+    std::fs::write(&f, lines).unwrap();
+    let mut child = miascan()
+        .args(["score", p(&f), "--no-lowercase", "--batch-tokens", "64"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("{\"id\""), "{first}");
+    // stdout is dropped here: the pipe is closed
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).is_empty(), "no message: {}", stderr(&o));
+}

@@ -1,0 +1,232 @@
+//! The document p-value keeps its false-positive rate on real non-member documents.
+//!
+//! Documents are built from ../shared/finetune's non-members (paragraphs of the Python
+//! language reference, never trained on): five consecutive paragraphs make one document,
+//! so a document's passages share a topic, as real documents do. They are scanned with the
+//! fine-tuned model (the audit's target). Then, over many random splits of the 40
+//! documents, half are the calibration (their passages' scores) and the other half are
+//! tested: a document whose p-value is at most a is a false positive, since none was
+//! trained on. The rate must stay at the nominal level. One split also runs through the
+//! command line (`calibrate --passage-tokens` + `scan --calibration`).
+use crate::common;
+
+use miascan::eval::bounds::wilson;
+use miascan::eval::dataset::welch_greater;
+use miascan::report::PassageRecord;
+use miascan::scan::verdict::{document_p, mann_whitney_greater};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+const SCORE: &str = "minkpp_0.2";
+
+fn miascan(model: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_miascan"));
+    c.env("MIASCAN_MODEL", model).env("RUST_BACKTRACE", "0");
+    c
+}
+
+/// Writes documents `range` as text files into `dir`.
+fn write_docs(dir: &Path, docs: &[String], range: std::ops::Range<usize>) {
+    std::fs::create_dir_all(dir).unwrap();
+    for i in range {
+        std::fs::write(dir.join(format!("doc{i:02}.txt")), &docs[i]).unwrap();
+    }
+}
+
+#[test]
+fn non_member_documents_are_flagged_at_most_at_the_nominal_rate() {
+    let Some(shared) = common::shared_large("finetune") else {
+        return;
+    };
+    let shared = shared.parent().unwrap().to_path_buf();
+    let model = shared.join("finetune/finetuned.gguf");
+    let rows: Vec<serde_json::Value> =
+        std::fs::read_to_string(shared.join("finetune/nonmembers.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+    let mut rows: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap().to_string(),
+                r["text"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    rows.sort();
+    let docs: Vec<String> = rows
+        .chunks(5)
+        .map(|c| {
+            c.iter()
+                .map(|(_, t)| t.as_str())
+                .collect::<Vec<_>>()
+                .join("\n\n")
+        })
+        .collect();
+    assert_eq!(docs.len(), 40);
+    let d = tempfile::tempdir().unwrap();
+    let all = d.path().join("all");
+    write_docs(&all, &docs, 0..40);
+    let out = d.path().join("scan");
+    let o = miascan(&model)
+        .args([
+            "scan",
+            all.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--no-lowercase",
+            "-q",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+
+    // each document's passage scores
+    let mut by_doc: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for l in std::fs::read_to_string(out.join("passages.jsonl"))
+        .unwrap()
+        .lines()
+    {
+        let r: PassageRecord = serde_json::from_str(l).unwrap();
+        if let Some(v) = r.scores.get(SCORE) {
+            by_doc.entry(r.document.unwrap()).or_default().push(v);
+        }
+    }
+    let docs_scores: Vec<Vec<f64>> = by_doc.into_values().collect();
+    assert_eq!(docs_scores.len(), 40);
+    let passages: usize = docs_scores.iter().map(Vec::len).sum();
+    assert!(
+        passages >= 120,
+        "documents are cut into several passages: {passages}"
+    );
+
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let splits = 400;
+    let (mut tests, mut ours05, mut ours10, mut mwu05) = (0, 0, 0, 0);
+    let mut collection05 = 0;
+    for _ in 0..splits {
+        let mut idx: Vec<usize> = (0..40).collect();
+        idx.shuffle(&mut rng);
+        let mut calib: Vec<f64> = idx[..20]
+            .iter()
+            .flat_map(|&i| docs_scores[i].clone())
+            .collect();
+        calib.sort_by(f64::total_cmp);
+        let pv = |x: f64| {
+            let ge = calib.len() - calib.partition_point(|&y| y < x);
+            (1 + ge) as f64 / (1 + calib.len()) as f64
+        };
+        let means: Vec<f64> = idx[20..]
+            .iter()
+            .map(|&i| docs_scores[i].iter().sum::<f64>() / docs_scores[i].len() as f64)
+            .collect();
+        let (_, _, p) = welch_greater(&means, &calib).unwrap();
+        collection05 += usize::from(p <= 0.05);
+        for &i in &idx[20..] {
+            let ps: Vec<f64> = docs_scores[i].iter().map(|&x| pv(x)).collect();
+            let p = document_p(&ps).unwrap();
+            tests += 1;
+            ours05 += usize::from(p <= 0.05);
+            ours10 += usize::from(p <= 0.10);
+            mwu05 += usize::from(mann_whitney_greater(&docs_scores[i], &calib).unwrap() <= 0.05);
+        }
+    }
+    let rate = |k: usize| k as f64 / tests as f64;
+    let (lo, hi) = wilson(ours05, tests);
+    let coll = collection05 as f64 / splits as f64;
+    eprintln!(
+        "document-level false positives over {splits} splits x 20 documents ({tests} tests): \
+         at 0.05: {:.4} [{lo:.4}, {hi:.4}]; at 0.10: {:.4}; Mann-Whitney U of the passages at 0.05: {:.4}; \
+         collection test (Welch, 20 documents) at 0.05: {coll:.4} of {splits} splits",
+        rate(ours05),
+        rate(ours10),
+        rate(mwu05)
+    );
+    assert!(coll <= 0.05 + 0.05, "collection test rate at 0.05: {coll}");
+    // the nominal rate must lie at or above the interval's lower end: an interval wholly
+    // above 0.05 is evidence that the document p-values are anti-conservative
+    assert!(
+        lo <= 0.05,
+        "rate at 0.05: {} with 95% interval [{lo}, {hi}] above the nominal rate",
+        rate(ours05)
+    );
+    // the tests share documents across splits, so allow the noise of ~40 documents
+    assert!(
+        rate(ours05) <= 0.05 + 0.02,
+        "rate at 0.05: {}",
+        rate(ours05)
+    );
+    assert!(
+        rate(ours10) <= 0.10 + 0.03,
+        "rate at 0.10: {}",
+        rate(ours10)
+    );
+
+    // the command line on one split: calibrate on 20 documents, scan the other 20
+    let (cal_dir, test_dir) = (d.path().join("cal"), d.path().join("test"));
+    write_docs(&cal_dir, &docs, 0..20);
+    write_docs(&test_dir, &docs, 20..40);
+    let calib = d.path().join("calib.json");
+    let o = miascan(&model)
+        .args([
+            "calibrate",
+            "--no-lowercase",
+            "--passage-tokens",
+            "128",
+            "--nonmembers",
+        ])
+        .arg(&cal_dir)
+        .args(["-o", calib.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out2 = d.path().join("scan2");
+    let o = miascan(&model)
+        .args([
+            "scan",
+            test_dir.to_str().unwrap(),
+            "-o",
+            out2.to_str().unwrap(),
+            "--no-lowercase",
+        ])
+        .args(["--calibration", calib.to_str().unwrap(), "--fpr", "0.05"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        !err.contains("warning"),
+        "same passage length: no warning: {err}"
+    );
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out2.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["verdict"]["decided_by"], SCORE);
+    assert_eq!(s["verdict"]["documents_tested"], 20);
+    assert!(
+        s["verdict"]["documents_flagged"].as_u64().unwrap() <= 2,
+        "{}",
+        s["verdict"]
+    );
+    let csv = std::fs::read_to_string(out2.join("documents.csv")).unwrap();
+    assert!(
+        csv.lines()
+            .skip(1)
+            .all(|l| l.split(',').nth(6).is_some_and(|p| !p.is_empty())),
+        "every document has a p-value:\n{csv}"
+    );
+    let html = std::fs::read_to_string(out2.join("report.html")).unwrap();
+    assert!(
+        html.contains("calibration non-members"),
+        "the histogram shows the calibration"
+    );
+}

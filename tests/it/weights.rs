@@ -1,0 +1,71 @@
+//! Weights kept as stored (quantised blocks, bf16) and expanded layer by layer give the same
+//! numbers as weights expanded to f32 at load: the default path is exact.
+use crate::common;
+
+use candle_core::{DType, Device};
+use miascan::input::{read_inputs, ReadOptions};
+use miascan::model::{Model, Residency};
+use miascan::scorer::{ScoreOptions, Scorer};
+use std::path::Path;
+
+fn logprobs(model: &Model, passages: &Path) -> Vec<Vec<f64>> {
+    let ps = read_inputs(&[passages.to_path_buf()], &ReadOptions::default()).unwrap();
+    let opts = ScoreOptions {
+        token_details: true,
+        lowercase: false,
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    Scorer::new(model, opts)
+        .score_all(&ps, |r| {
+            out.push(r.details.unwrap().stats.iter().map(|s| s.logp).collect());
+            Ok(())
+        })
+        .unwrap();
+    out
+}
+
+fn max_diff(path: &Path, passages: &Path) -> f64 {
+    let load = |r| Model::load_opts(path, &Device::Cpu, DType::F32, r).unwrap();
+    let (a, b) = (load(Residency::Stored), load(Residency::Expanded));
+    let (x, y) = (logprobs(&a, passages), logprobs(&b, passages));
+    assert_eq!(x.len(), y.len());
+    x.iter()
+        .zip(&y)
+        .flat_map(|(p, q)| p.iter().zip(q).map(|(u, v)| (u - v).abs()))
+        .fold(0.0, f64::max)
+}
+
+#[test]
+fn quantised_gguf_kept_in_blocks_equals_expanded() {
+    let d = max_diff(
+        &common::model(common::SMOLLM2),
+        &common::golden().join("corpus.jsonl"),
+    );
+    eprintln!("SmolLM2 Q4_1: stored vs expanded max |logp diff| = {d:.1e}");
+    assert!(d <= 1e-5, "{d}");
+    // fused q/k/v and gate/up split inside Q8_0 blocks
+    let tiny = common::golden().join("tiny");
+    let d = max_diff(
+        &tiny.join("phi3/model-q8_0.gguf"),
+        &tiny.join("passages.jsonl"),
+    );
+    assert!(d <= 1e-5, "{d}");
+}
+
+#[test]
+fn bf16_checkpoint_kept_in_bf16_equals_expanded() {
+    let src = common::golden().join("tiny/llama");
+    let d = tempfile::tempdir().unwrap();
+    for f in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
+        std::fs::copy(src.join(f), d.path().join(f)).unwrap();
+    }
+    let st = candle_core::safetensors::load(src.join("model.safetensors"), &Device::Cpu).unwrap();
+    let bf16: std::collections::HashMap<String, candle_core::Tensor> = st
+        .into_iter()
+        .map(|(k, v)| (k, v.to_dtype(DType::BF16).unwrap()))
+        .collect();
+    candle_core::safetensors::save(&bf16, d.path().join("model.safetensors")).unwrap();
+    let diff = max_diff(d.path(), &common::golden().join("tiny/passages.jsonl"));
+    assert!(diff <= 1e-5, "{diff}");
+}
