@@ -3,7 +3,8 @@
 
 use super::{Calibration, Settings};
 use crate::error::{Error, Result};
-use crate::report::{PassageRecord, Scores};
+use crate::report::PassageRecord;
+use crate::score::Scores;
 
 /// p-values and the decision from a calibration.
 #[derive(Debug, Clone)]

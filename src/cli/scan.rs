@@ -6,11 +6,11 @@ use super::output::Progress;
 use miascan::chunk::ChunkOptions;
 use miascan::input::walk::WalkOptions;
 use miascan::input::{CollectOptions, Utf8Policy};
+use miascan::scan::finish::RunInfo;
 use miascan::scan::finish::{self, Outputs};
 use miascan::scan::log::{self, LogWriter, RunHeader};
-use miascan::scan::outputs::{write_outputs, RunInfo};
+use miascan::scan::outputs::write_outputs;
 use miascan::scan::{self, ScanOptions, Scoring};
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
 /// Exit code of a scan that finished but skipped some files or rows (listed in
@@ -174,10 +174,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
                     args.passage_tokens
                 );
             }
-            let sha = hex_sha(&std::fs::read(path).unwrap_or_default());
-            Some(
-                serde_json::json!({"sha256": sha, "decided_by": d.by, "fpr": d.fpr, "n": d.calibration.n}),
-            )
+            Some(log::calibration_ref(path, d)?)
         }
         _ => None,
     };
@@ -297,12 +294,4 @@ fn total_bytes(inputs: &[PathBuf], walk: WalkOptions) -> u64 {
         Ok(())
     });
     total
-}
-
-fn hex_sha(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }

@@ -9,7 +9,6 @@
 //! lenient, UTF-8) and the events; each format's reading is in its own file: `text.rs`
 //! (segments of large files), `html.rs`, `jsonl.rs`, `csv.rs` (CSV and TSV), `parquet.rs`.
 
-use super::jsonl::Row;
 use super::open::{compression, decompress, detect, Compression};
 use super::walk::{walk, FileEntry, Found, WalkOptions};
 use super::{decode_utf8, Format, ReadOptions, STDIN};
@@ -147,6 +146,14 @@ pub fn read_collection(
     Ok(stats)
 }
 
+/// A record of a JSONL, CSV, TSV or Parquet file: one document.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Row {
+    pub id: Option<String>,
+    pub text: String,
+    pub label: Option<bool>,
+}
+
 pub(super) struct Reader<'a, 'v> {
     pub(super) opts: &'a CollectOptions,
     pub(super) keep: Keep<'a>,
@@ -199,18 +206,7 @@ impl Reader<'_, '_> {
             path.display().to_string()
         };
         if format == Format::Parquet {
-            return match super::parquet::rows(path, &self.opts.read) {
-                Ok(rows) => {
-                    for row in rows {
-                        match row {
-                            Ok((n, row)) => self.row(path, &doc_id, n, row, false)?,
-                            Err((n, msg)) => self.problem(path, n, msg)?,
-                        }
-                    }
-                    Ok(())
-                }
-                Err(msg) => self.problem(path, None, msg),
-            };
+            return self.parquet(path, &doc_id);
         }
         let whole_file = matches!(format, Format::Text | Format::Html);
         if whole_file && !(self.keep)(&doc_id) {

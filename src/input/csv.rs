@@ -1,8 +1,7 @@
 //! CSV and TSV files: one document per row, text in `--text-field`, id in `--id-field`, an
 //! optional label column; a malformed row is a problem naming its line.
 
-use super::collection::{message_of, Reader};
-use super::jsonl::Row;
+use super::collection::{message_of, Reader, Row};
 use crate::error::Result;
 use std::io::Read;
 use std::path::Path;

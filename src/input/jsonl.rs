@@ -2,6 +2,7 @@
 //! are allowed; anything else that is not an object with a string text field is an error
 //! naming the line.
 
+use super::collection::Row;
 use super::ReadOptions;
 use serde_json::Value;
 
@@ -45,14 +46,6 @@ pub(super) fn parse_line(
         Some(f) => Some(parse_label(&obj, f)?),
     };
     Ok(Some(Row { id, text, label }))
-}
-
-/// A record of a JSONL, CSV or TSV file.
-#[derive(Debug, Clone, PartialEq)]
-pub(super) struct Row {
-    pub id: Option<String>,
-    pub text: String,
-    pub label: Option<bool>,
 }
 
 /// The membership label in field `f`: true/false or 1/0.

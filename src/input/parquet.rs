@@ -1,7 +1,7 @@
 //! Parquet files, row by row (the `parquet` crate's record reader, no Arrow): only the
 //! text, id and label columns are decoded. Row numbers count from 1.
 
-use super::jsonl::Row;
+use super::collection::{Reader, Row};
 use super::ReadOptions;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::record::reader::RowIter;
@@ -14,10 +14,7 @@ use std::sync::Arc;
 pub(super) type RowResult = Result<(usize, Row), (Option<usize>, String)>;
 
 /// The rows of a Parquet file, or why the file cannot be read.
-pub(super) fn rows(
-    path: &Path,
-    opts: &ReadOptions,
-) -> Result<Box<dyn Iterator<Item = RowResult>>, String> {
+fn rows(path: &Path, opts: &ReadOptions) -> Result<Box<dyn Iterator<Item = RowResult>>, String> {
     let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
     let reader =
         SerializedFileReader::new(file).map_err(|e| format!("not a readable Parquet file: {e}"))?;
@@ -100,4 +97,22 @@ fn to_row(row: &parquet::record::Row, opts: &ReadOptions) -> Result<Row, String>
         text: text.ok_or_else(|| format!("no \"{}\" value", opts.text_field))?,
         label,
     })
+}
+
+impl Reader<'_, '_> {
+    /// A Parquet file: one document per row, each row's problem listed with its number.
+    pub(super) fn parquet(&mut self, path: &Path, doc_id: &str) -> crate::error::Result<()> {
+        match rows(path, &self.opts.read) {
+            Ok(rows) => {
+                for row in rows {
+                    match row {
+                        Ok((n, row)) => self.row(path, doc_id, n, row, false)?,
+                        Err((n, msg)) => self.problem(path, n, msg)?,
+                    }
+                }
+                Ok(())
+            }
+            Err(msg) => self.problem(path, None, msg),
+        }
+    }
 }

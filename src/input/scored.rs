@@ -117,7 +117,7 @@ fn parse_record(
             n_scored: rec.n_scored,
             scores: PassageScores {
                 stats: Stats::default(),
-                scores: rec.scores.0,
+                scores: rec.scores,
             },
             reason: rec.reason,
             details: None,

@@ -261,6 +261,18 @@ pub struct HfWeights<'a> {
 }
 
 impl HfWeights<'_> {
+    /// A `Conv1D` weight (stored `[in, out]`, GPT-2) as a `[out, in]` matrix, transposed in
+    /// its stored dtype and kept as stored (see [`Weight::from_tensor`]).
+    pub fn weight_transposed(&mut self, name: &str, stored_shape: &[usize]) -> Result<Weight> {
+        let t = self.stored(name, stored_shape)?.t()?.contiguous()?;
+        Weight::from_tensor(t, self.dtype, self.residency)
+    }
+
+    /// The checkpoint's folder, for messages.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
     fn stored(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
         let t = self.files.load(name, &self.device)?;
         if t.dims() != shape {

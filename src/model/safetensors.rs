@@ -154,13 +154,4 @@ impl SafeFiles {
             )
         })
     }
-
-    /// Every tensor, converted to `dtype` (for the networks that read through a
-    /// `VarBuilder`).
-    pub fn load_all(&self, dtype: DType, device: &Device) -> Result<HashMap<String, Tensor>> {
-        self.index
-            .keys()
-            .map(|n| Ok((n.clone(), self.load(n, device)?.to_dtype(dtype)?)))
-            .collect()
-    }
 }

@@ -5,7 +5,7 @@ pub mod html;
 pub mod record;
 
 use crate::scorer::PassageResult;
-pub use record::{PassageRecord, Scores};
+pub use record::PassageRecord;
 
 /// A fixed-width table: id, tokens, loss, ppl, then every score.
 /// The calibrated decision shown in a table: the deciding score, the FPR, and each row's

@@ -5,67 +5,10 @@
 
 use crate::model::ModelIdentity;
 use crate::score::extraction::ExtractionEvidence;
+use crate::score::{Scores, Stats};
 use crate::scorer::PassageResult;
-use serde::de::{MapAccess, Visitor};
-use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
-
-/// Named values in a fixed order (`null` = not computable), serialised as a JSON object.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Scores(pub Vec<(String, Option<f64>)>);
-
-impl Scores {
-    pub fn get(&self, name: &str) -> Option<f64> {
-        self.0.iter().find(|(n, _)| n == name).and_then(|(_, v)| *v)
-    }
-}
-
-impl Serialize for Scores {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(self.0.len()))?;
-        for (k, v) in &self.0 {
-            m.serialize_entry(k, &v.filter(|x| x.is_finite()))?;
-        }
-        m.end()
-    }
-}
-
-impl<'de> Deserialize<'de> for Scores {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Scores;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("an object of numbers or nulls")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Scores, A::Error> {
-                let mut out = Vec::new();
-                while let Some((k, v)) = a.next_entry::<String, Option<f64>>()? {
-                    out.push((k, v));
-                }
-                Ok(Scores(out))
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-
-/// Raw statistics as written (`null` where nothing was scored).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct RecordStats {
-    #[serde(serialize_with = "finite")]
-    pub loss: Option<f64>,
-    #[serde(serialize_with = "finite")]
-    pub ppl: Option<f64>,
-    #[serde(serialize_with = "finite")]
-    pub bits_per_byte: Option<f64>,
-    pub zlib_bytes: usize,
-}
-
-fn finite<S: Serializer>(x: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
-    x.filter(|v| v.is_finite()).serialize(s)
-}
 
 fn finite_vec<S: Serializer>(x: &Option<Vec<f64>>, s: S) -> Result<S::Ok, S::Error> {
     match x {
@@ -94,7 +37,7 @@ pub struct PassageRecord {
     pub n_tokens: usize,
     pub n_scored: usize,
     #[serde(default)]
-    pub stats: RecordStats,
+    pub stats: Stats,
     pub scores: Scores,
     /// Why there are no numbers (`n_scored = 0`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -158,7 +101,6 @@ impl PassageRecord {
         model: &ModelIdentity,
         reference: Option<&ModelIdentity>,
     ) -> Self {
-        let s = &r.scores.stats;
         let d = r.details.as_ref();
         let col = |f: fn(&crate::stats::TokenStat) -> f64| {
             d.map(|d| d.stats.iter().map(f).collect::<Vec<f64>>())
@@ -170,13 +112,8 @@ impl PassageRecord {
             span: None,
             n_tokens: r.n_tokens,
             n_scored: r.n_scored,
-            stats: RecordStats {
-                loss: s.loss,
-                ppl: s.ppl,
-                bits_per_byte: s.bits_per_byte,
-                zlib_bytes: s.zlib_bytes,
-            },
-            scores: Scores(r.scores.scores.clone()),
+            stats: r.scores.stats.clone(),
+            scores: r.scores.scores.clone(),
             reason: r.reason.clone(),
             p_values: None,
             flagged: None,
@@ -235,11 +172,11 @@ mod tests {
                     bits_per_byte: Some(0.25),
                     zlib_bytes: 11,
                 },
-                scores: vec![
+                scores: Scores(vec![
                     ("neg_loss".into(), Some(-1.5)),
                     ("zlib".into(), Some(f64::NAN)),
                     ("a_last".into(), None),
-                ],
+                ]),
             },
             reason: None,
             details: Some(TokenDetails {
@@ -299,6 +236,6 @@ mod tests {
         let line = r#"{"id":"a","n_tokens":1,"n_scored":0,"scores":{"neg_loss":null},"model":{"name":"t","sha256":"aa","compute":"f32","device":"cpu"}}"#;
         let r: PassageRecord = serde_json::from_str(line).unwrap();
         assert_eq!(r.scores.get("neg_loss"), None);
-        assert_eq!(r.stats, RecordStats::default());
+        assert_eq!(r.stats, Stats::default());
     }
 }

@@ -7,7 +7,7 @@ use super::verdict::{benjamini_hochberg, document_p};
 use crate::error::{Error, Result};
 use crate::eval::dataset::welch_greater;
 use crate::report::PassageRecord;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -65,7 +65,41 @@ pub struct Summary {
     pub scores: Vec<String>,
     pub verdict: Verdict,
     /// How the results were produced (filled by the scan or the merge).
-    pub run: super::outputs::RunInfo,
+    pub run: RunInfo,
+}
+
+/// `summary.json`'s `run`: how the results were produced. A scan and a merge write the same
+/// keys (a merge sums its shards' figures and names them; a scan's lists are empty).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RunInfo {
+    /// Wall-clock seconds of scoring (summed over a merge's shards).
+    pub seconds: f64,
+    pub passages_scored: u64,
+    pub tokens_scored: u64,
+    pub tokens_per_second: f64,
+    /// Items of the log a resumed scan found already done (0 for a fresh scan or a merge).
+    pub resumed_after_items: u64,
+    pub files_opened: u64,
+    /// Hidden files and folders left out (`--hidden` reads them).
+    pub hidden_left_out: u64,
+    /// The calibration's values of the deciding score (for the report's histogram).
+    pub calibration_values: Vec<f64>,
+    /// The shard folders a merge read (empty for a scan).
+    pub merged_from: Vec<String>,
+    /// Shards a merge went without (`--allow-missing`), as `I/N`.
+    pub missing_shards: Vec<String>,
+}
+
+impl RunInfo {
+    /// `tokens_scored / seconds` (0 without time).
+    pub fn rate(tokens: u64, seconds: f64) -> f64 {
+        if seconds > 0.0 {
+            tokens as f64 / seconds
+        } else {
+            0.0
+        }
+    }
 }
 
 /// The collection's verdict.

@@ -71,6 +71,23 @@ fn diff(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
     }
 }
 
+/// What a scan's header records of its calibration: the file's hash (first 16 hex digits
+/// of its sha256), the deciding score, the FPR and the number of non-members. A resume with
+/// another calibration file, or one deciding otherwise, is refused.
+pub fn calibration_ref(path: &Path, d: &crate::calibrate::Decision) -> Result<Value> {
+    use sha2::{Digest, Sha256};
+    let bytes = std::fs::read(path).map_err(|source| Error::InputIo {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let sha: String = Sha256::digest(&bytes)
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok(serde_json::json!({"sha256": sha, "decided_by": d.by, "fpr": d.fpr, "n": d.calibration.n}))
+}
+
 /// A document read completely (or cut short by an error after some of it was read).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DocumentLine {

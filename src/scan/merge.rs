@@ -3,9 +3,10 @@
 //! once, none missing (unless allowed); the document and collection figures are then
 //! recomputed from the shards' logs, as one scan would have computed them.
 
+use super::finish::RunInfo;
 use super::finish::{self, Outputs};
 use super::log::{self, read_committed};
-use super::outputs::{merged_heatmaps, RunInfo};
+use super::outputs::merged_heatmaps;
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 

@@ -9,20 +9,92 @@ pub mod registry;
 pub use registry::{GroupSettings, PassageContext, Score, Selection, View};
 
 use crate::stats::TokenStat;
-use serde::Serialize;
+use serde::de::{MapAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::io::Write;
 
-/// Raw statistics of one passage (not oriented; `None` when nothing was scored).
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+/// Raw statistics of one passage (not oriented; `None` when nothing was scored), as the
+/// passage record writes them (`null` for a non-finite value).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Stats {
     /// `−(1/N) Σ logp_i`, nats per token.
+    #[serde(serialize_with = "finite")]
     pub loss: Option<f64>,
     /// `exp(loss)`.
+    #[serde(serialize_with = "finite")]
     pub ppl: Option<f64>,
     /// `N · loss / (ln 2 · bytes)`: comparable across tokenizers.
+    #[serde(serialize_with = "finite")]
     pub bits_per_byte: Option<f64>,
     /// Length of the zlib-compressed (level 6) UTF-8 text.
     pub zlib_bytes: usize,
+}
+
+fn finite<S: Serializer>(x: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+    x.filter(|v| v.is_finite()).serialize(s)
+}
+
+/// Named values in a fixed order (`null` = not computable), serialised as a JSON object.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Scores(pub Vec<(String, Option<f64>)>);
+
+impl Scores {
+    /// The value of a score by name (`None` if absent or not computable).
+    pub fn get(&self, name: &str) -> Option<f64> {
+        self.0.iter().find(|(n, _)| n == name).and_then(|(_, v)| *v)
+    }
+}
+
+impl FromIterator<(String, Option<f64>)> for Scores {
+    fn from_iter<I: IntoIterator<Item = (String, Option<f64>)>>(it: I) -> Self {
+        Scores(it.into_iter().collect())
+    }
+}
+
+impl<'a> IntoIterator for &'a Scores {
+    type Item = &'a (String, Option<f64>);
+    type IntoIter = std::slice::Iter<'a, (String, Option<f64>)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl std::ops::Deref for Scores {
+    type Target = Vec<(String, Option<f64>)>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl Serialize for Scores {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            m.serialize_entry(k, &v.filter(|x| x.is_finite()))?;
+        }
+        m.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Scores {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Scores;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object of numbers or nulls")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Scores, A::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) = a.next_entry::<String, Option<f64>>()? {
+                    out.push((k, v));
+                }
+                Ok(Scores(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 /// `−(1/N) Σ logp_i`; `None` for `N = 0`.
@@ -117,16 +189,13 @@ pub struct PassageScores {
     pub stats: Stats,
     /// `(name, value)` in the selection's order (by default: neg_loss, mink_k…,
     /// minkpp_k…, zlib, lowercase, then the reference scores).
-    pub scores: Vec<(String, Option<f64>)>,
+    pub scores: Scores,
 }
 
 impl PassageScores {
     /// The value of a score by name (`None` if absent or not computable).
     pub fn get(&self, name: &str) -> Option<f64> {
-        self.scores
-            .iter()
-            .find(|(n, _)| n == name)
-            .and_then(|(_, v)| *v)
+        self.scores.get(name)
     }
 }
 
@@ -141,7 +210,7 @@ pub fn score_passage(c: &PassageContext, selection: &Selection) -> PassageScores
             bits_per_byte: bits_per_byte(&logp, c.text.len()),
             zlib_bytes: zlib_bytes(c.text),
         },
-        scores: selection.compute(c),
+        scores: Scores(selection.compute(c)),
     }
 }
 

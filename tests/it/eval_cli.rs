@@ -166,8 +166,9 @@ fn calibrated_scores_carry_p_values_and_decisions() {
         assert!(p > 0.0 && p <= 1.0);
         assert_eq!(r["flagged"], p <= 0.05);
     }
-    // members of a model trained on them: most are flagged against its non-members
-    assert!(flagged >= 20, "flagged {flagged} of 60");
+    // members of a model trained on them: most (more than half; 48 measured) are flagged
+    // against its non-members, where a model that never saw them would flag about 3 (5%)
+    assert!(flagged > 30, "flagged {flagged} of 60");
     // the table shows the same decisions
     let o = miascan(&[
         "score",

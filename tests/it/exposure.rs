@@ -84,6 +84,10 @@ fn inserted_canaries_are_exposed_and_controls_are_uniform() {
         );
         if *n >= 4 {
             assert!(f(r, "p_value") <= 0.01, "x{n}: {r}");
+        } else {
+            // seen once or twice: weakly exposed, but each in the top quarter of its fills
+            // (four never-seen secrets would all be there with probability 0.25^4 = 0.004)
+            assert!(f(r, "p_value") <= 0.25, "x{n}: {r}");
         }
         if *n == 16 {
             assert_eq!(r["rank"], 1, "x16: {r}");

@@ -328,11 +328,33 @@ fn a_scan_killed_at_random_points_resumes_to_the_same_outputs() {
             }
             if kills < 3 {
                 let mut child = miascan().args(&args).spawn().unwrap();
-                let at = rng.random_range(0.05..1.0) * total.as_secs_f64();
-                std::thread::sleep(std::time::Duration::from_secs_f64(at));
+                if kills == 0 {
+                    // the first kill lands inside the log for sure: once k + 2 groups are
+                    // committed (the later ones at random moments)
+                    let log = dir.join("scan.log.jsonl");
+                    let commits = || {
+                        std::fs::read_to_string(&log).map_or(0, |t| t.matches("\"commit\"").count())
+                    };
+                    while commits() < k + 2 && child.try_wait().unwrap().is_none() {
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                    }
+                } else {
+                    let at = rng.random_range(0.05..1.0) * total.as_secs_f64();
+                    std::thread::sleep(std::time::Duration::from_secs_f64(at));
+                }
                 let done = child.try_wait().unwrap().is_some();
                 child.kill().ok(); // SIGKILL
                 child.wait().unwrap();
+                if kills == 0 {
+                    let c = read(&dir.join("scan.log.jsonl"))
+                        .matches("\"commit\"")
+                        .count();
+                    assert!(
+                        !done && c >= k + 2 && c < n_commits && !dir.join("summary.json").exists(),
+                        "round {k}: the kill must land inside a partly written log ({c} of \
+                         {n_commits} groups committed, finished: {done})"
+                    );
+                }
                 kills += 1;
                 if done {
                     break;

@@ -98,11 +98,14 @@ fn packing_does_not_change_results() {
             ..details()
         },
     );
+    assert_eq!((packed.len(), single.len()), (3, 3), "a result per passage");
     for (p, s) in packed.iter().zip(&single) {
+        assert_eq!(p.id, s.id);
         let (p, s) = (
             &p.details.as_ref().unwrap().stats,
             &s.details.as_ref().unwrap().stats,
         );
+        assert_eq!(p.len(), s.len(), "scored tokens");
         for (x, y) in p.iter().zip(s.iter()) {
             assert!((x.logp - y.logp).abs() < 1e-4 && (x.sigma - y.sigma).abs() < 1e-4);
         }

@@ -53,12 +53,16 @@ fn quantised_gguf_kept_in_blocks_equals_expanded() {
     assert!(d <= 1e-5, "{d}");
 }
 
-#[test]
-fn bf16_checkpoint_kept_in_bf16_equals_expanded() {
-    let src = common::golden().join("tiny/llama");
+/// A bf16 copy of the tiny checkpoint `arch` in a temporary folder.
+fn bf16_copy(arch: &str) -> tempfile::TempDir {
+    let src = common::golden().join("tiny").join(arch);
     let d = tempfile::tempdir().unwrap();
-    for f in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
-        std::fs::copy(src.join(f), d.path().join(f)).unwrap();
+    for e in std::fs::read_dir(&src).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().into_string().unwrap();
+        if name.ends_with(".json") {
+            std::fs::copy(e.path(), d.path().join(&name)).unwrap();
+        }
     }
     let st = candle_core::safetensors::load(src.join("model.safetensors"), &Device::Cpu).unwrap();
     let bf16: std::collections::HashMap<String, candle_core::Tensor> = st
@@ -66,6 +70,24 @@ fn bf16_checkpoint_kept_in_bf16_equals_expanded() {
         .map(|(k, v)| (k, v.to_dtype(DType::BF16).unwrap()))
         .collect();
     candle_core::safetensors::save(&bf16, d.path().join("model.safetensors")).unwrap();
-    let diff = max_diff(d.path(), &common::golden().join("tiny/passages.jsonl"));
-    assert!(diff <= 1e-5, "{diff}");
+    d
+}
+
+/// Every checkpoint family — the shared decoder and the networks of their own (GPT-2 with its
+/// transposed `Conv1D` weights, GPT-NeoX) — keeps bf16 weights in bf16 under
+/// `--weights stored` (the LM head is the witness) and expands them under `expanded`, with
+/// the same numbers either way.
+#[test]
+fn bf16_checkpoints_are_kept_in_bf16_and_equal_expanded() {
+    use miascan::model::weight::Weight;
+    for arch in ["llama", "gpt2", "gpt_neox"] {
+        let d = bf16_copy(arch);
+        for (residency, half) in [(Residency::Stored, true), (Residency::Expanded, false)] {
+            let m = Model::load_opts(d.path(), &Device::Cpu, DType::F32, residency).unwrap();
+            let is_half = matches!(m.lm.lm_head(), Weight::Half { .. });
+            assert_eq!(is_half, half, "{arch} {residency:?}: the head's form");
+        }
+        let diff = max_diff(d.path(), &common::golden().join("tiny/passages.jsonl"));
+        assert!(diff <= 1e-5, "{arch}: {diff}");
+    }
 }

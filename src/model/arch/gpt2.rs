@@ -1,12 +1,14 @@
 //! GPT-2: learned position embeddings, pre-LayerNorm blocks with biases, fused q/k/v,
 //! GELU (tanh approximation, `gelu_new`), LM head tied to the token embeddings. Hugging Face
-//! stores its projections as `Conv1D` with weights `[in, out]`: transposed once at load.
+//! stores its projections as `Conv1D` with weights `[in, out]`: transposed once at load, in
+//! their stored dtype, and kept as stored like every other architecture's (`--weights`).
 
 use crate::error::Result;
+use crate::model::decoder::{HfWeights, Weights};
 use crate::model::layers::{packed_attention, LayerNorm, Linear};
+use crate::model::weight::Weight;
 use crate::model::{ArchInfo, Batch, CausalLm};
-use candle_core::{Device, Module, Tensor};
-use candle_nn::VarBuilder;
+use candle_core::{Device, Tensor};
 
 /// The fields of config.json this architecture reads.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -61,57 +63,69 @@ struct Block {
 #[derive(Debug)]
 pub struct Gpt2 {
     cfg: Config,
-    wte: candle_nn::Embedding,
+    wte: Weight,
     wpe: Tensor,
     blocks: Vec<Block>,
     ln_f: LayerNorm,
-    head: crate::model::weight::Weight,
+    head: Weight,
     device: Device,
 }
 
-/// A `Conv1D` (`[in, out]` weight) as a [`Linear`] (`[out, in]`).
-fn conv1d(vb: &VarBuilder, inp: usize, out: usize) -> candle_core::Result<Linear> {
-    let w = vb.get((inp, out), "weight")?.t()?.contiguous()?;
-    Ok(Linear::with_bias(w, Some(vb.get(out, "bias")?)))
+/// A `Conv1D` (`[in, out]` weight) as a [`Linear`] (`[out, in]`), kept as stored.
+fn conv1d(w: &mut HfWeights, name: &str, inp: usize, out: usize) -> Result<Linear> {
+    let weight = w.weight_transposed(&format!("{name}.weight"), &[inp, out])?;
+    Ok(Linear::from_weight(
+        weight,
+        Some(w.get(&format!("{name}.bias"), &[out])?),
+    ))
+}
+
+fn layer_norm(w: &mut HfWeights, name: &str, n: usize, eps: f64) -> Result<LayerNorm> {
+    Ok(LayerNorm::new(
+        w.get(&format!("{name}.weight"), &[n])?,
+        w.get(&format!("{name}.bias"), &[n])?,
+        eps,
+    ))
 }
 
 impl Gpt2 {
-    pub fn load_hf(cfg: Config, vb: VarBuilder) -> candle_core::Result<Gpt2> {
+    pub fn load_hf(cfg: Config, w: &mut HfWeights) -> Result<Gpt2> {
         let h = cfg.n_embd;
         let inner = cfg.n_inner.unwrap_or(4 * h);
+        let eps = cfg.layer_norm_epsilon;
         // checkpoints saved from GPT2LMHeadModel prefix with `transformer.`, GPT2Model without
-        let t = if vb.contains_tensor("transformer.wte.weight") {
-            vb.pp("transformer")
+        let t = if w.has("transformer.wte.weight") {
+            "transformer."
         } else {
-            vb.clone()
+            ""
         };
-        let wte = t.get((cfg.vocab_size, h), "wte.weight")?;
-        let wpe = t.get((cfg.n_positions, h), "wpe.weight")?;
+        let wte = w.weight(&format!("{t}wte.weight"), &[cfg.vocab_size, h])?;
+        let wpe = w.get(&format!("{t}wpe.weight"), &[cfg.n_positions, h])?;
         let mut blocks = Vec::with_capacity(cfg.n_layer);
         for i in 0..cfg.n_layer {
-            let b = t.pp(format!("h.{i}"));
+            let b = format!("{t}h.{i}");
             blocks.push(Block {
-                ln_1: LayerNorm::load(&b.pp("ln_1"), h, cfg.layer_norm_epsilon)?,
-                c_attn: conv1d(&b.pp("attn.c_attn"), h, 3 * h)?,
-                c_proj: conv1d(&b.pp("attn.c_proj"), h, h)?,
-                ln_2: LayerNorm::load(&b.pp("ln_2"), h, cfg.layer_norm_epsilon)?,
-                c_fc: conv1d(&b.pp("mlp.c_fc"), h, inner)?,
-                mlp_proj: conv1d(&b.pp("mlp.c_proj"), inner, h)?,
+                ln_1: layer_norm(w, &format!("{b}.ln_1"), h, eps)?,
+                c_attn: conv1d(w, &format!("{b}.attn.c_attn"), h, 3 * h)?,
+                c_proj: conv1d(w, &format!("{b}.attn.c_proj"), h, h)?,
+                ln_2: layer_norm(w, &format!("{b}.ln_2"), h, eps)?,
+                c_fc: conv1d(w, &format!("{b}.mlp.c_fc"), h, inner)?,
+                mlp_proj: conv1d(w, &format!("{b}.mlp.c_proj"), inner, h)?,
             });
         }
-        let ln_f = LayerNorm::load(&t.pp("ln_f"), h, cfg.layer_norm_epsilon)?;
-        let head = if vb.contains_tensor("lm_head.weight") {
-            vb.get((cfg.vocab_size, h), "lm_head.weight")?
+        let ln_f = layer_norm(w, &format!("{t}ln_f"), h, eps)?;
+        let head = if w.has("lm_head.weight") {
+            w.weight("lm_head.weight", &[cfg.vocab_size, h])?
         } else {
             wte.clone()
         };
         Ok(Gpt2 {
-            wte: candle_nn::Embedding::new(wte, h),
+            wte,
             wpe,
             blocks,
             ln_f,
-            head: crate::model::weight::Weight::Dense(head),
-            device: vb.device().clone(),
+            head,
+            device: w.device().clone(),
             cfg,
         })
     }
@@ -124,7 +138,7 @@ impl CausalLm for Gpt2 {
         let hd = h / c.n_head;
         let ids = Tensor::new(batch.ids.as_slice(), &self.device)?;
         let pos = Tensor::new(batch.positions.as_slice(), &self.device)?;
-        let mut x = (self.wte.forward(&ids)? + self.wpe.index_select(&pos, 0)?)?;
+        let mut x = (self.wte.gather(&ids)? + self.wpe.index_select(&pos, 0)?)?;
         let scale = 1.0 / (hd as f64).sqrt();
         for b in &self.blocks {
             let qkv = b.c_attn.forward(&b.ln_1.forward(&x)?)?;
@@ -146,7 +160,7 @@ impl CausalLm for Gpt2 {
         self.ln_f.forward(&x)
     }
 
-    fn lm_head(&self) -> &crate::model::weight::Weight {
+    fn lm_head(&self) -> &Weight {
         &self.head
     }
 
@@ -169,6 +183,6 @@ impl CausalLm for Gpt2 {
 }
 
 /// Registry entry: the network from a checkpoint folder's config.json and weights.
-pub fn load(c: &super::HfConfig, vb: VarBuilder) -> crate::error::Result<Box<dyn CausalLm>> {
-    super::load_own(c, vb, Config::check, Gpt2::load_hf)
+pub fn load(c: &super::HfConfig, w: &mut HfWeights) -> Result<Box<dyn CausalLm>> {
+    super::load_own(c, w, Config::check, Gpt2::load_hf)
 }

@@ -4,10 +4,11 @@
 //! `use_parallel_residual`, untied `embed_out` head.
 
 use crate::error::Result;
+use crate::model::decoder::{HfWeights, Weights};
 use crate::model::layers::{packed_attention, LayerNorm, Linear, RopeStyle, Rotary};
+use crate::model::weight::Weight;
 use crate::model::{ArchInfo, Batch, CausalLm};
-use candle_core::{Device, Module, Tensor};
-use candle_nn::VarBuilder;
+use candle_core::{Device, Tensor};
 
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct Config {
@@ -115,45 +116,58 @@ struct Block {
 #[derive(Debug)]
 pub struct GptNeox {
     cfg: Config,
-    embed: candle_nn::Embedding,
+    embed: Weight,
     blocks: Vec<Block>,
     ln_f: LayerNorm,
-    head: crate::model::weight::Weight,
+    head: Weight,
     rotary: Rotary,
     device: Device,
 }
 
 impl GptNeox {
-    pub fn load_hf(cfg: Config, vb: VarBuilder) -> candle_core::Result<GptNeox> {
+    pub fn load_hf(cfg: Config, w: &mut HfWeights) -> Result<GptNeox> {
         let h = cfg.hidden_size;
         let eps = cfg.layer_norm_eps;
-        let m = vb.pp("gpt_neox");
-        let embed_w = m.get((cfg.vocab_size, h), "embed_in.weight")?;
+        let norm = |w: &mut HfWeights, name: &str| -> Result<LayerNorm> {
+            Ok(LayerNorm::new(
+                w.get(&format!("{name}.weight"), &[h])?,
+                w.get(&format!("{name}.bias"), &[h])?,
+                eps,
+            ))
+        };
+        let linear = |w: &mut HfWeights, name: &str, inp: usize, out: usize| -> Result<Linear> {
+            Ok(Linear::from_weight(
+                w.weight(&format!("{name}.weight"), &[out, inp])?,
+                Some(w.get(&format!("{name}.bias"), &[out])?),
+            ))
+        };
+        let embed = w.weight("gpt_neox.embed_in.weight", &[cfg.vocab_size, h])?;
+        let ffn = cfg.intermediate_size;
         let mut blocks = Vec::with_capacity(cfg.num_hidden_layers);
         for i in 0..cfg.num_hidden_layers {
-            let l = m.pp(format!("layers.{i}"));
+            let l = format!("gpt_neox.layers.{i}");
             blocks.push(Block {
-                ln1: LayerNorm::load(&l.pp("input_layernorm"), h, eps)?,
-                ln2: LayerNorm::load(&l.pp("post_attention_layernorm"), h, eps)?,
-                qkv: Linear::load(&l.pp("attention.query_key_value"), h, 3 * h, true)?,
-                dense: Linear::load(&l.pp("attention.dense"), h, h, true)?,
-                up: Linear::load(&l.pp("mlp.dense_h_to_4h"), h, cfg.intermediate_size, true)?,
-                down: Linear::load(&l.pp("mlp.dense_4h_to_h"), cfg.intermediate_size, h, true)?,
+                ln1: norm(w, &format!("{l}.input_layernorm"))?,
+                ln2: norm(w, &format!("{l}.post_attention_layernorm"))?,
+                qkv: linear(w, &format!("{l}.attention.query_key_value"), h, 3 * h)?,
+                dense: linear(w, &format!("{l}.attention.dense"), h, h)?,
+                up: linear(w, &format!("{l}.mlp.dense_h_to_4h"), h, ffn)?,
+                down: linear(w, &format!("{l}.mlp.dense_4h_to_h"), ffn, h)?,
             });
         }
-        let ln_f = LayerNorm::load(&m.pp("final_layer_norm"), h, eps)?;
-        let head = if cfg.tie_word_embeddings && !vb.contains_tensor("embed_out.weight") {
-            embed_w.clone()
+        let ln_f = norm(w, "gpt_neox.final_layer_norm")?;
+        let head = if cfg.tie_word_embeddings && !w.has("embed_out.weight") {
+            embed.clone()
         } else {
-            vb.get((cfg.vocab_size, h), "embed_out.weight")?
+            w.weight("embed_out.weight", &[cfg.vocab_size, h])?
         };
         Ok(GptNeox {
             rotary: Rotary::new(cfg.rotary_dim(), cfg.rope_base(), RopeStyle::Halves),
-            embed: candle_nn::Embedding::new(embed_w, h),
+            embed,
             blocks,
             ln_f,
-            head: crate::model::weight::Weight::Dense(head),
-            device: vb.device().clone(),
+            head,
+            device: w.device().clone(),
             cfg,
         })
     }
@@ -194,7 +208,7 @@ impl GptNeox {
 impl CausalLm for GptNeox {
     fn forward(&self, batch: &Batch) -> Result<Tensor> {
         let ids = Tensor::new(batch.ids.as_slice(), &self.device)?;
-        let mut x = self.embed.forward(&ids)?;
+        let mut x = self.embed.gather(&ids)?;
         let (cos, sin) = self.rotary.tables(&batch.positions, &self.device)?;
         for b in &self.blocks {
             let attn = self.attention(b, &b.ln1.forward(&x)?, batch, &cos, &sin)?;
@@ -214,7 +228,7 @@ impl CausalLm for GptNeox {
         self.ln_f.forward(&x)
     }
 
-    fn lm_head(&self) -> &crate::model::weight::Weight {
+    fn lm_head(&self) -> &Weight {
         &self.head
     }
 
@@ -237,6 +251,6 @@ impl CausalLm for GptNeox {
 }
 
 /// Registry entry: the network from a checkpoint folder's config.json and weights.
-pub fn load(c: &super::HfConfig, vb: VarBuilder) -> crate::error::Result<Box<dyn CausalLm>> {
-    super::load_own(c, vb, Config::check, GptNeox::load_hf)
+pub fn load(c: &super::HfConfig, w: &mut HfWeights) -> Result<Box<dyn CausalLm>> {
+    super::load_own(c, w, Config::check, GptNeox::load_hf)
 }

@@ -27,16 +27,17 @@ pub const MAX_LAYERS: usize = 4096;
 type FromGguf = fn(&Gguf) -> Result<Spec>;
 /// Reads a decoder's [`Spec`] from a config.json (errors name the key).
 type FromHf = fn(&HfConfig) -> std::result::Result<Spec, String>;
-/// Loads a network of its own (GPT-2, GPT-NeoX) from a checkpoint folder.
-type LoadHf = fn(&HfConfig, candle_nn::VarBuilder) -> Result<Box<dyn CausalLm>>;
+/// Loads a network of its own (GPT-2, GPT-NeoX) from a checkpoint folder, its weights kept
+/// as stored like the decoders' (`--weights`).
+type LoadHf = fn(&HfConfig, &mut HfWeights) -> Result<Box<dyn CausalLm>>;
 
 /// Loads a network with its own config type (GPT-2, GPT-NeoX): config.json deserialised and
-/// checked, then the weights read through `vb`, every error naming the file.
+/// checked, then the weights read through `w`, every error naming the file.
 fn load_own<C, M>(
     c: &HfConfig,
-    vb: candle_nn::VarBuilder,
+    w: &mut HfWeights,
     check: fn(&C) -> std::result::Result<(), String>,
-    load: fn(C, candle_nn::VarBuilder) -> candle_core::Result<M>,
+    load: fn(C, &mut HfWeights) -> Result<M>,
 ) -> Result<Box<dyn CausalLm>>
 where
     C: serde::de::DeserializeOwned,
@@ -45,13 +46,7 @@ where
     let cfg: C = serde_json::from_value(c.raw.clone())
         .map_err(|e| c.error(format!("{} config: {e}", c.model_type())))?;
     check(&cfg).map_err(|m| c.error(format!("{m} (not supported)")))?;
-    let net = load(cfg, vb).map_err(|e| {
-        c.error(format!(
-            "weights do not match config.json: {}",
-            crate::error::plain(&e)
-        ))
-    })?;
-    Ok(Box::new(net))
+    Ok(Box::new(load(cfg, w)?))
 }
 
 /// How a checkpoint's tensors are read.
@@ -223,9 +218,14 @@ pub fn load_hf(dir: &Path, cfg: &HfConfig, src: HfSource) -> Result<Box<dyn Caus
         })?;
     match reader {
         Reader::Own(load) => {
-            let tensors = src.files.load_all(src.dtype, &src.device)?;
-            let vb = candle_nn::VarBuilder::from_tensors(tensors, src.dtype, &src.device);
-            load(cfg, vb)
+            let mut w = HfWeights {
+                files: src.files,
+                device: src.device,
+                dtype: src.dtype,
+                residency: src.residency,
+                dir: dir.to_path_buf(),
+            };
+            load(cfg, &mut w)
         }
         Reader::Decoder(from) => {
             let spec = from(cfg).map_err(|m| cfg.error(m))?;

@@ -32,21 +32,6 @@ impl Linear {
         Linear { weight, bias }
     }
 
-    /// Loads `weight` `[out, in]` (and `bias` `[out]` if `bias`) from a Hugging Face checkpoint.
-    pub fn load(
-        vb: &candle_nn::VarBuilder,
-        inp: usize,
-        out: usize,
-        bias: bool,
-    ) -> candle_core::Result<Self> {
-        let b = if bias {
-            Some(vb.get(out, "bias")?)
-        } else {
-            None
-        };
-        Ok(Linear::with_bias(vb.get((out, inp), "weight")?, b))
-    }
-
     /// `x`: `[T, in]` → `[T, out]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let y = matmul_t(x, &self.weight.expand()?)?;

@@ -24,15 +24,6 @@ impl LayerNorm {
         }
     }
 
-    /// Loads `weight` and `bias` `[n]` from a Hugging Face checkpoint.
-    pub fn load(vb: &candle_nn::VarBuilder, n: usize, eps: f64) -> candle_core::Result<Self> {
-        Ok(LayerNorm::new(
-            vb.get(n, "weight")?,
-            vb.get(n, "bias")?,
-            eps,
-        ))
-    }
-
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         Ok(candle_nn::ops::layer_norm(
             x,

@@ -96,6 +96,12 @@ pub fn check_parity(model: &Model, golden: &str, tol: f64) -> f64 {
         .unwrap();
     let mut max_diff = 0f64;
     let mut worst = String::new();
+    // every passage has a result: a scorer that dropped the last ones must not pass
+    assert_eq!(
+        results.len(),
+        golden.len(),
+        "results against golden passages"
+    );
     for (r, g) in results.iter().zip(&golden) {
         assert_eq!(r.id, g.id);
         let d = r.details.as_ref().unwrap();
