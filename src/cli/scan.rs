@@ -8,7 +8,7 @@ use miascan::input::walk::WalkOptions;
 use miascan::input::{CollectOptions, Utf8Policy};
 use miascan::scan::finish::RunInfo;
 use miascan::scan::finish::{self, Outputs};
-use miascan::scan::log::{self, LogWriter, RunHeader};
+use miascan::scan::log::{self, LogWriter, RunHeader, ScanSettings};
 use miascan::scan::outputs::write_outputs;
 use miascan::scan::{self, ScanOptions, Scoring};
 use std::path::{Path, PathBuf};
@@ -111,34 +111,32 @@ impl Args {
         }
     }
 
-    /// Everything the results depend on (a resume must match it). `scores` and
-    /// `extraction` appear only when given, so logs of earlier versions still resume.
-    fn settings(&self) -> serde_json::Value {
-        let mut v = serde_json::json!({
-            "ks": self.scoring.ks,
-            "lowercase": !self.scoring.no_lowercase,
-            "max_context": self.scoring.max_context,
-            "batch_tokens": self.scoring.batch_tokens,
-            "dtype": self.scoring.model.dtype,
-            "passage_tokens": self.passage_tokens,
-            "overlap": self.overlap,
-            "format": format!("{:?}", self.input.format).to_lowercase(),
-            "text_field": self.input.text_field,
-            "id_field": self.input.id_field,
-            "label_field": self.label_field,
-            "hidden": self.hidden,
-            "follow_links": self.follow_links,
-            "invalid_utf8": self.invalid_utf8,
-            "segment_bytes": self.segment_bytes,
-            "inputs": self.inputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
-        });
-        if let Some(scores) = &self.scoring.scores {
-            v["scores"] = serde_json::json!(scores);
+    /// Everything the results depend on besides the models (a resume must match it).
+    fn settings(&self) -> ScanSettings {
+        ScanSettings {
+            ks: self.scoring.ks.clone(),
+            lowercase: !self.scoring.no_lowercase,
+            max_context: self.scoring.max_context,
+            batch_tokens: self.scoring.batch_tokens,
+            dtype: self.scoring.model.dtype.clone(),
+            passage_tokens: self.passage_tokens,
+            overlap: self.overlap,
+            format: format!("{:?}", self.input.format).to_lowercase(),
+            text_field: self.input.text_field.clone(),
+            id_field: self.input.id_field.clone(),
+            label_field: self.label_field.clone(),
+            hidden: self.hidden,
+            follow_links: self.follow_links,
+            invalid_utf8: self.invalid_utf8.clone(),
+            segment_bytes: self.segment_bytes,
+            inputs: self
+                .inputs
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect(),
+            scores: self.scoring.scores.clone(),
+            extraction: self.scoring.extraction,
         }
-        if let Some(e) = &self.scoring.extraction {
-            v["extraction"] = serde_json::json!(e);
-        }
-        v
     }
 }
 
@@ -178,14 +176,13 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         }
         _ => None,
     };
-    let header = RunHeader {
-        miascan_scan: log::VERSION,
-        model: models.target.identity.clone(),
-        reference: ref_identity.cloned(),
-        settings: args.settings(),
-        calibration: calibration_header,
-        shard: args.shard.map(|(i, n)| [i, n]),
-    };
+    let header = RunHeader::new(
+        &models.target.identity,
+        ref_identity,
+        &args.settings(),
+        calibration_header,
+        args.shard,
+    )?;
     let mut log = if args.resume {
         LogWriter::resume(&args.out, &header)?
     } else {

@@ -29,7 +29,54 @@ pub struct RunHeader {
     pub shard: Option<[u64; 2]>,
 }
 
+/// Everything a scan's results depend on besides the models and the calibration: a resume
+/// must match it, and merged shards must share it. Serialised into the header's `settings`
+/// (`scores` and `extraction` only when given, so logs of earlier versions still resume).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScanSettings {
+    pub ks: Vec<f64>,
+    pub lowercase: bool,
+    pub max_context: Option<usize>,
+    pub batch_tokens: usize,
+    pub dtype: String,
+    pub passage_tokens: usize,
+    pub overlap: usize,
+    pub format: String,
+    pub text_field: String,
+    pub id_field: String,
+    pub label_field: Option<String>,
+    pub hidden: bool,
+    pub follow_links: bool,
+    pub invalid_utf8: String,
+    pub segment_bytes: usize,
+    pub inputs: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scores: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extraction: Option<crate::score::extraction::Extraction>,
+}
+
 impl RunHeader {
+    /// The header of a scan with these models, settings, calibration (see
+    /// [`calibration_ref`]) and shard `(index, count)`.
+    pub fn new(
+        model: &crate::model::ModelIdentity,
+        reference: Option<&crate::model::ModelIdentity>,
+        settings: &ScanSettings,
+        calibration: Option<Value>,
+        shard: Option<(u64, u64)>,
+    ) -> Result<RunHeader> {
+        Ok(RunHeader {
+            miascan_scan: VERSION,
+            model: model.clone(),
+            reference: reference.cloned(),
+            settings: serde_json::to_value(settings)
+                .map_err(|e| Error::Internal(format!("scan settings: {e}")))?,
+            calibration,
+            shard: shard.map(|(i, n)| [i, n]),
+        })
+    }
+
     /// What differs from `other`, as `key: this vs that` lines (empty when equal).
     pub fn differences(&self, other: &RunHeader, ignore_shard: bool) -> Vec<String> {
         let mut a = serde_json::to_value(self).expect("serialises");

@@ -216,28 +216,19 @@ pub fn load_hf(dir: &Path, cfg: &HfConfig, src: HfSource) -> Result<Box<dyn Caus
                 supported_hf().join(", ")
             ))
         })?;
+    let mut w = HfWeights {
+        files: src.files,
+        device: src.device,
+        dtype: src.dtype,
+        residency: src.residency,
+        dir: dir.to_path_buf(),
+    };
     match reader {
-        Reader::Own(load) => {
-            let mut w = HfWeights {
-                files: src.files,
-                device: src.device,
-                dtype: src.dtype,
-                residency: src.residency,
-                dir: dir.to_path_buf(),
-            };
-            load(cfg, &mut w)
-        }
+        Reader::Own(load) => load(cfg, &mut w),
         Reader::Decoder(from) => {
             let spec = from(cfg).map_err(|m| cfg.error(m))?;
             spec.validate()
                 .map_err(|m| cfg.error(format!("{model_type}: {m}")))?;
-            let mut w = HfWeights {
-                files: src.files,
-                device: src.device,
-                dtype: src.dtype,
-                residency: src.residency,
-                dir: dir.to_path_buf(),
-            };
             Ok(Box::new(Decoder::load(spec, &mut w)?))
         }
     }
