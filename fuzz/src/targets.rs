@@ -32,17 +32,32 @@ pub fn tokenizer_json(dir: &Path, data: &[u8]) {
 }
 
 /// Input collections: the one streaming reader, leniently (as `scan`) and strictly, on a
-/// file whose format is chosen by the first byte (text, JSONL, CSV, HTML, gzip-compressed
-/// JSONL, TSV).
+/// file whose name is chosen by the first byte (text, JSONL, CSV, HTML, gzip-compressed
+/// JSONL, TSV, no extension and a bare `.gz`: read as text if the content is), each read
+/// as UTF-8 and, for a tenth of the inputs, as Windows-1252.
 pub fn inputs(dir: &Path, data: &[u8]) {
     let Some((&kind, body)) = data.split_first() else {
         return;
     };
-    let ext = ["txt", "jsonl", "csv", "html", "jsonl.gz", "tsv"][kind as usize % 6];
-    let path = dir.join(format!("doc.{ext}"));
+    let name = [
+        "doc.txt",
+        "doc.jsonl",
+        "doc.csv",
+        "doc.html",
+        "doc.jsonl.gz",
+        "doc.tsv",
+        "README",
+        "changelog.gz",
+    ][kind as usize % 8];
+    let path = dir.join(name);
+    let encoding = (kind % 10 == 9).then_some(encoding_rs::WINDOWS_1252);
     std::fs::write(&path, body).expect("write");
     for strict in [false, true] {
         let opts = CollectOptions {
+            read: miascan::input::ReadOptions {
+                encoding,
+                ..Default::default()
+            },
             strict,
             relative_ids: true,
             segment_bytes: 64,

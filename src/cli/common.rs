@@ -21,6 +21,16 @@ pub struct InputArgs {
     /// JSONL field or CSV/TSV/Parquet column holding the document id.
     #[arg(long, default_value = "id")]
     pub id_field: String,
+    /// Encoding of files that carry no byte-order mark, for legacy archives: a WHATWG label
+    /// (windows-1252, latin1, shift_jis, euc-kr, gbk, utf-16le…). Default: UTF-8. Files
+    /// with a UTF-16 or UTF-8 byte-order mark are read by it whatever this says.
+    #[arg(long, value_parser = parse_encoding)]
+    pub encoding: Option<&'static encoding_rs::Encoding>,
+}
+
+fn parse_encoding(s: &str) -> Result<&'static encoding_rs::Encoding, String> {
+    encoding_rs::Encoding::for_label(s.trim().as_bytes())
+        .ok_or_else(|| format!("unknown encoding {s:?} (a WHATWG label, e.g. windows-1252)"))
 }
 
 fn parse_format(s: &str) -> Result<Format, String> {
@@ -44,6 +54,7 @@ impl InputArgs {
             text_field: self.text_field.clone(),
             id_field: self.id_field.clone(),
             label_field,
+            encoding: self.encoding,
         }
     }
 

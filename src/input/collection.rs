@@ -9,7 +9,7 @@
 //! lenient, UTF-8) and the events; each format's reading is in its own file: `text.rs`
 //! (segments of large files), `html.rs`, `jsonl.rs`, `csv.rs` (CSV and TSV), `parquet.rs`.
 
-use super::open::{compression, decompress, detect, Compression};
+use super::open::{compression, decompress, detect, transcode, Compression};
 use super::walk::{walk, FileEntry, Found, WalkOptions};
 use super::{decode_utf8, Format, ReadOptions, STDIN};
 use crate::error::{Error, Result};
@@ -227,7 +227,7 @@ impl Reader<'_, '_> {
             }
         };
         let reader = match decompress(raw, comp) {
-            Ok(r) => r,
+            Ok(r) => transcode(r, self.opts.read.encoding),
             Err(e) => return self.problem(path, None, format!("cannot decompress: {e}")),
         };
         match format {
@@ -416,6 +416,13 @@ mod tests {
             "k.jsonl.zst",
             &zstd::encode_all(&b"{\"text\":\"zst\"}\n"[..], 3).unwrap(),
         );
+        // content decides: names that say nothing are text when their bytes are
+        w("l.pdf", b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\n");
+        w("m.epub", b"PK\x03\x04\x14\x00");
+        w("n.txt", b"\xff\xfeH\x00i\x00 \x00\x3e\xd8\x99\xdd"); // UTF-16LE, BOM, "Hi 🦙"
+        w("t-README", b"read me");
+        w("x-changelog.gz", &gz(b"version 2: fixes"));
+        w("y.rs", b"fn main() {}\n");
         let ev = events(&[c], &lenient());
         let expect = [
             "c/a.txt@0:plain",
@@ -441,7 +448,10 @@ mod tests {
             rest[0].starts_with("skip f.txt.gz: cannot read"),
             "{rest:?}"
         );
-        assert_eq!(rest[1], "skip g.png: unsupported format (.png)");
+        assert_eq!(
+            rest[1],
+            "skip g.png:3: binary data (NUL byte at offset 8); not a text file"
+        );
         assert!(
             rest[2].starts_with("skip h.txt:1: invalid UTF-8 at byte offset 6"),
             "{rest:?}"
@@ -456,9 +466,38 @@ mod tests {
                 "c/j.md@0:",
                 "end c/j.md 0",
                 "c/k.jsonl.zst:1@0:zst",
-                "end c/k.jsonl.zst:1 3"
+                "end c/k.jsonl.zst:1 3",
+                "skip l.pdf: not text: a PDF file (its text layer is not read yet)",
+                "skip m.epub: not text: a ZIP container (EPUB, DOCX, ODT and other archives are not read yet)",
+                "c/n.txt@0:Hi 🦙",
+                "end c/n.txt 7",
+                "c/t-README@0:read me",
+                "end c/t-README 7",
+                "c/x-changelog.gz@0:version 2: fixes",
+                "end c/x-changelog.gz 16",
+                "c/y.rs@0:fn main() {}\n",
+                "end c/y.rs 13",
             ]
         );
+    }
+
+    #[test]
+    fn legacy_encodings_are_transcoded_when_named() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("old.txt");
+        std::fs::write(&p, b"caf\xe9 cr\xe8me").unwrap();
+        // UTF-8 by default: Latin-1 bytes are invalid and the file is skipped
+        let ev = events(std::slice::from_ref(&p), &lenient());
+        assert!(ev[0].starts_with("skip old.txt:1: invalid UTF-8"), "{ev:?}");
+        let opts = CollectOptions {
+            read: ReadOptions {
+                encoding: encoding_rs::Encoding::for_label(b"windows-1252"),
+                ..ReadOptions::default()
+            },
+            ..lenient()
+        };
+        let ev = events(std::slice::from_ref(&p), &opts);
+        assert_eq!(ev[0], "old.txt@0:café crème", "{ev:?}");
     }
 
     #[test]

@@ -63,6 +63,9 @@ pub struct ReadOptions {
     /// JSONL field holding a membership label (`true`/`false` or `1`/`0`), required on
     /// every line when set.
     pub label_field: Option<String>,
+    /// The encoding of files without a byte-order mark (`--encoding`): `None` reads UTF-8.
+    /// A UTF-16 or UTF-8 byte-order mark always decides.
+    pub encoding: Option<&'static encoding_rs::Encoding>,
 }
 
 impl Default for ReadOptions {
@@ -72,6 +75,7 @@ impl Default for ReadOptions {
             text_field: "text".into(),
             id_field: "id".into(),
             label_field: None,
+            encoding: None,
         }
     }
 }

@@ -1,4 +1,8 @@
-//! A file's format from its name, and a reader that undoes its compression (`.gz`, `.zst`).
+//! What a file is: its name picks a structured reader (JSONL, CSV/TSV, Parquet, HTML) and
+//! the compression (`.gz`, `.zst`); every other file is read as text, and its *content*
+//! decides whether it is text (the text reader refuses binary data: a NUL byte, as ripgrep
+//! decides, or the signature of a PDF or a ZIP container). Readers undo the compression and
+//! transcode UTF-16 (by its byte-order mark) or a legacy encoding (`--encoding`) to UTF-8.
 
 use super::Format;
 use std::io::Read;
@@ -12,8 +16,9 @@ pub enum Compression {
     Zstd,
 }
 
-/// The format and compression a file name says, `Err(reason)` when the name says nothing
-/// miascan reads.
+/// The format and compression a file name says: a structured format by its extension, else
+/// text (README, LICENSE, changelog, source code, `.conf`…: the content decides). `Err`
+/// only for what cannot be read as named (a compressed Parquet file).
 pub fn detect(path: &Path) -> Result<(Format, Compression), String> {
     let name = path
         .file_name()
@@ -41,8 +46,7 @@ pub fn detect(path: &Path) -> Result<(Format, Compression), String> {
                 "a compressed Parquet file (Parquet compresses inside: decompress it)".into(),
             )
         }
-        Some(other) => return Err(format!("unsupported format (.{other})")),
-        None => return Err("no file extension: format unknown (use --format)".into()),
+        _ => Format::Text,
     };
     Ok((format, comp))
 }
@@ -56,6 +60,34 @@ pub fn compression(path: &Path) -> Compression {
         Compression::Zstd
     } else {
         Compression::None
+    }
+}
+
+/// Wraps `r` so that it yields UTF-8: a UTF-16 (or UTF-8) byte-order mark decides, else
+/// `encoding` when given, else the bytes pass through as they are (to be checked as UTF-8).
+pub fn transcode<'a>(
+    r: Box<dyn Read + 'a>,
+    encoding: Option<&'static encoding_rs::Encoding>,
+) -> Box<dyn Read + 'a> {
+    Box::new(
+        encoding_rs_io::DecodeReaderBytesBuilder::new()
+            .encoding(encoding)
+            .bom_override(true)
+            .utf8_passthru(true)
+            .build(r),
+    )
+}
+
+/// Why bytes that start a file are not text, for the formats whose signature is known and
+/// that have no NUL byte early on (a PDF, a ZIP container such as EPUB or DOCX). Other
+/// binary files are found by their NUL bytes.
+pub fn binary_signature(start: &[u8]) -> Option<&'static str> {
+    if start.starts_with(b"%PDF-") {
+        Some("a PDF file (its text layer is not read yet)")
+    } else if start.starts_with(b"PK\x03\x04") {
+        Some("a ZIP container (EPUB, DOCX, ODT and other archives are not read yet)")
+    } else {
+        None
     }
 }
 
@@ -84,9 +116,12 @@ mod tests {
         assert_eq!(f("x.html.gz"), Ok((Format::Html, Compression::Gzip)));
         assert_eq!(f("x.jsonl.zst"), Ok((Format::Jsonl, Compression::Zstd)));
         assert_eq!(f("t.tsv"), Ok((Format::Tsv, Compression::None)));
-        assert!(f("p.png").unwrap_err().contains(".png"));
-        assert!(f("index").unwrap_err().contains("no file extension"));
-        assert!(f("a.gz").is_err());
+        // every other name is text, and its content decides
+        assert_eq!(f("p.png"), Ok((Format::Text, Compression::None)));
+        assert_eq!(f("README"), Ok((Format::Text, Compression::None)));
+        assert_eq!(f("main.rs"), Ok((Format::Text, Compression::None)));
+        assert_eq!(f("changelog.gz"), Ok((Format::Text, Compression::Gzip)));
+        assert_eq!(f("NEWS.Debian.gz"), Ok((Format::Text, Compression::Gzip)));
         assert_eq!(
             f("train-00000-of-00002.parquet"),
             Ok((Format::Parquet, Compression::None))

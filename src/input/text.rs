@@ -36,6 +36,11 @@ impl Reader<'_, '_> {
                 // a byte-order mark is an encoding artefact, not text the model saw
                 buf.drain(..3);
             }
+            if first {
+                if let Some(what) = super::open::binary_signature(&buf) {
+                    return self.problem(path, None, format!("not text: {what}"));
+                }
+            }
             let cut = if eof { buf.len() } else { cut_point(&buf, seg) };
             let rest = buf.split_off(cut);
             let bytes = std::mem::replace(&mut buf, rest);

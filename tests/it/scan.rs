@@ -131,6 +131,9 @@ fn messy_folder_is_scanned_skips_are_listed_and_the_report_escapes_everything() 
     )
     .unwrap();
     std::fs::write(root.join("logo.png"), b"\x89PNG\r\n\x1a\n\0\0\0").unwrap();
+    // no extension, a PDF: content decides (text is read, the PDF is named and skipped)
+    std::fs::write(root.join("NOTICE"), "Harbour notice: the ferry is late.\n").unwrap();
+    std::fs::write(root.join("scan.pdf"), b"%PDF-1.4\n%\xe2\xe3\n").unwrap();
     std::fs::write(root.join("latin1.txt"), b"caf\xe9 au lait").unwrap();
     std::fs::write(root.join("empty.md"), b"").unwrap();
     std::fs::write(
@@ -172,7 +175,8 @@ fn messy_folder_is_scanned_skips_are_listed_and_the_report_escapes_everything() 
             .iter()
             .any(|k| k.contains(file) && k.contains(reason))
     };
-    assert!(has("logo.png", "unsupported format"), "{skipped:#?}");
+    assert!(has("logo.png", "binary data (NUL byte"), "{skipped:#?}");
+    assert!(has("scan.pdf", "a PDF file"), "{skipped:#?}");
     assert!(
         has("latin1.txt", "invalid UTF-8 at byte offset 3"),
         "{skipped:#?}"
@@ -187,8 +191,8 @@ fn messy_folder_is_scanned_skips_are_listed_and_the_report_escapes_everything() 
     );
     assert_eq!(s["run"]["hidden_left_out"], 1, "the .git folder is counted");
     assert_eq!(
-        s["documents"], 3,
-        "the evil file, the page and the fine row"
+        s["documents"], 4,
+        "the evil file, the page, NOTICE and the fine row"
     );
 
     // the HTML page's script and style are never scored; its visible text is
