@@ -42,6 +42,21 @@ pub struct CollectOptions {
     pub utf8: Utf8Policy,
 }
 
+impl CollectOptions {
+    /// How `score` and the other strict commands read: every file below an input, hidden
+    /// ones and links included, each document whole, the first problem an error.
+    pub fn strict(read: ReadOptions) -> Self {
+        CollectOptions {
+            read,
+            walk: WalkOptions {
+                hidden: true,
+                follow_links: true,
+            },
+            ..CollectOptions::default()
+        }
+    }
+}
+
 impl Default for CollectOptions {
     fn default() -> Self {
         CollectOptions {

@@ -87,14 +87,7 @@ pub const STDIN: &str = "-";
 /// first input that cannot be read; errors if no passage results at all.
 pub fn read_inputs(inputs: &[PathBuf], opts: &ReadOptions) -> Result<Vec<Passage>> {
     let mut out = Vec::new();
-    let copts = CollectOptions {
-        read: opts.clone(),
-        walk: walk::WalkOptions {
-            hidden: true,
-            follow_links: true,
-        },
-        ..CollectOptions::default()
-    };
+    let copts = CollectOptions::strict(opts.clone());
     read_collection(inputs, &copts, &|_| true, &mut |e| {
         match e {
             // strict reading delivers every document as one segment

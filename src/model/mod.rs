@@ -75,22 +75,22 @@ pub trait CausalLm: Send + Sync {
     /// The key/value state of a prefix `ids` (a prompt every later sequence is conditioned
     /// on: ReCaLL's non-member prefix), computed once for [`CausalLm::forward_after`].
     fn prefix(&self, _ids: &[u32]) -> Result<Prefix> {
-        Err(self.no_prefix())
+        Err(no_prefix(&self.describe().architecture))
     }
     /// [`CausalLm::forward`] with every sequence of the batch attending to `prefix` first:
     /// the same hidden states as the sequence's positions of a forward over `prefix + seq`,
     /// without running the prefix again. The batch's positions must continue the prefix
     /// ([`Batch::push_after`] with `prefix.len`).
     fn forward_after(&self, _batch: &Batch, _prefix: &Prefix) -> Result<Tensor> {
-        Err(self.no_prefix())
+        Err(no_prefix(&self.describe().architecture))
     }
-    #[doc(hidden)]
-    fn no_prefix(&self) -> Error {
-        Error::Usage(format!(
-            "conditioning on a prefix is not supported for the {} architecture",
-            self.describe().architecture
-        ))
-    }
+}
+
+/// The refusal of an architecture without a key/value prefix path.
+fn no_prefix(architecture: &str) -> Error {
+    Error::Usage(format!(
+        "conditioning on a prefix is not supported for the {architecture} architecture"
+    ))
 }
 
 /// The key/value state of a prefix, one entry per layer (keys already rotated for positions

@@ -7,7 +7,6 @@
 //! ends the reader.
 
 use crate::error::{Error, Result};
-use crate::input::walk::WalkOptions;
 use crate::input::{read_collection, CollectOptions, Event, ReadOptions};
 use crate::scorer::{PassageResult, Prepared, Scorer};
 use std::path::PathBuf;
@@ -61,14 +60,7 @@ pub fn score_inputs(
     read: &ReadOptions,
     sink: impl FnMut(PassageResult) -> Result<()>,
 ) -> Result<()> {
-    let opts = CollectOptions {
-        read: read.clone(),
-        walk: WalkOptions {
-            hidden: true,
-            follow_links: true,
-        },
-        ..CollectOptions::default()
-    };
+    let opts = CollectOptions::strict(read.clone());
     with_reader::<Prepared, ()>(
         256,
         |tx| {
