@@ -14,6 +14,7 @@ pub mod input;
 pub mod kernels;
 pub mod model;
 pub mod profile;
+pub mod record;
 pub mod report;
 pub mod scan;
 pub mod score;

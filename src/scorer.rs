@@ -17,8 +17,9 @@
 use crate::error::Result;
 use crate::input::Passage;
 use crate::model::{Batch, Model};
-use crate::score::extraction::{self, Extraction, ExtractionEvidence};
-use crate::score::{score_passage, GroupSettings, PassageContext, PassageScores, Selection, View};
+use crate::record::PassageRecord;
+use crate::score::extraction::{self, Extraction};
+use crate::score::{score_passage, GroupSettings, PassageContext, Selection, View};
 use crate::stats::{token_stats, TokenStat};
 
 /// Settings of a scoring run.
@@ -57,36 +58,6 @@ impl Default for ScoreOptions {
             token_ranks: false,
         }
     }
-}
-
-/// Per-token arrays of one passage, aligned with its scored positions.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TokenDetails {
-    /// Ids as scored (BOS included).
-    pub ids: Vec<u32>,
-    /// Text of each id.
-    pub tokens: Vec<String>,
-    /// One per scored position (`ids[1..]`), each with its rank among the model's
-    /// predictions.
-    pub stats: Vec<TokenStat>,
-    /// Whether the ranks are to be shown (heat maps).
-    pub ranks: bool,
-}
-
-/// The result for one passage.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PassageResult {
-    pub id: String,
-    pub source: String,
-    pub n_tokens: usize,
-    pub n_scored: usize,
-    pub scores: PassageScores,
-    /// Why there are no numbers (`n_scored = 0`).
-    pub reason: Option<String>,
-    pub details: Option<TokenDetails>,
-    /// The most extractable window, when the extraction score is selected and the passage
-    /// holds one.
-    pub extraction: Option<ExtractionEvidence>,
 }
 
 /// One forward sequence: a window of a tokenised text and the positions it scores.
@@ -345,7 +316,7 @@ impl<'m> Scorer<'m> {
     pub fn score_all(
         &self,
         passages: &[Passage],
-        sink: impl FnMut(PassageResult) -> Result<()>,
+        sink: impl FnMut(PassageRecord) -> Result<()>,
     ) -> Result<()> {
         self.score_iter(passages.iter().map(|p| self.prepare(p.clone())), sink)
     }
@@ -355,7 +326,7 @@ impl<'m> Scorer<'m> {
     pub fn score_iter(
         &self,
         items: impl Iterator<Item = Result<Prepared>>,
-        mut sink: impl FnMut(PassageResult) -> Result<()>,
+        mut sink: impl FnMut(PassageRecord) -> Result<()>,
     ) -> Result<()> {
         let mut group = Vec::new();
         let mut tokens = 0;
@@ -432,7 +403,7 @@ impl<'m> Scorer<'m> {
     /// Scores a group of prepared passages: every target-model sequence of the group (texts,
     /// lowercased texts, extraction windows) is packed into the same forward passes, the
     /// reference's into its own.
-    pub fn score_prepared(&self, group: Vec<Prepared>) -> Result<Vec<PassageResult>> {
+    pub fn score_prepared(&self, group: Vec<Prepared>) -> Result<Vec<PassageRecord>> {
         if group.is_empty() {
             return Ok(Vec::new());
         }
@@ -486,33 +457,33 @@ impl<'m> Scorer<'m> {
                 extraction: best.as_ref(),
             };
             let scores = score_passage(&ctx, &self.selection);
-            let reason = st.is_empty().then(|| {
+            let mut rec =
+                PassageRecord::new(p.passage.id.clone(), self.target.model.identity.clone());
+            rec.reference = self.reference.as_ref().map(|r| r.model.identity.clone());
+            rec.n_tokens = p.ids.len();
+            rec.n_scored = st.len();
+            rec.stats = scores.stats;
+            rec.scores = scores.scores;
+            rec.reason = st.is_empty().then(|| {
                 format!(
                     "too short: {} token(s), nothing to score ({})",
                     p.ids.len(),
                     tokenizer.bos_policy()
                 )
             });
-            let evidence = match (extraction, &best) {
+            rec.extraction = match (extraction, &best) {
                 (Some(e), Some(b)) => Some(b.evidence(&e, &p.passage.text, &p.spans)),
                 _ => None,
             };
-            let details = self.opts.token_details.then(|| TokenDetails {
-                tokens: tokenizer.token_strings(&p.ids),
-                ids: p.ids.clone(),
-                stats: st.clone(),
-                ranks: self.opts.token_ranks,
-            });
-            out.push(PassageResult {
-                id: p.passage.id.clone(),
-                source: p.passage.source.clone(),
-                n_tokens: p.ids.len(),
-                n_scored: st.len(),
-                scores,
-                reason,
-                details,
-                extraction: evidence,
-            });
+            if self.opts.token_details {
+                rec.set_tokens(
+                    p.ids.clone(),
+                    tokenizer.token_strings(&p.ids),
+                    &st,
+                    self.opts.token_ranks,
+                );
+            }
+            out.push(rec);
         }
         Ok(out)
     }

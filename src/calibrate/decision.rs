@@ -3,7 +3,7 @@
 
 use super::{Calibration, Settings};
 use crate::error::{Error, Result};
-use crate::report::PassageRecord;
+use crate::record::PassageRecord;
 use crate::score::Scores;
 
 /// p-values and the decision from a calibration.

@@ -13,8 +13,9 @@ pub use decision::Decision;
 
 use crate::error::{Error, Result};
 use crate::model::ModelIdentity;
+use crate::record::PassageRecord;
 use crate::score::extraction::Extraction;
-use crate::scorer::{PassageResult, ScoreOptions};
+use crate::scorer::ScoreOptions;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -76,11 +77,11 @@ pub struct Calibration {
 impl Calibration {
     /// Builds a calibration from the results of scoring known non-members; the deciding
     /// score is chosen by [`Calibration::choose_default`].
-    pub fn from_results(settings: Settings, results: &[PassageResult]) -> Calibration {
+    pub fn from_results(settings: Settings, results: &[PassageRecord]) -> Calibration {
         let mut scores: BTreeMap<String, Vec<f64>> = BTreeMap::new();
         let mut order: Vec<String> = Vec::new();
         for r in results {
-            for (name, v) in &r.scores.scores {
+            for (name, v) in &r.scores {
                 if !order.contains(name) {
                     order.push(name.clone());
                 }

@@ -5,7 +5,8 @@ use super::ModelArgs;
 use miascan::calibrate::{Calibration, Decision, Settings};
 use miascan::input::{read_inputs, Format, Passage, ReadOptions, STDIN};
 use miascan::model::Model;
-use miascan::scorer::{PassageResult, ScoreOptions, Scorer};
+use miascan::record::PassageRecord;
+use miascan::scorer::{ScoreOptions, Scorer};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
@@ -221,7 +222,7 @@ impl Models {
         &self,
         passages: &[Passage],
         opts: ScoreOptions,
-    ) -> anyhow::Result<Vec<PassageResult>> {
+    ) -> anyhow::Result<Vec<PassageRecord>> {
         let mut out = Vec::with_capacity(passages.len());
         let progress = Progress::new(Some(passages.len() as u64), "passages");
         self.scorer(opts)?.score_all(passages, |r| {

@@ -2,8 +2,10 @@
 //! validation collection known not to be in the training data? (Maini et al. 2024)
 
 use super::common::{InputArgs, ScoringArgs};
+use super::output::Output;
 use miascan::eval::dataset::{dataset_test, score_matrix};
 use miascan::eval::plot;
+use std::fmt::Write as _;
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
@@ -42,28 +44,35 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "too few scorable passages: each set needs at least 4".into()
         ));
     };
-    println!(
+    let mut o = String::new();
+    writeln!(
+        o,
         "dataset test: suspect {} vs validation {} passages ({} without scores left out)",
         m.a.len(),
         m.b.len(),
         m.left_out
-    );
-    println!(
+    )?;
+    writeln!(
+        o,
         "learned on {} + {}, tested on {} + {}: t = {:.3}, df = {:.1}, one-sided p = {:.3e}",
         r.n_train.0, r.n_train.1, r.n_test.0, r.n_test.1, r.t, r.df, r.p_value
-    );
-    println!("{:>10}  {:>10}", "n per set", "p-value");
+    )?;
+    writeln!(o, "{:>10}  {:>10}", "n per set", "p-value")?;
     for (n, p) in &r.p_by_n {
-        println!("{n:>10}  {p:>10.3e}");
+        writeln!(o, "{n:>10}  {p:>10.3e}")?;
     }
-    println!(
+    writeln!(
+        o,
         "{}",
         if r.p_value < 0.01 {
             "the suspect set scores significantly higher than the validation set (p < 0.01)"
         } else {
             "no significant evidence at p < 0.01"
         }
-    );
+    )?;
+    let mut out = Output::open(None)?;
+    out.text(&o)?;
+    out.finish()?;
     if let Some(path) = &args.json {
         let mut j = serde_json::to_value(&r)?;
         j["model"] = serde_json::to_value(&models.target.identity)?;

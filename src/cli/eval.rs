@@ -1,12 +1,11 @@
 //! `miascan eval`: how well each score separates known members from known non-members.
 
 use super::common::{InputArgs, ScoringArgs};
+use super::output::Output;
 use miascan::eval::{evaluate, plot};
 use miascan::input::scored::read_scored as read_scored_records;
 use miascan::input::Passage;
-use miascan::report;
-use miascan::scorer::PassageResult;
-use std::io::Write;
+use miascan::record::PassageRecord;
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
@@ -118,7 +117,7 @@ fn write(path: &PathBuf, text: &str) -> anyhow::Result<()> {
 }
 
 /// `--scored`: labelled results read back from score records.
-fn read_scored(args: &Args) -> anyhow::Result<(Vec<PassageResult>, Vec<bool>)> {
+fn read_scored(args: &Args) -> anyhow::Result<(Vec<PassageRecord>, Vec<bool>)> {
     let no_field = "score records need --label-field (`--scores-out` writes `member`)";
     let recs = match args.sources(no_field)? {
         Sources::Sets {
@@ -149,9 +148,10 @@ fn read_scored(args: &Args) -> anyhow::Result<(Vec<PassageResult>, Vec<bool>)> {
 fn run_scored(args: Args) -> anyhow::Result<()> {
     let (results, labels) = read_scored(&args)?;
     let rep = evaluate(&results, &labels, &[], args.seed, args.bootstrap);
-    print!("{}", rep.table());
-    println!("blind baseline: not run (score records hold no texts)");
-    std::io::stdout().flush()?;
+    let mut out = Output::open(None)?;
+    out.text(&rep.table())?;
+    out.text("blind baseline: not run (score records hold no texts)\n")?;
+    out.finish()?;
     if let Some(path) = &args.json {
         write(path, &serde_json::to_string_pretty(&rep)?)?;
     }
@@ -181,9 +181,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let results = models.score_collect(&passages, args.scoring.options(false))?;
     if let Some(path) = &args.scores_out {
         let mut s = String::new();
-        let ref_id = models.reference.as_ref().map(|r| &r.identity);
         for (r, &l) in results.iter().zip(&labels) {
-            let mut v = report::PassageRecord::new(r, &models.target.identity, ref_id);
+            let mut v = r.clone();
             v.extra.insert("member".into(), serde_json::Value::Bool(l));
             s.push_str(&v.to_line());
             s.push('\n');
@@ -192,8 +191,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let texts: Vec<&str> = passages.iter().map(|p| p.text.as_str()).collect();
     let rep = evaluate(&results, &labels, &texts, args.seed, args.bootstrap);
-    print!("{}", rep.table());
-    std::io::stdout().flush()?;
+    let mut out = Output::open(None)?;
+    out.text(&rep.table())?;
+    out.finish()?;
     if let Some(path) = &args.json {
         let mut v = serde_json::to_value(&rep)?;
         v["model"] = serde_json::to_value(&models.target.identity)?;

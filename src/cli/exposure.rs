@@ -71,7 +71,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // the total log-likelihood of each text: its mean loss times its scored tokens
     let total: Vec<f64> = results
         .iter()
-        .map(|r| r.scores.stats.loss.map_or(0.0, |l| -l * r.n_scored as f64))
+        .map(|r| r.stats.loss.map_or(0.0, |l| -l * r.n_scored as f64))
         .collect();
     let (secret_lp, fill_lp) = total.split_at(args.secrets.len());
     let mut out = Output::open(args.out.as_deref())?;

@@ -1,7 +1,9 @@
 //! `miascan inspect MODEL`.
 
+use super::output::Output;
 use miascan::model::{parse_device, Model};
 use serde_json::json;
+use std::fmt::Write as _;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -21,7 +23,8 @@ pub struct Args {
 }
 
 /// `inspect --supported`: the registry, in words.
-fn supported(json: bool) -> anyhow::Result<()> {
+fn supported(json: bool) -> anyhow::Result<String> {
+    let mut o = String::new();
     use miascan::model::{arch, tokenizer};
     let archs: Vec<_> = arch::REGISTRY
         .iter()
@@ -37,33 +40,46 @@ fn supported(json: bool) -> anyhow::Result<()> {
         .collect();
     if json {
         let v = json!({"architectures": archs, "tokenizers": toks, "refused": refused});
-        println!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(());
+        writeln!(o, "{}", serde_json::to_string_pretty(&v)?)?;
+        return Ok(o);
     }
-    println!("architectures (GGUF general.architecture | config.json model_type): parity");
+    writeln!(
+        o,
+        "architectures (GGUF general.architecture | config.json model_type): parity"
+    )?;
     for a in arch::REGISTRY {
         let g = if a.gguf.is_empty() {
             "-".to_string()
         } else {
             a.gguf.join(", ")
         };
-        println!("  {g} | {}: {}", a.hf.join(", "), a.parity);
+        writeln!(o, "  {g} | {}: {}", a.hf.join(", "), a.parity)?;
     }
-    println!("tokenizers");
+    writeln!(o, "tokenizers")?;
     for (k, d) in tokenizer::support() {
-        println!("  {k}: {d}");
+        writeln!(o, "  {k}: {d}")?;
     }
-    println!("refused");
+    writeln!(o, "refused")?;
     for r in refused {
-        println!("  {r}");
+        writeln!(o, "  {r}")?;
     }
-    Ok(())
+    Ok(o)
 }
 
+/// What `inspect` prints, written in one piece (a closed pipe is `main`'s to handle).
 pub fn run(args: Args) -> anyhow::Result<()> {
-    if args.supported {
-        return supported(args.json);
-    }
+    let text = if args.supported {
+        supported(args.json)?
+    } else {
+        describe(&args)?
+    };
+    let mut out = Output::open(None)?;
+    out.text(&text)?;
+    out.finish()
+}
+
+fn describe(args: &Args) -> anyhow::Result<String> {
+    let mut o = String::new();
     let spec = args.model.clone().unwrap_or_default();
     let model = Model::open(&spec, args.offline, &parse_device("cpu")?)?;
     let a = model.lm.describe();
@@ -87,34 +103,36 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "bos_policy": t.bos_policy(),
     });
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&info)?);
-        return Ok(());
+        writeln!(o, "{}", serde_json::to_string_pretty(&info)?)?;
+        return Ok(o);
     }
     let millions = model.parameters as f64 / 1e6;
-    println!("model           {spec}");
-    println!("sha256          {}…", model.identity.sha256);
+    writeln!(o, "model           {spec}")?;
+    writeln!(o, "sha256          {}…", model.identity.sha256)?;
     if let Some(rev) = &model.identity.revision {
-        println!("revision        {rev}");
+        writeln!(o, "revision        {rev}")?;
     }
-    println!("architecture    {}", a.architecture);
-    println!("parameters      {} ({millions:.1} M)", model.parameters);
-    println!("file dtypes     {}", model.file_dtypes);
-    println!(
+    writeln!(o, "architecture    {}", a.architecture)?;
+    writeln!(o, "parameters      {} ({millions:.1} M)", model.parameters)?;
+    writeln!(o, "file dtypes     {}", model.file_dtypes)?;
+    writeln!(
+        o,
         "compute         {} on {}",
         model.identity.compute, model.identity.device
-    );
-    println!("layers          {}", a.layers);
-    println!("hidden          {}", a.hidden);
-    println!(
+    )?;
+    writeln!(o, "layers          {}", a.layers)?;
+    writeln!(o, "hidden          {}", a.hidden)?;
+    writeln!(
+        o,
         "heads           {} (kv {}, head dim {})",
         a.heads, a.kv_heads, a.head_dim
-    );
-    println!("context length  {}", a.context_length);
+    )?;
+    writeln!(o, "context length  {}", a.context_length)?;
     if let Some(w) = a.sliding_window {
-        println!("sliding window  {w}");
+        writeln!(o, "sliding window  {w}")?;
     }
-    println!("vocabulary      {}", t.vocab_size());
-    println!("tokenizer       {}", t.kind());
-    println!("BOS policy      {}", t.bos_policy());
-    Ok(())
+    writeln!(o, "vocabulary      {}", t.vocab_size())?;
+    writeln!(o, "tokenizer       {}", t.kind())?;
+    writeln!(o, "BOS policy      {}", t.bos_policy())?;
+    Ok(o)
 }

@@ -192,8 +192,6 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     let _ = std::fs::remove_file(args.out.join("summary.json"));
     let scoring = Scoring {
         scorer: &scorer,
-        model: &models.target.identity,
-        reference: ref_identity,
         decision: decision.as_ref(),
         label_field: args.label_field.clone(),
     };

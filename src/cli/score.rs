@@ -2,7 +2,7 @@
 
 use super::common::{DecisionArgs, InputArgs, ScoringArgs};
 use super::output::{Output, Progress};
-use miascan::report::{self, PassageRecord};
+use miascan::report;
 use miascan::scan::pipeline::score_inputs;
 use std::path::PathBuf;
 
@@ -22,7 +22,7 @@ pub struct Args {
     #[arg(long)]
     pub table: bool,
     /// Add per-token arrays: token_ids, tokens, token_logprobs, token_mu, token_sigma,
-    /// token_ranks.
+    /// token_top1, token_ranks.
     #[arg(long)]
     pub token_logprobs: bool,
     #[command(flatten)]
@@ -34,21 +34,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let read = args.input.options(None);
     let models = args.scoring.load()?;
     let scorer = models.scorer(args.scoring.options(args.token_logprobs))?;
-    let ref_identity = models.reference.as_ref().map(|r| &r.identity);
     let decision = args.decision.load(&models, &args.scoring.options(false))?;
 
     let mut out = Output::open(args.out.as_deref())?;
     let progress = Progress::new(None, "passages");
     let mut rows = Vec::new();
     let mut n = 0usize;
-    score_inputs(&scorer, &inputs, &read, |r| {
+    score_inputs(&scorer, &inputs, &read, |mut rec| {
         n += 1;
         progress.tick(n);
         if args.table {
-            rows.push(r);
+            rows.push(rec);
             return Ok(());
         }
-        let mut rec = PassageRecord::new(&r, &models.target.identity, ref_identity);
         if let Some(d) = &decision {
             d.annotate(&mut rec);
         }
@@ -64,7 +62,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     if args.table {
         let p_values: Vec<Option<f64>> = match &decision {
-            Some(d) => rows.iter().map(|r| d.p_value(&r.scores.scores)).collect(),
+            Some(d) => rows.iter().map(|r| d.p_value(&r.scores)).collect(),
             None => Vec::new(),
         };
         let shown = decision.as_ref().map(|d| report::TableDecision {

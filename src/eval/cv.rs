@@ -7,7 +7,7 @@
 //! whose label was not used to make it.
 
 use super::{logistic, roc, score_eval, ScoreEval};
-use crate::scorer::PassageResult;
+use crate::record::PassageRecord;
 use serde::Serialize;
 
 /// Folds of the cross-validation.
@@ -25,10 +25,9 @@ struct Table {
 
 impl Table {
     /// `None` when a fold could lack a class or there is nothing to choose from.
-    fn new(results: &[PassageResult], labels: &[bool]) -> Option<Table> {
+    fn new(results: &[PassageRecord], labels: &[bool]) -> Option<Table> {
         let names: Vec<String> = results
             .first()?
-            .scores
             .scores
             .iter()
             .map(|(n, _)| n.clone())
@@ -100,7 +99,7 @@ fn mean_sd(v: &[f64]) -> (f64, f64) {
 /// score are left out.) Logistic loss rewards the whole ranking, so this row raises the
 /// AUROC more than the low-FPR tail.
 pub fn combined_cv(
-    results: &[PassageResult],
+    results: &[PassageRecord],
     labels: &[bool],
     seed: u64,
     bootstrap: usize,
@@ -213,7 +212,7 @@ fn best(t: &Table, idx: &[usize]) -> Option<usize> {
 /// figures are an honest estimate of "pick the best score on this kind of data, then use
 /// it"; `recommended` is the pick on every passage, for `score --decide-by`.
 pub fn selected_cv(
-    results: &[PassageResult],
+    results: &[PassageRecord],
     labels: &[bool],
     seed: u64,
     bootstrap: usize,
@@ -246,23 +245,14 @@ pub fn selected_cv(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::score::PassageScores;
     use rand::{Rng, SeedableRng};
 
-    fn result(id: usize, scores: &[(String, f64)]) -> PassageResult {
-        PassageResult {
-            id: format!("p{id}"),
-            source: "test".into(),
-            n_tokens: 10,
-            n_scored: 9,
-            scores: PassageScores {
-                stats: Default::default(),
-                scores: scores.iter().map(|(n, v)| (n.clone(), Some(*v))).collect(),
-            },
-            reason: None,
-            details: None,
-            extraction: None,
-        }
+    fn result(id: usize, scores: &[(String, f64)]) -> PassageRecord {
+        let mut r = PassageRecord::new(format!("p{id}"), Default::default());
+        r.n_tokens = 10;
+        r.n_scored = 9;
+        r.scores = scores.iter().map(|(n, v)| (n.clone(), Some(*v))).collect();
+        r
     }
 
     /// `good` separates perfectly, `noise` does not: every fold must pick `good`, and the
@@ -402,7 +392,7 @@ mod tests {
 
     #[test]
     fn too_few_passages_give_no_row() {
-        let rs: Vec<PassageResult> = (0..6)
+        let rs: Vec<PassageRecord> = (0..6)
             .map(|i| result(i, &[("a".into(), i as f64)]))
             .collect();
         let labels = [true, true, true, false, false, false];

@@ -130,17 +130,17 @@ pub struct ScoreMatrix {
 /// Score vectors of two sets over the scores every passage has; passages with a missing
 /// score are left out and counted.
 pub fn score_matrix(
-    a: &[crate::scorer::PassageResult],
-    b: &[crate::scorer::PassageResult],
+    a: &[crate::record::PassageRecord],
+    b: &[crate::record::PassageRecord],
 ) -> ScoreMatrix {
     let names: Vec<String> = a
         .iter()
         .chain(b)
         .next()
-        .map(|r| r.scores.scores.iter().map(|(n, _)| n.clone()).collect())
+        .map(|r| r.scores.iter().map(|(n, _)| n.clone()).collect())
         .unwrap_or_default();
     let mut left_out = 0;
-    let mut rows = |set: &[crate::scorer::PassageResult]| -> Vec<Vec<f64>> {
+    let mut rows = |set: &[crate::record::PassageRecord]| -> Vec<Vec<f64>> {
         set.iter()
             .filter_map(|r| {
                 let row: Option<Vec<f64>> = names.iter().map(|n| r.scores.get(n)).collect();

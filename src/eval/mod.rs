@@ -10,7 +10,7 @@ pub mod logistic;
 pub mod plot;
 pub mod roc;
 
-use crate::scorer::PassageResult;
+use crate::record::PassageRecord;
 use roc::AtFpr;
 use serde::Serialize;
 
@@ -48,7 +48,7 @@ pub struct EvalReport {
 
 /// Member / non-member values of one score (passages lacking it are skipped).
 pub fn split_by_label(
-    results: &[PassageResult],
+    results: &[PassageRecord],
     labels: &[bool],
     name: &str,
 ) -> (Vec<f64>, Vec<f64>) {
@@ -97,7 +97,7 @@ pub(crate) fn score_eval(
 
 /// Evaluates every score of `results` against `labels` (true = member).
 pub fn evaluate(
-    results: &[PassageResult],
+    results: &[PassageRecord],
     labels: &[bool],
     texts: &[&str],
     seed: u64,
@@ -105,7 +105,7 @@ pub fn evaluate(
 ) -> EvalReport {
     let names: Vec<String> = results
         .first()
-        .map(|r| r.scores.scores.iter().map(|(n, _)| n.clone()).collect())
+        .map(|r| r.scores.iter().map(|(n, _)| n.clone()).collect())
         .unwrap_or_default();
     let scores: Vec<ScoreEval> = names
         .iter()

@@ -7,16 +7,14 @@
 
 use super::{decode_utf8, jsonl::parse_label};
 use crate::error::{Error, Result};
-use crate::report::record::PassageRecord;
-use crate::score::{PassageScores, Stats};
-use crate::scorer::PassageResult;
+use crate::record::PassageRecord;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 /// One record read back.
 #[derive(Debug, Clone)]
 pub struct ScoredRecord {
-    pub result: PassageResult,
+    pub result: PassageRecord,
     /// `model.sha256` and `reference.sha256` (if any) of the record.
     pub models: (String, Option<String>),
     pub label: Option<bool>,
@@ -111,19 +109,7 @@ fn parse_record(
             rec.model.sha256.clone(),
             rec.reference.as_ref().map(|r| r.sha256.clone()),
         ),
-        result: PassageResult {
-            source: format!("{}:{lineno}", path.display()),
-            n_tokens: rec.n_tokens,
-            n_scored: rec.n_scored,
-            scores: PassageScores {
-                stats: Stats::default(),
-                scores: rec.scores,
-            },
-            reason: rec.reason,
-            details: None,
-            extraction: None,
-            id: rec.id,
-        },
+        result: rec,
         label,
     })
 }
@@ -151,7 +137,7 @@ mod tests {
         assert_eq!(r[0].label, Some(true));
         assert_eq!(r[1].result.scores.get("neg_loss"), None);
         assert_eq!(r[1].result.n_scored, 0);
-        let names: Vec<_> = r[0].result.scores.scores.iter().map(|s| &s.0).collect();
+        let names: Vec<_> = r[0].result.scores.iter().map(|s| &s.0).collect();
         assert_eq!(names, ["neg_loss", "ref"], "file order is kept");
     }
 

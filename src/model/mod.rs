@@ -140,7 +140,7 @@ impl ArchInfo {
 }
 
 /// What identifies the model in every output line.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct ModelIdentity {
     /// File name (GGUF) or folder name (checkpoint) of the model.
     pub name: String,

@@ -6,7 +6,7 @@ use super::log::{read_lines, DocumentLine, LogLine, RunHeader, SkippedLine};
 use super::verdict::{benjamini_hochberg, document_p};
 use crate::error::{Error, Result};
 use crate::eval::dataset::welch_greater;
-use crate::report::PassageRecord;
+use crate::record::PassageRecord;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::io::Write;

@@ -6,7 +6,7 @@
 //! formed the same way from the same point, so the resumed log equals an uninterrupted one.
 
 use crate::error::{Error, Result};
-use crate::report::PassageRecord;
+use crate::record::PassageRecord;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Seek, Write};

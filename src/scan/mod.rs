@@ -10,14 +10,14 @@ pub mod log;
 pub mod merge;
 pub mod outputs;
 pub mod pipeline;
+pub mod report;
 pub mod verdict;
 
 use crate::calibrate::Decision;
 use crate::chunk::{self, ChunkOptions};
 use crate::error::Result;
 use crate::input::{read_collection, CollectOptions, CollectStats, Event};
-use crate::model::ModelIdentity;
-use crate::report::PassageRecord;
+use crate::record::PassageRecord;
 use crate::scorer::{Prepared, Scorer};
 use log::{DocumentLine, LogLine, LogWriter, SkippedLine};
 use sha2::{Digest, Sha256};
@@ -42,9 +42,8 @@ pub fn shard_of(id: &str, count: u64) -> u64 {
 
 /// The models and decision a scan scores with.
 pub struct Scoring<'a> {
+    /// Its records name the target and reference models.
     pub scorer: &'a Scorer<'a>,
-    pub model: &'a ModelIdentity,
-    pub reference: Option<&'a ModelIdentity>,
     pub decision: Option<&'a Decision>,
     /// The label field (`--label-field`): labels are written under this name.
     pub label_field: Option<String>,
@@ -159,7 +158,7 @@ fn write_group(scoring: &Scoring, group: Vec<Item>, log: &mut LogWriter) -> Resu
                 let (r, (doc, index, span, label)) = records.next().expect("one per passage");
                 passages += 1;
                 tokens += r.n_tokens as u64;
-                let mut rec = PassageRecord::new(&r, scoring.model, scoring.reference);
+                let mut rec = r;
                 rec.document = Some(doc);
                 rec.passage = Some(index);
                 rec.span = Some(span);
@@ -303,8 +302,7 @@ pub fn rescore_with_details(
         .collect::<Result<Vec<_>>>()?;
     let results = detailed.score_prepared(prepared)?;
     let mut out = Vec::new();
-    for (r, (p, doc, index, span)) in results.into_iter().zip(found) {
-        let mut rec = PassageRecord::new(&r, scoring.model, scoring.reference);
+    for (mut rec, (p, doc, index, span)) in results.into_iter().zip(found) {
         rec.document = Some(doc);
         rec.passage = Some(index);
         rec.span = Some(span);

@@ -2,8 +2,9 @@
 //! last the summary (its presence marks the scan finished).
 
 use super::finish::{self, Outputs};
+use super::report;
 use crate::error::{Error, Result};
-use crate::report::PassageRecord;
+use crate::record::PassageRecord;
 use std::path::{Path, PathBuf};
 
 /// Writes heat maps, documents, report and (last: it marks the scan finished) summary.
@@ -11,7 +12,7 @@ pub fn write_outputs(out: &Path, o: &Outputs) -> Result<()> {
     let heat: String = o.heatmaps.iter().map(|r| r.to_line() + "\n").collect();
     finish::write_file(&out.join("heatmaps.jsonl"), &heat)?;
     finish::write_documents(out, o)?;
-    finish::write_file(&out.join("report.html"), &crate::report::html::report(o))?;
+    finish::write_file(&out.join("report.html"), &report::report(o))?;
     let summary = serde_json::to_string_pretty(&o.summary)
         .map_err(|e| Error::Internal(format!("the summary does not serialise: {e}")))?;
     finish::write_file(&out.join("summary.json"), &(summary + "\n"))

@@ -8,7 +8,8 @@
 
 use crate::error::{Error, Result};
 use crate::input::{read_collection, CollectOptions, Event, ReadOptions};
-use crate::scorer::{PassageResult, Prepared, Scorer};
+use crate::record::PassageRecord;
+use crate::scorer::{Prepared, Scorer};
 use std::path::PathBuf;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
@@ -58,7 +59,7 @@ pub fn score_inputs(
     scorer: &Scorer,
     inputs: &[PathBuf],
     read: &ReadOptions,
-    sink: impl FnMut(PassageResult) -> Result<()>,
+    sink: impl FnMut(PassageRecord) -> Result<()>,
 ) -> Result<()> {
     let opts = CollectOptions::strict(read.clone());
     with_reader::<Prepared, ()>(

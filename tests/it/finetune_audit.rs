@@ -8,7 +8,8 @@ use miascan::eval::dataset::{dataset_test, score_matrix};
 use miascan::eval::{cv, evaluate, split_by_label};
 use miascan::input::{read_inputs, ReadOptions};
 use miascan::model::Model;
-use miascan::scorer::{PassageResult, ScoreOptions, Scorer};
+use miascan::record::PassageRecord;
+use miascan::scorer::{ScoreOptions, Scorer};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use std::path::Path;
@@ -18,7 +19,7 @@ fn score(
     reference: &Model,
     file: &Path,
     opts: &ScoreOptions,
-) -> Vec<PassageResult> {
+) -> Vec<PassageRecord> {
     let passages = read_inputs(&[file.to_path_buf()], &ReadOptions::default()).unwrap();
     let mut out = Vec::new();
     Scorer::new(target, opts.clone())
@@ -54,7 +55,7 @@ fn finetune_audit() {
     // evaluation: the reference attack matches the peer's AUROC (0.945). Its TPR at 1% FPR
     // (0.41 with llama.cpp's log-probs) is 0.375 with the f32 log-probs that transformers also
     // gives; tests/eval_cli.rs checks that the peer's own log-probs give the peer's 0.41.
-    let all: Vec<PassageResult> = members.iter().chain(&nonmembers).cloned().collect();
+    let all: Vec<PassageRecord> = members.iter().chain(&nonmembers).cloned().collect();
     let labels: Vec<bool> = (0..400).map(|i| i < 200).collect();
     let texts: Vec<String> = Vec::new();
     let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
@@ -121,7 +122,7 @@ fn finetune_audit() {
     // many splits may exceed 0.05 only by its Monte Carlo error: 3.1 standard errors is a
     // one-sided bound that a valid calibration fails once in 1000 runs.
     let settings = Settings::new(&target.identity, Some(&reference.identity), &opts);
-    let flagged = |calib: &Calibration, set: &[&PassageResult]| {
+    let flagged = |calib: &Calibration, set: &[&PassageRecord]| {
         set.iter()
             .filter(|r| {
                 r.scores
@@ -137,9 +138,9 @@ fn finetune_audit() {
         .map(|_| {
             let mut idx: Vec<usize> = (0..200).collect();
             idx.shuffle(&mut rng);
-            let cal: Vec<PassageResult> =
+            let cal: Vec<PassageRecord> =
                 idx[..100].iter().map(|&i| nonmembers[i].clone()).collect();
-            let held: Vec<&PassageResult> = idx[100..].iter().map(|&i| &nonmembers[i]).collect();
+            let held: Vec<&PassageRecord> = idx[100..].iter().map(|&i| &nonmembers[i]).collect();
             flagged(&Calibration::from_results(settings.clone(), &cal), &held)
         })
         .collect();
@@ -149,7 +150,7 @@ fn finetune_audit() {
         / rates.len() as f64)
         .sqrt();
     let calib = Calibration::from_results(settings, &nonmembers[..100]);
-    let all_members: Vec<&PassageResult> = members.iter().collect();
+    let all_members: Vec<&PassageRecord> = members.iter().collect();
     let tp = flagged(&calib, &all_members);
     eprintln!(
         "calibrated at 5% FPR: held-out non-members flagged {mean:.4} (se {se:.4}, 200 random \

@@ -59,10 +59,10 @@ fn check_file(arch: &str, file: &str, golden: &str, dtype: candle_core::DType, t
         .score_all(&passages, |r| {
             let g = &golden[i];
             i += 1;
-            let d = r.details.as_ref().unwrap();
-            assert_eq!(d.ids, g.ids, "{arch}: ids of {}", g.id);
-            assert_eq!(d.stats.len(), g.logprobs.len());
-            for (j, s) in d.stats.iter().enumerate() {
+            let (ids, stats) = (r.token_ids.clone().unwrap(), r.token_stats().unwrap());
+            assert_eq!(ids, g.ids, "{arch}: ids of {}", g.id);
+            assert_eq!(stats.len(), g.logprobs.len());
+            for (j, s) in stats.iter().enumerate() {
                 let diff = (s.logp - g.logprobs[j]).abs();
                 max_diff = max_diff.max(diff);
                 assert!(
@@ -216,6 +216,7 @@ fn check_ranks(arch: &str, file: &str) {
         load::<RankGolden>(arch, file, "golden-ranks.jsonl", candle_core::DType::F32);
     let opts = ScoreOptions {
         token_details: true,
+        token_ranks: true,
         lowercase: false,
         ..Default::default()
     };
@@ -224,9 +225,9 @@ fn check_ranks(arch: &str, file: &str) {
         .score_all(&passages, |r| {
             let g = &golden[i];
             i += 1;
-            let d = r.details.as_ref().unwrap();
-            assert_eq!(d.ids, g.ids, "{arch}: ids of {}", g.id);
-            for (j, s) in d.stats.iter().enumerate() {
+            let (ids, stats) = (r.token_ids.clone().unwrap(), r.token_stats().unwrap());
+            assert_eq!(ids, g.ids, "{arch}: ids of {}", g.id);
+            for (j, s) in stats.iter().enumerate() {
                 let diff = (s.top1 - g.top1[j])
                     .abs()
                     .max((s.entropy() - g.entropy[j]).abs());

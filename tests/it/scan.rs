@@ -2,7 +2,7 @@
 //! report, the report in a real browser, resume after `kill -9`, shards + merge.
 use crate::common;
 
-use miascan::report::PassageRecord;
+use miascan::record::PassageRecord;
 use rand::{Rng, SeedableRng};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -12,7 +12,7 @@ use crate::common;
 
 use miascan::eval::bounds::wilson;
 use miascan::eval::dataset::welch_greater;
-use miascan::report::PassageRecord;
+use miascan::record::PassageRecord;
 use miascan::scan::verdict::{document_p, mann_whitney_greater};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;

@@ -35,8 +35,8 @@ fn gemma3_windows_repeat_the_bos_and_score_every_token() {
         r.n_tokens - 1,
         "every token after the BOS is scored once"
     );
-    let d = r.details.as_ref().unwrap();
-    assert_eq!(d.ids[0], 2, "the passage starts with the BOS");
+    let (ids, stats) = (r.token_ids.clone().unwrap(), r.token_stats().unwrap());
+    assert_eq!(ids[0], 2, "the passage starts with the BOS");
     // the second window (context 32, stride 16) scores positions 32..48 after the BOS and
     // the 31 ids before position 48: recompute those positions from such a window directly,
     // and from the same span without the BOS (which a window that dropped it would give)
@@ -45,18 +45,18 @@ fn gemma3_windows_repeat_the_bos_and_score_every_token() {
         b.push(window);
         let h = model.lm.forward(&b).unwrap();
         let rows: Vec<u32> = scored.clone().map(|p| (p - 1 - first) as u32).collect();
-        let targets: Vec<u32> = scored.map(|p| d.ids[p]).collect();
+        let targets: Vec<u32> = scored.map(|p| ids[p]).collect();
         miascan::stats::token_stats(model.lm.as_ref(), &h, &rows, &targets).unwrap()
     };
     let with_bos: Vec<u32> = std::iter::once(2)
-        .chain(d.ids[17..48].iter().copied())
+        .chain(ids[17..48].iter().copied())
         .collect();
     // window index i holds position 17 + i - 1 (index 0 is the BOS)
     let want = stats_of(&with_bos, 32..48, 16);
-    let without = stats_of(&d.ids[16..48], 32..48, 16);
+    let without = stats_of(&ids[16..48], 32..48, 16);
     let mut bos_matters = 0f64;
     for (k, p) in (32..48).enumerate() {
-        let got = d.stats[p - 1].logp;
+        let got = stats[p - 1].logp;
         assert!(
             (got - want[k].logp).abs() < 1e-4,
             "position {p}: scored {got}, a BOS window gives {}",
@@ -69,6 +69,6 @@ fn gemma3_windows_repeat_the_bos_and_score_every_token() {
         "the check above could not tell a window without its BOS ({bos_matters})"
     );
     // a repeated sentence is predictable once seen: late tokens score high even in windows
-    let late: f64 = d.stats[60..].iter().map(|s| s.logp).sum::<f64>() / (d.stats.len() - 60) as f64;
+    let late: f64 = stats[60..].iter().map(|s| s.logp).sum::<f64>() / (stats.len() - 60) as f64;
     assert!(late > -1.0, "mean late logp {late}");
 }

@@ -4,7 +4,8 @@ use crate::common;
 
 use miascan::input::Passage;
 use miascan::model::Model;
-use miascan::scorer::{PassageResult, ScoreOptions, Scorer};
+use miascan::record::PassageRecord;
+use miascan::scorer::{ScoreOptions, Scorer};
 use std::sync::OnceLock;
 
 fn model() -> &'static Model {
@@ -23,7 +24,7 @@ fn passage(id: &str, text: &str) -> Passage {
     }
 }
 
-fn score(passages: &[Passage], opts: ScoreOptions) -> Vec<PassageResult> {
+fn score(passages: &[Passage], opts: ScoreOptions) -> Vec<PassageRecord> {
     let mut out = Vec::new();
     Scorer::new(model(), opts)
         .score_all(passages, |r| {
@@ -63,8 +64,8 @@ fn long_passages_are_windowed_never_truncated() {
     assert!(n > 3 * ctx, "test passage too short: {n}");
     assert_eq!(windowed.n_scored, n - 1, "every token scored once");
     let (a, b) = (
-        &full.details.as_ref().unwrap().stats,
-        &windowed.details.as_ref().unwrap().stats,
+        &full.token_stats().unwrap(),
+        &windowed.token_stats().unwrap(),
     );
     // the first window sees exactly what the full pass sees
     for i in 0..ctx - 1 {
@@ -101,10 +102,7 @@ fn packing_does_not_change_results() {
     assert_eq!((packed.len(), single.len()), (3, 3), "a result per passage");
     for (p, s) in packed.iter().zip(&single) {
         assert_eq!(p.id, s.id);
-        let (p, s) = (
-            &p.details.as_ref().unwrap().stats,
-            &s.details.as_ref().unwrap().stats,
-        );
+        let (p, s) = (&p.token_stats().unwrap(), &s.token_stats().unwrap());
         assert_eq!(p.len(), s.len(), "scored tokens");
         for (x, y) in p.iter().zip(s.iter()) {
             assert!((x.logp - y.logp).abs() < 1e-4 && (x.sigma - y.sigma).abs() < 1e-4);
@@ -115,7 +113,7 @@ fn packing_does_not_change_results() {
 #[test]
 fn special_token_strings_are_plain_text() {
     let r = &score(&[passage("s", "<|im_start|>user\nhi<|im_end|>")], details())[0];
-    let ids = &r.details.as_ref().unwrap().ids;
+    let ids = &r.token_ids.as_ref().unwrap();
     assert!(
         !ids.contains(&1) && !ids.contains(&2),
         "control tokens matched in text: {ids:?}"
@@ -132,13 +130,12 @@ fn lowercase_score_is_the_ratio_of_two_forwards() {
     );
     let lc = r[0]
         .scores
-        .scores
         .iter()
         .find(|(n, _)| n == "lowercase")
         .unwrap()
         .1
         .unwrap();
-    let want = r[1].scores.stats.loss.unwrap() / r[0].scores.stats.loss.unwrap();
+    let want = r[1].stats.loss.unwrap() / r[0].stats.loss.unwrap();
     assert!((lc - want).abs() < 1e-6, "{lc} vs {want}");
 }
 
@@ -155,9 +152,9 @@ fn first_token_policy_without_bos() {
     );
     assert_eq!((r[0].n_tokens, r[0].n_scored), (1, 0));
     assert!(r[0].reason.as_deref().unwrap().contains("too short"));
-    assert!(r[0].scores.scores.iter().all(|(_, v)| v.is_none()));
+    assert!(r[0].scores.iter().all(|(_, v)| v.is_none()));
     assert_eq!((r[1].n_tokens, r[1].n_scored), (2, 1));
-    assert_eq!(r[1].details.as_ref().unwrap().stats.len(), 1);
+    assert_eq!(r[1].token_stats().unwrap().len(), 1);
     assert_eq!((r[2].n_tokens, r[2].n_scored), (0, 0));
 }
 

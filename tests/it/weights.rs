@@ -18,7 +18,7 @@ fn logprobs(model: &Model, passages: &Path) -> Vec<Vec<f64>> {
     let mut out = Vec::new();
     Scorer::new(model, opts)
         .score_all(&ps, |r| {
-            out.push(r.details.unwrap().stats.iter().map(|s| s.logp).collect());
+            out.push(r.token_logprobs.unwrap());
             Ok(())
         })
         .unwrap();

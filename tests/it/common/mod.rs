@@ -104,15 +104,11 @@ pub fn check_parity(model: &Model, golden: &str, tol: f64) -> f64 {
     );
     for (r, g) in results.iter().zip(&golden) {
         assert_eq!(r.id, g.id);
-        let d = r.details.as_ref().unwrap();
-        assert_eq!(d.ids, g.ids, "token ids of {}", g.id);
-        assert_eq!(
-            r.scores.stats.zlib_bytes, g.zlib_bytes,
-            "zlib_bytes of {}",
-            g.id
-        );
-        assert_eq!(d.stats.len(), g.logprobs.len(), "{}", g.id);
-        for (i, s) in d.stats.iter().enumerate() {
+        let (ids, stats) = (r.token_ids.clone().unwrap(), r.token_stats().unwrap());
+        assert_eq!(ids, g.ids, "token ids of {}", g.id);
+        assert_eq!(r.stats.zlib_bytes, g.zlib_bytes, "zlib_bytes of {}", g.id);
+        assert_eq!(stats.len(), g.logprobs.len(), "{}", g.id);
+        for (i, s) in stats.iter().enumerate() {
             for (what, got, want) in [
                 ("logp", s.logp, g.logprobs[i]),
                 ("mu", s.mu, g.mu[i]),
@@ -130,11 +126,11 @@ pub fn check_parity(model: &Model, golden: &str, tol: f64) -> f64 {
                 );
             }
         }
-        let scores: std::collections::HashMap<_, _> = r.scores.scores.iter().cloned().collect();
+        let scores: std::collections::HashMap<_, _> = r.scores.iter().cloned().collect();
         let gs = g.scores.clone().unwrap_or_default();
         for (name, got) in [
-            ("loss", r.scores.stats.loss),
-            ("ppl", r.scores.stats.ppl),
+            ("loss", r.stats.loss),
+            ("ppl", r.stats.ppl),
             ("mink_0.2", scores["mink_0.2"]),
             ("minkpp_0.2", scores["minkpp_0.2"]),
             ("zlib", scores["zlib"]),

@@ -1,13 +1,8 @@
-//! Reports: one JSON object per passage (the stable output schema, [`record`]), a
-//! plain-text table for people, and the self-contained HTML report of a scan ([`html`]).
+//! The plain-text table `score --table` prints for people (the JSON record is
+//! [`crate::record`]; a scan's HTML page is [`crate::scan::report`]).
 
-pub mod html;
-pub mod record;
+use crate::record::PassageRecord;
 
-use crate::scorer::PassageResult;
-pub use record::PassageRecord;
-
-/// A fixed-width table: id, tokens, loss, ppl, then every score.
 /// The calibrated decision shown in a table: the deciding score, the FPR, and each row's
 /// p-value of that score (`None` where it has none).
 pub struct TableDecision<'a> {
@@ -16,16 +11,12 @@ pub struct TableDecision<'a> {
     pub p_values: &'a [Option<f64>],
 }
 
-pub fn table(results: &[PassageResult], decision: Option<&TableDecision>) -> String {
+/// A fixed-width table: id, tokens, loss, ppl, then every score.
+pub fn table(results: &[PassageRecord], decision: Option<&TableDecision>) -> String {
     let Some(first) = results.first() else {
         return String::new();
     };
-    let names: Vec<&str> = first
-        .scores
-        .scores
-        .iter()
-        .map(|(n, _)| n.as_str())
-        .collect();
+    let names: Vec<&str> = first.scores.iter().map(|(n, _)| n.as_str()).collect();
     let idw = results
         .iter()
         .map(|r| r.id.chars().count())
@@ -65,10 +56,10 @@ pub fn table(results: &[PassageResult], decision: Option<&TableDecision>) -> Str
             "{:<idw$}  {:>6}  {:>7}  {:>9}",
             id,
             r.n_tokens,
-            f(r.scores.stats.loss, 3),
-            f(r.scores.stats.ppl, 2)
+            f(r.stats.loss, 3),
+            f(r.stats.ppl, 2)
         ));
-        for (_, v) in &r.scores.scores {
+        for (_, v) in &r.scores {
             out.push_str(&format!("  {:>11}", f(*v, 4)));
         }
         if let Some(d) = decision {

@@ -8,9 +8,9 @@
 //! purpose with `PreEscaped`, which only the style sheet and the SVG plots (escaped when
 //! built) use.
 
+use super::finish::{fmt_p, DocumentRow, Outputs};
 use crate::eval::plot::roc_svg;
 use crate::eval::roc::{auroc, roc_curve};
-use crate::scan::finish::{fmt_p, DocumentRow, Outputs};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 /// The page.
@@ -278,7 +278,7 @@ fn skipped(o: &Outputs) -> Markup {
 }
 
 /// One passage's tokens coloured by probability, with a tooltip each.
-fn heatmap(rec: &crate::report::PassageRecord, by: &str) -> Markup {
+fn heatmap(rec: &crate::record::PassageRecord, by: &str) -> Markup {
     let (Some(tokens), Some(logp)) = (&rec.tokens, &rec.token_logprobs) else {
         return html! {};
     };

@@ -1,12 +1,13 @@
-//! The passage record: one JSON line per passage, written by `score`, `eval --scores-out`
-//! and `scan` (`passages.jsonl`) and read back by `eval --scored` and `merge`. One typed,
-//! serde-derived struct for every writer and reader, so the schema cannot drift between
-//! them. Non-finite numbers are written as `null` (JSON has no NaN) and read back as missing.
+//! The passage record: what the scorer produces for one passage, and the JSON line that
+//! `score`, `eval --scores-out` and `scan` (`passages.jsonl`) write and `eval --scored` and
+//! `merge` read back. One typed, serde-derived struct from the scorer to every writer and
+//! reader, so the schema cannot drift between them and nothing is converted by hand.
+//! Non-finite numbers are written as `null` (JSON has no NaN) and read back as missing.
 
 use crate::model::ModelIdentity;
 use crate::score::extraction::ExtractionEvidence;
 use crate::score::{Scores, Stats};
-use crate::scorer::PassageResult;
+use crate::stats::TokenStat;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
@@ -83,6 +84,15 @@ pub struct PassageRecord {
         deserialize_with = "nan_vec"
     )]
     pub token_sigma: Option<Vec<f64>>,
+    /// With the ranks: the log-probability of the model's top prediction at each scored
+    /// position (`max_v log p(v)`).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "finite_vec",
+        deserialize_with = "nan_vec"
+    )]
+    pub token_top1: Option<Vec<f64>>,
     /// Rank of each scored token among the model's predictions (1 = top): heat maps only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_ranks: Option<Vec<u32>>,
@@ -95,44 +105,83 @@ pub struct PassageRecord {
 }
 
 impl PassageRecord {
-    /// The record of a scoring result.
-    pub fn new(
-        r: &PassageResult,
-        model: &ModelIdentity,
-        reference: Option<&ModelIdentity>,
-    ) -> Self {
-        let d = r.details.as_ref();
-        let col = |f: fn(&crate::stats::TokenStat) -> f64| {
-            d.map(|d| d.stats.iter().map(f).collect::<Vec<f64>>())
-        };
+    /// The record of passage `id` scored by `model`, before any number is filled in.
+    pub fn new(id: String, model: ModelIdentity) -> Self {
         PassageRecord {
-            id: r.id.clone(),
+            id,
             document: None,
             passage: None,
             span: None,
-            n_tokens: r.n_tokens,
-            n_scored: r.n_scored,
-            stats: r.scores.stats.clone(),
-            scores: r.scores.scores.clone(),
-            reason: r.reason.clone(),
+            n_tokens: 0,
+            n_scored: 0,
+            stats: Stats::default(),
+            scores: Scores::default(),
+            reason: None,
             p_values: None,
             flagged: None,
             decided_by: None,
             fpr: None,
             calibration_n: None,
-            model: model.clone(),
-            reference: reference.cloned(),
-            token_ids: d.map(|d| d.ids.clone()),
-            tokens: d.map(|d| d.tokens.clone()),
-            token_logprobs: col(|s| s.logp),
-            token_mu: col(|s| s.mu),
-            token_sigma: col(|s| s.sigma),
-            token_ranks: d
-                .filter(|d| d.ranks)
-                .map(|d| d.stats.iter().map(|s| s.rank).collect()),
-            extraction: r.extraction.clone(),
+            model,
+            reference: None,
+            token_ids: None,
+            tokens: None,
+            token_logprobs: None,
+            token_mu: None,
+            token_sigma: None,
+            token_top1: None,
+            token_ranks: None,
+            extraction: None,
             extra: Map::new(),
         }
+    }
+
+    /// Keeps the per-token arrays: `ids` as scored (BOS included), their text, and one
+    /// statistic per scored position (`ids[1..]`); the top-1 log-probabilities and ranks
+    /// only with `ranks` (heat maps and `--token-logprobs`: a second pass over the head).
+    pub fn set_tokens(
+        &mut self,
+        ids: Vec<u32>,
+        tokens: Vec<String>,
+        stats: &[TokenStat],
+        ranks: bool,
+    ) {
+        let col = |f: fn(&TokenStat) -> f64| Some(stats.iter().map(f).collect::<Vec<f64>>());
+        self.token_ids = Some(ids);
+        self.tokens = Some(tokens);
+        self.token_logprobs = col(|s| s.logp);
+        self.token_mu = col(|s| s.mu);
+        self.token_sigma = col(|s| s.sigma);
+        if ranks {
+            self.token_top1 = col(|s| s.top1);
+            self.token_ranks = Some(stats.iter().map(|s| s.rank).collect());
+        }
+    }
+
+    /// The per-token statistics kept by [`Self::set_tokens`] (`None` without them); a
+    /// top-1 or rank not kept reads as NaN or 0.
+    pub fn token_stats(&self) -> Option<Vec<TokenStat>> {
+        let logp = self.token_logprobs.as_ref()?;
+        let at = |c: &Option<Vec<f64>>, i: usize| {
+            c.as_ref()
+                .and_then(|c| c.get(i).copied())
+                .unwrap_or(f64::NAN)
+        };
+        Some(
+            (0..logp.len())
+                .map(|i| TokenStat {
+                    logp: logp[i],
+                    mu: at(&self.token_mu, i),
+                    sigma: at(&self.token_sigma, i),
+                    top1: at(&self.token_top1, i),
+                    rank: self
+                        .token_ranks
+                        .as_ref()
+                        .and_then(|r| r.get(i).copied())
+                        .unwrap_or(0),
+                })
+                .collect(),
+        )
     }
 
     /// One JSON line (no newline).
@@ -144,9 +193,6 @@ impl PassageRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::score::{PassageScores, Stats};
-    use crate::scorer::TokenDetails;
-    use crate::stats::TokenStat;
 
     fn identity(sha: &str) -> ModelIdentity {
         ModelIdentity {
@@ -160,56 +206,56 @@ mod tests {
 
     #[test]
     fn round_trips_every_field_and_writes_nan_as_null() {
-        let r = PassageResult {
-            id: "p\"<1>".into(),
-            source: "f".into(),
-            n_tokens: 3,
-            n_scored: 2,
-            scores: PassageScores {
-                stats: Stats {
-                    loss: Some(1.5),
-                    ppl: Some(1.5f64.exp()),
-                    bits_per_byte: Some(0.25),
-                    zlib_bytes: 11,
-                },
-                scores: Scores(vec![
-                    ("neg_loss".into(), Some(-1.5)),
-                    ("zlib".into(), Some(f64::NAN)),
-                    ("a_last".into(), None),
-                ]),
-            },
-            reason: None,
-            details: Some(TokenDetails {
-                ids: vec![1, 2, 3],
-                tokens: vec!["a".into(), "b".into(), "c".into()],
-                stats: vec![
-                    TokenStat {
-                        logp: -1.0,
-                        mu: -2.0,
-                        sigma: 0.5,
-                        top1: -0.5,
-                        rank: 1,
-                    },
-                    TokenStat {
-                        logp: -2.0,
-                        mu: -2.5,
-                        sigma: 1.0,
-                        top1: -0.5,
-                        rank: 7,
-                    },
-                ],
-                ranks: true,
-            }),
-            extraction: Some(ExtractionEvidence {
-                span: [0, 5],
-                prefix: "ab".into(),
-                suffix: "c<d>".into(),
-                log_prob: -1.0,
-                probability: (-1f64).exp(),
-                windows: 2,
-            }),
+        let mut rec = PassageRecord::new("p\"<1>".into(), identity("ab"));
+        rec.reference = Some(identity("cd"));
+        rec.n_tokens = 3;
+        rec.n_scored = 2;
+        rec.stats = Stats {
+            loss: Some(1.5),
+            ppl: Some(1.5f64.exp()),
+            bits_per_byte: Some(0.25),
+            zlib_bytes: 11,
         };
-        let mut rec = PassageRecord::new(&r, &identity("ab"), Some(&identity("cd")));
+        rec.scores = Scores(vec![
+            ("neg_loss".into(), Some(-1.5)),
+            ("zlib".into(), Some(f64::NAN)),
+            ("a_last".into(), None),
+        ]);
+        let stats = [
+            TokenStat {
+                logp: -1.0,
+                mu: -2.0,
+                sigma: 0.5,
+                top1: -0.5,
+                rank: 1,
+            },
+            TokenStat {
+                logp: -2.0,
+                mu: -2.5,
+                sigma: 1.0,
+                top1: -0.5,
+                rank: 7,
+            },
+        ];
+        rec.set_tokens(
+            vec![1, 2, 3],
+            vec!["a".into(), "b".into(), "c".into()],
+            &stats,
+            true,
+        );
+        assert_eq!(
+            rec.token_stats().unwrap(),
+            stats,
+            "columns give the statistics back"
+        );
+        rec.extraction = Some(ExtractionEvidence {
+            span: [0, 5],
+            prefix: "ab".into(),
+            suffix: "c<d>".into(),
+            log_prob: -1.0,
+            probability: (-1f64).exp(),
+            windows: 2,
+        });
         rec.document = Some("doc.txt".into());
         rec.passage = Some(4);
         rec.span = Some([10, 20]);
@@ -229,6 +275,31 @@ mod tests {
         let names: Vec<&str> = back.scores.0.iter().map(|s| s.0.as_str()).collect();
         assert_eq!(names, ["neg_loss", "zlib", "a_last"], "order is kept");
         assert_eq!(back.extra.get("member"), Some(&Value::Bool(true)));
+    }
+
+    #[test]
+    fn top1_and_ranks_are_kept_only_when_asked_for() {
+        let stat = TokenStat {
+            logp: -1.0,
+            mu: -2.0,
+            sigma: 0.5,
+            top1: -0.25,
+            rank: 3,
+        };
+        let mut rec = PassageRecord::new("a".into(), identity("ab"));
+        rec.set_tokens(vec![1, 2], vec!["a".into(), "b".into()], &[stat], false);
+        let line = rec.to_line();
+        assert!(line.contains("\"token_logprobs\":[-1.0]"), "{line}");
+        assert!(
+            !line.contains("token_top1") && !line.contains("token_ranks"),
+            "{line}"
+        );
+        rec.set_tokens(vec![1, 2], vec!["a".into(), "b".into()], &[stat], true);
+        let line = rec.to_line();
+        assert!(
+            line.contains("\"token_top1\":[-0.25]") && line.contains("\"token_ranks\":[3]"),
+            "{line}"
+        );
     }
 
     #[test]
