@@ -2,9 +2,11 @@
 //! bytes of text, and every skipped file counted by its reason (the reason's first words).
 //! Measures the readers on real collections (docs/correctness.md, "Collections").
 //!
-//! usage: cargo run --release --example census -- DIR... [--hidden] [--encoding LABEL]
+//! usage: cargo run --release --example census -- DIR... [--hidden] [--no-ignore]
+//!        [--type T]... [--encoding LABEL]
+//! (as `scan`: ignore files respected unless --no-ignore)
 
-use miascan::input::walk::WalkOptions;
+use miascan::input::walk::{Filter, WalkOptions};
 use miascan::input::{read_collection, CollectOptions, Event, ReadOptions, Utf8Policy};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -12,11 +14,15 @@ use std::path::PathBuf;
 fn main() {
     let mut inputs = Vec::new();
     let mut hidden = false;
+    let mut ignore_files = true;
+    let mut types = Vec::new();
     let mut encoding = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--hidden" => hidden = true,
+            "--no-ignore" => ignore_files = false,
+            "--type" => types.push(args.next().expect("--type T")),
             "--encoding" => {
                 let l = args.next().expect("--encoding LABEL");
                 encoding = Some(encoding_rs::Encoding::for_label(l.as_bytes()).expect("label"));
@@ -32,6 +38,8 @@ fn main() {
         walk: WalkOptions {
             hidden,
             follow_links: false,
+            ignore_files,
+            filter: Filter::new(&types, &[], &[]).expect("known types"),
         },
         strict: false,
         relative_ids: true,
@@ -63,10 +71,11 @@ fn main() {
     })
     .expect("lenient reading does not fail");
     println!(
-        "documents {docs} ({partial} partial), text {:.1} MB, files opened {}, hidden left out {}, {:.1} s",
+        "documents {docs} ({partial} partial), text {:.1} MB, files opened {}, hidden left out {}, by type {}, {:.1} s",
         bytes as f64 / 1e6,
         stats.files,
         stats.hidden,
+        stats.by_type,
         started.elapsed().as_secs_f64()
     );
     let total: u64 = skipped.values().sum();

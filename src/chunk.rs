@@ -9,6 +9,51 @@
 //! passage is then tokenised on its own for scoring (as `score` would tokenise its text);
 //! at a cut that is a pre-tokenizer boundary, as the cuts here are, that gives the same ids.
 
+/// Line numbers of passages of a document read in segments, counted as they go by: each
+/// byte is counted about once however long the document (passages may overlap, so the
+/// cursor also steps back).
+#[derive(Debug, Default)]
+pub struct Lines {
+    /// Line breaks before the current segment.
+    before: u64,
+    /// Cursor in the current segment, and the line breaks before it there.
+    at: usize,
+    count: u64,
+}
+
+impl Lines {
+    /// `[first, last]` lines (from 1) of the passage at bytes `a..b` of the current segment
+    /// `text` (a line break ending the passage belongs to its last line).
+    pub fn span(&mut self, text: &str, a: usize, b: usize) -> [u64; 2] {
+        let first = self.line_at(text, a);
+        [first, self.line_at(text, b.saturating_sub(1).max(a))]
+    }
+
+    fn line_at(&mut self, text: &str, pos: usize) -> u64 {
+        let bytes = text.as_bytes();
+        let pos = pos.min(bytes.len());
+        if pos >= self.at {
+            self.count += newlines(&bytes[self.at..pos]);
+        } else {
+            self.count -= newlines(&bytes[pos..self.at]);
+        }
+        self.at = pos;
+        self.before + self.count + 1
+    }
+
+    /// The current segment `text` is done; the next continues the document.
+    pub fn next_segment(&mut self, text: &str) {
+        let rest = newlines(&text.as_bytes()[self.at.min(text.len())..]);
+        self.before += self.count + rest;
+        self.at = 0;
+        self.count = 0;
+    }
+}
+
+fn newlines(b: &[u8]) -> u64 {
+    b.iter().filter(|&&c| c == b'\n').count() as u64
+}
+
 /// How documents are cut.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ChunkOptions {
@@ -114,6 +159,47 @@ pub fn spans(text: &str, offsets: &[(usize, usize)], opts: ChunkOptions) -> Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Lines counted incrementally over segments and overlapping passages agree with
+    /// counting from the document's start each time.
+    #[test]
+    fn passage_lines_match_a_count_from_the_start() {
+        let doc: String = (1..=40)
+            .map(|i| format!("line {i}{}\n", " x".repeat(i % 7)))
+            .collect();
+        let line_of = |pos: usize| doc[..pos].matches('\n').count() as u64 + 1;
+        // three segments cut at line breaks; passages overlap and end on or before breaks
+        let cuts = [0, doc.len() / 3, 2 * doc.len() / 3, doc.len()];
+        let cuts: Vec<usize> = cuts
+            .iter()
+            .map(|&c| {
+                if c == 0 || c == doc.len() {
+                    c
+                } else {
+                    doc[c..].find('\n').unwrap() + c + 1
+                }
+            })
+            .collect();
+        let mut lines = Lines::default();
+        for w in cuts.windows(2) {
+            let seg = &doc[w[0]..w[1]];
+            let mut a = 0;
+            while a < seg.len() {
+                let b = (a + 23).min(seg.len());
+                let want = [line_of(w[0] + a), line_of(w[0] + b - 1)];
+                assert_eq!(lines.span(seg, a, b), want, "segment at {}, {a}..{b}", w[0]);
+                a = if b == seg.len() { b } else { b - 9 }; // overlap: the cursor steps back
+            }
+            lines.next_segment(seg);
+        }
+        let mut one = Lines::default();
+        assert_eq!(
+            one.span("a\nb\n", 0, 2),
+            [1, 1],
+            "a passage's own line break is its last line's"
+        );
+        assert_eq!(one.span("a\nb\n", 2, 4), [2, 2]);
+    }
 
     /// Whitespace "tokens" with byte-level-style offsets (a word owns its leading space).
     fn words(text: &str) -> Vec<(usize, usize)> {

@@ -35,6 +35,9 @@ pub struct PassageRecord {
     pub passage: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub span: Option<[u64; 2]>,
+    /// `scan`, for a text file: the first and last line of the passage in the file (from 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lines: Option<[u64; 2]>,
     pub n_tokens: usize,
     pub n_scored: usize,
     #[serde(default)]
@@ -112,6 +115,7 @@ impl PassageRecord {
             document: None,
             passage: None,
             span: None,
+            lines: None,
             n_tokens: 0,
             n_scored: 0,
             stats: Stats::default(),
@@ -259,6 +263,7 @@ mod tests {
         rec.document = Some("doc.txt".into());
         rec.passage = Some(4);
         rec.span = Some([10, 20]);
+        rec.lines = Some([3, 4]);
         rec.p_values = Some(Scores(vec![("neg_loss".into(), Some(0.5))]));
         rec.flagged = Some(false);
         rec.decided_by = Some("neg_loss".into());

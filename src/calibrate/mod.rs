@@ -102,9 +102,13 @@ impl Calibration {
         c
     }
 
+    /// The file's bytes, as [`Self::save`] writes them.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("calibration serialises")
+    }
+
     pub fn save(&self, path: &Path) -> Result<()> {
-        let text = serde_json::to_string_pretty(self).expect("calibration serialises");
-        std::fs::write(path, text).map_err(|source| Error::OutputIo {
+        std::fs::write(path, self.to_json()).map_err(|source| Error::OutputIo {
             path: path.to_path_buf(),
             source,
         })

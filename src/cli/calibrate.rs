@@ -1,8 +1,9 @@
 //! `miascan calibrate`: store each score's distribution on known non-members.
 
-use super::common::{InputArgs, ScoringArgs};
+use super::common::{InputArgs, Models, ScoringArgs};
 use miascan::calibrate::{Calibration, Settings};
 use miascan::chunk::{cut_passages, ChunkOptions};
+use miascan::scorer::ScoreOptions;
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
@@ -30,10 +31,39 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let passages = args.input.read(&args.nonmembers, None)?;
     let models = args.scoring.load()?;
     let opts = args.scoring.options(false);
-    let passages = match args.passage_tokens {
+    let c = calibrate(
+        &models,
+        &opts,
+        &args.input,
+        &args.nonmembers,
+        args.passage_tokens,
+        args.decide_by,
+    )?;
+    c.save(&args.out)?;
+    eprintln!(
+        "calibrated {} scores on {} non-members → {} (deciding score: {})",
+        c.scores.len(),
+        c.n,
+        args.out.display(),
+        c.default_score()
+    );
+    Ok(())
+}
+
+/// The calibration on `nonmembers` (cut into passages of `passage_tokens` when given),
+/// deciding by `decide_by` when given: `calibrate`'s work, also done by `scan --nonmembers`.
+pub fn calibrate(
+    models: &Models,
+    opts: &ScoreOptions,
+    input: &InputArgs,
+    nonmembers: &[PathBuf],
+    passage_tokens: Option<usize>,
+    decide_by: Option<String>,
+) -> anyhow::Result<Calibration> {
+    let passages = input.read(nonmembers, None)?;
+    let passages = match passage_tokens {
         Some(n) if n < 2 => anyhow::bail!(miascan::Error::Usage(
             "--passage-tokens must be at least 2".into()
         )),
@@ -51,11 +81,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut settings = Settings::new(
         &models.target.identity,
         models.reference.as_ref().map(|r| &r.identity),
-        &opts,
+        opts,
     );
-    settings.passage_tokens = args.passage_tokens;
+    settings.passage_tokens = passage_tokens;
     let mut c = Calibration::from_results(settings, &results);
-    if let Some(by) = args.decide_by {
+    if let Some(by) = decide_by {
         if !c.scores.contains_key(&by) {
             let known: Vec<&str> = c.scores.keys().map(String::as_str).collect();
             anyhow::bail!(miascan::Error::Usage(format!(
@@ -65,13 +95,5 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         c.decide_by = Some(by);
     }
-    c.save(&args.out)?;
-    eprintln!(
-        "calibrated {} scores on {} non-members → {} (deciding score: {})",
-        c.scores.len(),
-        c.n,
-        args.out.display(),
-        c.default_score()
-    );
-    Ok(())
+    Ok(c)
 }

@@ -89,39 +89,65 @@ impl InputArgs {
 pub struct DecisionArgs {
     /// A calibration from `miascan calibrate` (same model, reference and settings; for a
     /// scan, best made with the same --passage-tokens): adds per-score p-values and flags.
-    #[arg(long)]
+    #[arg(long, group = "decision_source")]
     pub calibration: Option<PathBuf>,
+    /// Calibrate on these known non-members first (as `miascan calibrate` would, with this
+    /// run's settings and passage length; a scan keeps the file as calibration.json).
+    #[arg(long, group = "decision_source", num_args = 1..)]
+    pub nonmembers: Vec<PathBuf>,
     /// False-positive rate of the decision: a passage is flagged when the deciding score's
     /// p-value is at most this.
-    #[arg(long, default_value_t = 0.01, requires = "calibration")]
+    #[arg(long, default_value_t = 0.01, requires = "decision_source")]
     pub fpr: f64,
     /// The score that decides (default: the calibration's: `ref` with a reference model,
     /// else Min-K%++ at the first k).
-    #[arg(long, requires = "calibration")]
+    #[arg(long, requires = "decision_source")]
     pub decide_by: Option<String>,
 }
 
 impl DecisionArgs {
     /// The calibration (if any) checked against this run: `settings` are the run's, with
     /// `passage_tokens` taken from the calibration (the caller compares those itself).
-    pub fn load(&self, models: &Models, opts: &ScoreOptions) -> anyhow::Result<Option<Decision>> {
-        let Some(path) = &self.calibration else {
-            return Ok(None);
+    ///
+    /// With `--nonmembers` the calibration is made here, on passages of `passage_tokens`
+    /// (`None`: each input passage whole), and returned beside the decision to be saved.
+    pub fn load(
+        &self,
+        models: &Models,
+        opts: &ScoreOptions,
+        input: &InputArgs,
+        passage_tokens: Option<usize>,
+    ) -> anyhow::Result<Option<(Decision, Option<Calibration>)>> {
+        let (calibration, made) = match &self.calibration {
+            Some(path) => (Calibration::load(path)?, false),
+            None if self.nonmembers.is_empty() => return Ok(None),
+            None => {
+                let c = super::calibrate::calibrate(
+                    models,
+                    opts,
+                    input,
+                    &self.nonmembers,
+                    passage_tokens,
+                    None,
+                )?;
+                (c, true)
+            }
         };
-        let calibration = Calibration::load(path)?;
+        let kept = made.then(|| calibration.clone());
         let mut settings = Settings::new(
             &models.target.identity,
             models.reference.as_ref().map(|r| &r.identity),
             opts,
         );
         settings.passage_tokens = calibration.settings.passage_tokens;
-        Ok(Some(Decision::new(
+        let d = Decision::new(
             calibration,
             &settings,
             self.decide_by.as_deref(),
             self.fpr,
             |w| eprintln!("warning: {w}"),
-        )?))
+        )?;
+        Ok(Some((d, kept)))
     }
 }
 

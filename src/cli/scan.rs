@@ -4,7 +4,7 @@
 use super::common::{DecisionArgs, InputArgs, ScoringArgs};
 use super::output::Progress;
 use miascan::chunk::ChunkOptions;
-use miascan::input::walk::WalkOptions;
+use miascan::input::walk::{Filter, WalkOptions};
 use miascan::input::{CollectOptions, Utf8Policy};
 use miascan::scan::finish::RunInfo;
 use miascan::scan::finish::{self, Outputs};
@@ -25,11 +25,11 @@ pub struct Args {
     pub input: InputArgs,
     /// Files and directories to scan (every supported file below a directory), or - for
     /// stdin.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "type_list")]
     pub inputs: Vec<PathBuf>,
     /// Directory for the results (created if needed).
-    #[arg(long, short = 'o', required = true)]
-    pub out: PathBuf,
+    #[arg(long, short = 'o', required_unless_present = "type_list")]
+    pub out: Option<PathBuf>,
     #[command(flatten)]
     pub decision: DecisionArgs,
     /// False discovery rate at which documents are flagged (Benjamini–Hochberg).
@@ -60,6 +60,25 @@ pub struct Args {
     /// Also read hidden files and folders (`.git` and the like).
     #[arg(long)]
     pub hidden: bool,
+    /// Also read what `.gitignore` (in a git repository), `.ignore` and `.git/info/exclude`
+    /// exclude. Without it they are left out as ripgrep leaves them out, each listed in
+    /// summary.json's `excluded` and the report.
+    #[arg(long)]
+    pub no_ignore: bool,
+    /// Only files of this type (ripgrep's names: rust, py, c, cpp, js, java, go, markdown,
+    /// …; see --type-list). Repeatable.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub types: Vec<String>,
+    /// No files of this type. Repeatable.
+    #[arg(long, value_name = "TYPE")]
+    pub type_not: Vec<String>,
+    /// Only paths matching this glob, relative to each input folder (`!GLOB`: leave these
+    /// out; gitignore syntax, as ripgrep's --glob). Repeatable.
+    #[arg(long, value_name = "GLOB")]
+    pub glob: Vec<String>,
+    /// List the file types --type knows, with their globs, and exit.
+    #[arg(long)]
+    pub type_list: bool,
     /// Text that is not valid UTF-8: skip the file (default) or replace bad bytes (U+FFFD).
     #[arg(long, default_value = "skip", value_parser = ["skip", "replace"])]
     pub invalid_utf8: String,
@@ -85,13 +104,15 @@ fn parse_shard(s: &str) -> Result<(u64, u64), String> {
 }
 
 impl Args {
-    fn scan_options(&self) -> ScanOptions {
-        ScanOptions {
+    fn scan_options(&self) -> miascan::Result<ScanOptions> {
+        Ok(ScanOptions {
             collect: CollectOptions {
                 read: self.input.options(self.label_field.clone()),
                 walk: WalkOptions {
                     hidden: self.hidden,
                     follow_links: self.follow_links,
+                    ignore_files: !self.no_ignore,
+                    filter: Filter::new(&self.types, &self.type_not, &self.glob)?,
                 },
                 strict: false,
                 relative_ids: true,
@@ -108,7 +129,7 @@ impl Args {
                 overlap: self.overlap,
             },
             shard: self.shard,
-        }
+        })
     }
 
     /// Everything the results depend on besides the models (a resume must match it).
@@ -127,6 +148,11 @@ impl Args {
             label_field: self.label_field.clone(),
             hidden: self.hidden,
             follow_links: self.follow_links,
+            ignore_files: !self.no_ignore,
+            types: self.types.clone(),
+            type_not: self.type_not.clone(),
+            globs: self.glob.clone(),
+            encoding: self.input.encoding.map(|e| e.name().to_string()),
             invalid_utf8: self.invalid_utf8.clone(),
             segment_bytes: self.segment_bytes,
             inputs: self
@@ -141,6 +167,19 @@ impl Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
+    if args.type_list {
+        let mut out = super::output::Output::open(None)?;
+        for (name, globs) in miascan::input::walk::type_list() {
+            out.text(&format!("{name}: {}\n", globs.join(", ")))?;
+        }
+        out.finish()?;
+        return Ok(0);
+    }
+    let out_dir = args
+        .out
+        .clone()
+        .expect("clap requires --out without --type-list");
+    let sopts = args.scan_options()?;
     if args.passage_tokens < 2 || args.overlap >= args.passage_tokens {
         anyhow::bail!(miascan::Error::Usage(
             "--passage-tokens must be at least 2 and --overlap smaller than it".into()
@@ -152,17 +191,25 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             args.fdr
         )));
     }
-    std::fs::create_dir_all(&args.out).map_err(|source| miascan::Error::OutputIo {
-        path: args.out.clone(),
+    std::fs::create_dir_all(&out_dir).map_err(|source| miascan::Error::OutputIo {
+        path: out_dir.clone(),
         source,
     })?;
     let models = args.scoring.load()?;
     let opts = args.scoring.options(false);
     let scorer = models.scorer(opts.clone())?;
     let ref_identity = models.reference.as_ref().map(|r| &r.identity);
-    let decision = args.decision.load(&models, &opts)?;
-    let calibration_header = match (&decision, &args.decision.calibration) {
-        (Some(d), Some(path)) => {
+    let loaded = args
+        .decision
+        .load(&models, &opts, &args.input, Some(args.passage_tokens))?;
+    // a calibration made here is written once the folder is known to be free for this scan
+    let (decision, made) = match loaded {
+        Some((d, made)) => (Some(d), made.map(|c| c.to_json())),
+        None => (None, None),
+    };
+    let calibration_header = match (&decision, &args.decision.calibration, &made) {
+        (Some(d), _, Some(json)) => Some(log::calibration_ref_of(json.as_bytes(), d)),
+        (Some(d), Some(path), None) => {
             let cal_tokens = d.calibration.settings.passage_tokens;
             if cal_tokens != Some(args.passage_tokens) && !args.quiet {
                 eprintln!(
@@ -184,23 +231,27 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         args.shard,
     )?;
     let mut log = if args.resume {
-        LogWriter::resume(&args.out, &header)?
+        LogWriter::resume(&out_dir, &header)?
     } else {
-        LogWriter::create(&args.out, &header, args.force)?
+        LogWriter::create(&out_dir, &header, args.force)?
     };
     // a previous summary says the scan was finished; it is written again at the end
-    let _ = std::fs::remove_file(args.out.join("summary.json"));
+    let _ = std::fs::remove_file(out_dir.join("summary.json"));
+    if let Some(json) = &made {
+        let path = out_dir.join("calibration.json");
+        std::fs::write(&path, json).map_err(|source| miascan::Error::OutputIo { path, source })?;
+    }
     let scoring = Scoring {
         scorer: &scorer,
         decision: decision.as_ref(),
         label_field: args.label_field.clone(),
     };
-    let sopts = args.scan_options();
     let progress = Progress::bytes(args.quiet);
     if progress.shown() {
         // the bar's length (for the ETA): the bytes of the files to read, counted aside
-        let (bar, inputs, walk) = (progress.handle(), args.inputs.clone(), sopts.collect.walk);
-        std::thread::spawn(move || bar.set_length(total_bytes(&inputs, walk)));
+        let (bar, inputs) = (progress.handle(), args.inputs.clone());
+        let walk = sopts.collect.walk.clone();
+        std::thread::spawn(move || bar.set_length(total_bytes(&inputs, &walk)));
     }
     let resumed_items = log.items();
     let stats = scan::run(
@@ -219,7 +270,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     ));
     drop(log);
 
-    let mut o = finish::collect(&[log::path(&args.out)], &args.out, args.fdr, args.heatmaps)?;
+    let mut o = finish::collect(&[log::path(&out_dir)], &out_dir, args.fdr, args.heatmaps)?;
     let wanted: Vec<(String, usize)> = o
         .top_passages
         .iter()
@@ -239,12 +290,14 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         resumed_after_items: resumed_items,
         files_opened: stats.collect.files as u64,
         hidden_left_out: stats.collect.hidden as u64,
+        type_left_out: stats.collect.by_type as u64,
+        glob_left_out: stats.collect.by_glob as u64,
         calibration_values: o.calibration_values.clone(),
         merged_from: Vec::new(),
         missing_shards: Vec::new(),
     };
-    write_outputs(&args.out, &o)?;
-    Ok(closing(&args.out, &o, args.quiet))
+    write_outputs(&out_dir, &o)?;
+    Ok(closing(&out_dir, &o, args.quiet))
 }
 
 /// The closing lines on stderr, and the exit code.
@@ -257,7 +310,7 @@ pub fn closing(out: &Path, o: &Outputs, quiet: bool) -> i32 {
             eprintln!("note: {n}");
         }
         eprintln!(
-            "{} documents, {} passages, {} tokens; {} skipped{}",
+            "{} documents, {} passages, {} tokens; {} skipped{}{}",
             s.documents,
             s.passages,
             s.tokens,
@@ -266,6 +319,14 @@ pub fn closing(out: &Path, o: &Outputs, quiet: bool) -> i32 {
                 String::new()
             } else {
                 format!(", {} read in part", s.partial.len())
+            },
+            if s.excluded.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; {} left out by ignore files (--no-ignore reads them)",
+                    s.excluded.len()
+                )
             }
         );
         eprintln!("report: {}", out.join("report.html").display());
@@ -278,7 +339,7 @@ pub fn closing(out: &Path, o: &Outputs, quiet: bool) -> i32 {
 }
 
 /// Bytes of the files below `inputs` that a scan reads (a quick walk, for the ETA).
-fn total_bytes(inputs: &[PathBuf], walk: WalkOptions) -> u64 {
+fn total_bytes(inputs: &[PathBuf], walk: &WalkOptions) -> u64 {
     let mut total = 0;
     let _ = miascan::input::walk::walk::<()>(inputs, walk, |f| {
         if let miascan::input::walk::Found::File(e) = f {

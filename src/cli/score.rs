@@ -34,7 +34,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let read = args.input.options(None);
     let models = args.scoring.load()?;
     let scorer = models.scorer(args.scoring.options(args.token_logprobs))?;
-    let decision = args.decision.load(&models, &args.scoring.options(false))?;
+    let decision = args
+        .decision
+        .load(&models, &args.scoring.options(false), &args.input, None)?
+        .map(|(d, _)| d);
 
     let mut out = Output::open(args.out.as_deref())?;
     let progress = Progress::new(None, "passages");

@@ -62,6 +62,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         walk: WalkOptions {
             hidden: true,
             follow_links: true,
+            ..WalkOptions::default()
         },
         ..CollectOptions::default()
     };

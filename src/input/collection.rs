@@ -51,6 +51,7 @@ impl CollectOptions {
             walk: WalkOptions {
                 hidden: true,
                 follow_links: true,
+                ..WalkOptions::default()
             },
             ..CollectOptions::default()
         }
@@ -79,6 +80,9 @@ pub struct Doc {
     /// Where it is: the file, or `FILE:LINE` for a row.
     pub source: String,
     pub label: Option<bool>,
+    /// Its text is the file's own, line for line (a text file, after decompression and
+    /// transcoding): a passage's byte span names lines of the file.
+    pub lines: bool,
 }
 
 impl Doc {
@@ -119,6 +123,10 @@ pub enum Event<'a> {
 pub struct CollectStats {
     /// Hidden files and folders left out (not read, not listed).
     pub hidden: usize,
+    /// Files `--type`/`--type-not` left out (not read, not listed: asked for).
+    pub by_type: usize,
+    /// Files and folders `--glob` left out (not read, not listed: asked for).
+    pub by_glob: usize,
     /// Files opened.
     pub files: usize,
 }
@@ -135,8 +143,11 @@ pub fn read_collection(
     visit: &mut dyn FnMut(Event) -> Result<()>,
 ) -> Result<CollectStats> {
     let mut stats = CollectStats::default();
-    let hidden = walk(inputs, opts.walk, |found| match found {
-        Found::Skipped { path, reason } => {
+    let left = walk(inputs, &opts.walk, |found| match found {
+        Found::Skipped { path, id, reason } => {
+            if !keep(&id) {
+                return Ok(()); // another shard lists it
+            }
             let source = path.display().to_string();
             if opts.strict {
                 return Err(Error::InvalidInput {
@@ -157,7 +168,9 @@ pub fn read_collection(
             .file(&entry)
         }
     })?;
-    stats.hidden = hidden;
+    stats.hidden = left.hidden;
+    stats.by_type = left.by_type;
+    stats.by_glob = left.by_glob;
     Ok(stats)
 }
 
@@ -342,6 +355,7 @@ impl Reader<'_, '_> {
             id,
             source: format!("{}:{line}", path.display()),
             label: row.label,
+            lines: false,
         };
         self.whole(doc, &row.text, repaired)
     }

@@ -129,6 +129,7 @@ impl super::collection::Reader<'_, '_> {
             id,
             source: path.display().to_string(),
             label: None,
+            lines: false,
         };
         self.whole(doc, &text, repaired)
     }

@@ -13,6 +13,7 @@ impl Reader<'_, '_> {
             id,
             source: path.display().to_string(),
             label: None,
+            lines: true,
         };
         let seg = self.opts.segment_bytes.max(4096);
         let mut r = BufReader::with_capacity(1 << 16, reader);

@@ -57,7 +57,11 @@ pub struct Summary {
     pub documents: usize,
     pub passages: u64,
     pub tokens: u64,
+    /// Files or rows not read for a problem of theirs (binary, invalid UTF-8, malformed…).
     pub skipped: Vec<SkippedLine>,
+    /// Files and folders left out by an ignore file (`--no-ignore` reads them): listed, and
+    /// not a problem (the scan's exit code does not count them).
+    pub excluded: Vec<SkippedLine>,
     /// Documents cut short by an error (their text before it was scored).
     pub partial: Vec<SkippedLine>,
     /// Documents whose invalid UTF-8 was replaced.
@@ -83,6 +87,10 @@ pub struct RunInfo {
     pub files_opened: u64,
     /// Hidden files and folders left out (`--hidden` reads them).
     pub hidden_left_out: u64,
+    /// Files `--type`/`--type-not` left out.
+    pub type_left_out: u64,
+    /// Files and folders `--glob` left out.
+    pub glob_left_out: u64,
     /// The calibration's values of the deciding score (for the report's histogram).
     pub calibration_values: Vec<f64>,
     /// The shard folders a merge read (empty for a scan).
@@ -179,6 +187,7 @@ pub fn collect(logs: &[PathBuf], out: &Path, fdr: f64, top: usize) -> Result<Out
     let mut accs: HashMap<String, Acc> = HashMap::new();
     let mut documents = Vec::new();
     let mut skipped = Vec::new();
+    let mut excluded = Vec::new();
     let mut partial = Vec::new();
     let (mut passages, mut tokens, mut flagged_passages) = (0u64, 0u64, 0u64);
     let mut repaired = 0;
@@ -260,6 +269,7 @@ pub fn collect(logs: &[PathBuf], out: &Path, fdr: f64, top: usize) -> Result<Out
                     }
                     documents.push(row(d, acc, names.len()));
                 }
+                LogLine::Skipped(s) if s.is_exclusion() => excluded.push(s),
                 LogLine::Skipped(s) => skipped.push(s),
                 LogLine::Header(_) | LogLine::Commit { .. } => {}
             }
@@ -290,6 +300,7 @@ pub fn collect(logs: &[PathBuf], out: &Path, fdr: f64, top: usize) -> Result<Out
         passages,
         tokens,
         skipped,
+        excluded,
         partial,
         repaired,
         scores: names,

@@ -47,6 +47,17 @@ pub struct ScanSettings {
     pub label_field: Option<String>,
     pub hidden: bool,
     pub follow_links: bool,
+    /// Ignore files respected (always written: logs of versions that read everything
+    /// have none, and do not resume under these rules).
+    pub ignore_files: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub types: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub type_not: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub globs: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<String>,
     pub invalid_utf8: String,
     pub segment_bytes: usize,
     pub inputs: Vec<String>,
@@ -122,17 +133,23 @@ fn diff(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
 /// of its sha256), the deciding score, the FPR and the number of non-members. A resume with
 /// another calibration file, or one deciding otherwise, is refused.
 pub fn calibration_ref(path: &Path, d: &crate::calibrate::Decision) -> Result<Value> {
-    use sha2::{Digest, Sha256};
     let bytes = std::fs::read(path).map_err(|source| Error::InputIo {
         path: path.to_path_buf(),
         source,
     })?;
-    let sha: String = Sha256::digest(&bytes)
+    Ok(calibration_ref_of(&bytes, d))
+}
+
+/// [`calibration_ref`] of a calibration file's bytes (one made by the scan itself, written
+/// once the scan's folder is known to be free).
+pub fn calibration_ref_of(bytes: &[u8], d: &crate::calibrate::Decision) -> Value {
+    use sha2::{Digest, Sha256};
+    let sha: String = Sha256::digest(bytes)
         .iter()
         .take(8)
         .map(|b| format!("{b:02x}"))
         .collect();
-    Ok(serde_json::json!({"sha256": sha, "decided_by": d.by, "fpr": d.fpr, "n": d.calibration.n}))
+    serde_json::json!({"sha256": sha, "decided_by": d.by, "fpr": d.fpr, "n": d.calibration.n})
 }
 
 /// A document read completely (or cut short by an error after some of it was read).
@@ -158,6 +175,13 @@ pub struct DocumentLine {
 pub struct SkippedLine {
     pub source: String,
     pub reason: String,
+}
+
+impl SkippedLine {
+    /// Left out by an ignore file (by the user's rules, not for a problem of its own).
+    pub fn is_exclusion(&self) -> bool {
+        self.reason.starts_with(crate::input::walk::IGNORED)
+    }
 }
 
 /// One line of the log.

@@ -123,7 +123,10 @@ pub fn merge(dirs: &[PathBuf], out: &Path, opts: &MergeOptions) -> Result<Output
         tokens_per_second: RunInfo::rate(tokens, seconds),
         resumed_after_items: 0,
         files_opened: runs.iter().map(|r| r.files_opened).sum(),
-        hidden_left_out: runs.iter().map(|r| r.hidden_left_out).sum(),
+        // every shard walks the whole tree: each counted what the walk left out
+        hidden_left_out: runs.first().map_or(0, |r| r.hidden_left_out),
+        type_left_out: runs.first().map_or(0, |r| r.type_left_out),
+        glob_left_out: runs.first().map_or(0, |r| r.glob_left_out),
         calibration_values: o.calibration_values.clone(),
         merged_from: dirs.iter().map(|d| d.display().to_string()).collect(),
         missing_shards: missing,

@@ -64,6 +64,7 @@ struct PassageItem {
     doc: String,
     index: usize,
     span: [u64; 2],
+    lines: Option<[u64; 2]>,
     label: Option<bool>,
 }
 
@@ -141,7 +142,7 @@ fn write_group(scoring: &Scoring, group: Vec<Item>, log: &mut LogWriter) -> Resu
             Item::Passage(p) => {
                 let p = *p;
                 prepared.push(p.prepared);
-                metas.push((p.doc, p.index, p.span, p.label));
+                metas.push((p.doc, p.index, p.span, p.lines, p.label));
                 lines.push(None);
             }
             Item::Document(d) => lines.push(Some(LogLine::Document(d))),
@@ -155,13 +156,15 @@ fn write_group(scoring: &Scoring, group: Vec<Item>, log: &mut LogWriter) -> Resu
         let line = match line {
             Some(l) => l,
             None => {
-                let (r, (doc, index, span, label)) = records.next().expect("one per passage");
+                let (r, (doc, index, span, lines, label)) =
+                    records.next().expect("one per passage");
                 passages += 1;
                 tokens += r.n_tokens as u64;
                 let mut rec = r;
                 rec.document = Some(doc);
                 rec.passage = Some(index);
                 rec.span = Some(span);
+                rec.lines = lines;
                 if let (Some(l), Some(f)) = (label, &scoring.label_field) {
                     rec.extra.insert(f.clone(), serde_json::Value::Bool(l));
                 }
@@ -188,6 +191,7 @@ fn read_items(
 ) -> Result<CollectStats> {
     let mut count = 0u64;
     let mut doc_passages = 0usize;
+    let mut lines = chunk::Lines::default();
     let send = |item: Item, count: &mut u64| -> Result<()> {
         *count += 1;
         if *count > skip {
@@ -215,10 +219,12 @@ fn read_items(
                     doc: doc.id.clone(),
                     index,
                     span: [offset + a as u64, offset + b as u64],
+                    lines: doc.lines.then(|| lines.span(text, a, b)),
                     label: doc.label,
                 };
                 send(Item::Passage(Box::new(item)), &mut count)?;
             }
+            lines.next_segment(text);
             Ok(())
         }
         Event::End {
@@ -228,6 +234,7 @@ fn read_items(
             repaired,
         } => {
             let passages = std::mem::take(&mut doc_passages);
+            lines = chunk::Lines::default();
             let item = if passages == 0 {
                 Item::Skipped(SkippedLine {
                     source: doc.source.clone(),
@@ -268,6 +275,7 @@ pub fn rescore_with_details(
     let tokenizer = scoring.scorer.target_tokenizer();
     let mut found = Vec::new();
     let mut doc_passages = 0usize;
+    let mut lines = chunk::Lines::default();
     let keep = |id: &str| docs.contains(id);
     let collect = CollectOptions {
         strict: false,
@@ -286,11 +294,16 @@ pub fn rescore_with_details(
                             doc.id.clone(),
                             index,
                             [offset + a as u64, offset + b as u64],
+                            doc.lines.then(|| lines.span(text, a, b)),
                         ));
                     }
                 }
+                lines.next_segment(text);
             }
-            Event::End { .. } => doc_passages = 0,
+            Event::End { .. } => {
+                doc_passages = 0;
+                lines = chunk::Lines::default();
+            }
             Event::Skipped { .. } => {}
         }
         Ok(())
@@ -302,10 +315,11 @@ pub fn rescore_with_details(
         .collect::<Result<Vec<_>>>()?;
     let results = detailed.score_prepared(prepared)?;
     let mut out = Vec::new();
-    for (mut rec, (p, doc, index, span)) in results.into_iter().zip(found) {
+    for (mut rec, (p, doc, index, span, lines)) in results.into_iter().zip(found) {
         rec.document = Some(doc);
         rec.passage = Some(index);
         rec.span = Some(span);
+        rec.lines = lines;
         rec.extra
             .insert("text".into(), serde_json::Value::String(p.text));
         if let Some(d) = scoring.decision {

@@ -93,6 +93,25 @@ fn facts(o: &Outputs) -> Markup {
             }
         ),
     ));
+    if !s.excluded.is_empty() {
+        rows.push((
+            "Left out by ignore files",
+            format!(
+                "{} files or folders (.gitignore, .ignore, .git/info/exclude; listed below)",
+                s.excluded.len()
+            ),
+        ));
+    }
+    let run = &s.run;
+    if run.type_left_out + run.glob_left_out > 0 {
+        rows.push((
+            "Left out by --type / --glob",
+            format!(
+                "{} / {} files or folders",
+                run.type_left_out, run.glob_left_out
+            ),
+        ));
+    }
     rows.push((
         "Decision",
         match (&v.decided_by, v.fpr, v.calibration_n) {
@@ -274,6 +293,23 @@ fn skipped(o: &Outputs) -> Markup {
                 p.note { "… and " (all.len() - 500) " more: see " code { "summary.json" } "." }
             }
         }
+        @if !s.excluded.is_empty() {
+            h2 { "Left out by ignore files" }
+            p {
+                (s.excluded.len()) " files or folders were left out because the collection's "
+                code { ".gitignore" } ", " code { ".ignore" } " or " code { ".git/info/exclude" }
+                " excludes them (as git and ripgrep do); " code { "--no-ignore" } " reads them."
+            }
+            table.skipped {
+                tr { th { "file or folder" } }
+                @for k in s.excluded.iter().take(500) {
+                    tr { td.id { (k.source) } }
+                }
+            }
+            @if s.excluded.len() > 500 {
+                p.note { "… and " (s.excluded.len() - 500) " more: see " code { "summary.json" } "." }
+            }
+        }
     }
 }
 
@@ -282,8 +318,13 @@ fn heatmap(rec: &crate::record::PassageRecord, by: &str) -> Markup {
     let (Some(tokens), Some(logp)) = (&rec.tokens, &rec.token_logprobs) else {
         return html! {};
     };
+    let lines = match rec.lines {
+        Some([a, b]) if a == b => format!(" · line {a}"),
+        Some([a, b]) => format!(" · lines {a}–{b}"),
+        None => String::new(),
+    };
     let title = format!(
-        "{} · passage {} · {} {}{}",
+        "{} · passage {}{lines} · {} {}{}",
         rec.document.as_deref().unwrap_or(&rec.id),
         rec.passage.unwrap_or(0),
         by,

@@ -538,3 +538,111 @@ fn a_closed_pipe_ends_quietly() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(stderr(&o).is_empty(), "no message: {}", stderr(&o));
 }
+
+/// A git repository scanned as ripgrep reads it: what `.gitignore` and `.ignore` exclude is
+/// listed in `excluded` (not a problem: exit 0), `--type` narrows and is counted, and every
+/// passage of a text file names its lines, checked against a count over the file itself.
+#[test]
+fn a_code_repository_is_read_as_ripgrep_reads_it_with_line_numbers() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("repo");
+    let code: String = (1..=60)
+        .map(|i| {
+            format!(
+                "fn harbour_{i}(tide: u32) -> u32 {{ tide * {i} + {} }}\n",
+                i % 7
+            )
+        })
+        .collect();
+    for (name, body) in [
+        (".git/HEAD", "ref: refs/heads/main\n".to_string()),
+        (".gitignore", "target/\n*.log\n".to_string()),
+        (".ignore", "vendor/\n".to_string()),
+        ("src/main.rs", code.clone()),
+        (
+            "README",
+            "The harbour crate computes ferry tides.\n".to_string(),
+        ),
+        ("target/gen.rs", "fn generated() {}\n".to_string()),
+        ("vendor/lib.rs", "fn vendored() {}\n".to_string()),
+        ("build.log", "compiling harbour\n".to_string()),
+    ] {
+        let p = root.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, body).unwrap();
+    }
+    let out = d.path().join("out");
+    let args = ["--no-lowercase", "-q", "--passage-tokens", "48"];
+    let o = run(&[&["scan", p(&root), "-o", p(&out)][..], &args].concat());
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "exclusions are not skips: {}",
+        stderr(&o)
+    );
+    let s: serde_json::Value = serde_json::from_str(&read(&out.join("summary.json"))).unwrap();
+    let excluded: Vec<String> = s["excluded"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            e["source"]
+                .as_str()
+                .unwrap()
+                .rsplit("repo/")
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(excluded, ["build.log", "target", "vendor"], "{s:#}");
+    assert_eq!(s["skipped"].as_array().unwrap().len(), 0);
+    assert_eq!(s["documents"], 2, "README and src/main.rs");
+    let recs = records(&out);
+    let code_recs: Vec<_> = recs
+        .iter()
+        .filter(|r| r.document.as_deref() == Some("repo/src/main.rs"))
+        .collect();
+    assert!(code_recs.len() >= 3, "{} passages", code_recs.len());
+    let line_of = |pos: u64| code[..pos as usize].matches('\n').count() as u64 + 1;
+    let mut last = 0;
+    for r in &code_recs {
+        let [a, b] = r.span.unwrap();
+        assert_eq!(r.lines, Some([line_of(a), line_of(b - 1)]), "{}", r.id);
+        last = last.max(r.lines.unwrap()[1]);
+    }
+    assert_eq!(last, 60, "the last passage ends on the file's last line");
+    let report = read(&out.join("report.html"));
+    assert!(
+        report.contains("Left out by ignore files"),
+        "the report lists exclusions"
+    );
+    assert!(report.contains(" · lines "), "heat maps name their lines");
+
+    // --no-ignore reads everything; --type rust keeps Rust files and counts the rest
+    let out2 = d.path().join("out2");
+    let o = run(&[
+        &[
+            "scan",
+            p(&root),
+            "-o",
+            p(&out2),
+            "--no-ignore",
+            "--type",
+            "rust",
+        ][..],
+        &args,
+    ]
+    .concat());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s: serde_json::Value = serde_json::from_str(&read(&out2.join("summary.json"))).unwrap();
+    assert_eq!(
+        s["documents"], 3,
+        "src/main.rs, target/gen.rs, vendor/lib.rs: {s:#}"
+    );
+    assert_eq!(s["excluded"].as_array().unwrap().len(), 0);
+    assert_eq!(s["run"]["type_left_out"], 2, "README and build.log");
+    let o = run(&["scan", p(&root), "-o", p(&out2), "--type", "klingon"]);
+    assert_eq!(o.status.code(), Some(2), "an unknown type is a usage error");
+    assert!(stderr(&o).contains("klingon"), "{}", stderr(&o));
+}
