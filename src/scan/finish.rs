@@ -388,6 +388,12 @@ pub fn conclude(o: &mut Outputs) {
         v.collection_p_value,
         v.fdr,
     );
+    if let Some(fpr) = v.fpr {
+        v.sentence.push_str(&format!(
+            " {} of {} passages are flagged on their own (p-value at most {fpr}).",
+            v.passages_flagged, s.passages
+        ));
+    }
 }
 
 /// Keeps the `n` highest values (small `n`: a sorted vector is enough).
@@ -464,7 +470,7 @@ fn sentence(
             )
         }
         _ => format!(
-            "{documents} documents were scored with {model}. Without a calibration on known non-members there is no verdict: the scores rank documents, but say nothing about how unusual a score is (run `miascan calibrate` and scan with --calibration)."
+            "{documents} documents were scored with {model}. Without a calibration on known non-members there is no verdict: the scores rank documents, but say nothing about how unusual a score is (scan with --nonmembers FILES, text known not to be training data, or with --calibration from `miascan calibrate`)."
         ),
     }
 }

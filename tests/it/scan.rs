@@ -646,3 +646,65 @@ fn a_code_repository_is_read_as_ripgrep_reads_it_with_line_numbers() {
     assert_eq!(o.status.code(), Some(2), "an unknown type is a usage error");
     assert!(stderr(&o).contains("klingon"), "{}", stderr(&o));
 }
+
+/// `scan --nonmembers` calibrates first, keeps the calibration beside the results, decides
+/// with it, and a resume recomputes the same calibration (the header's hash matches).
+#[test]
+fn nonmembers_given_to_scan_calibrate_it_and_a_resume_matches() {
+    let d = tempfile::tempdir().unwrap();
+    let coll = d.path().join("coll");
+    let non = d.path().join("non");
+    std::fs::create_dir_all(&coll).unwrap();
+    std::fs::create_dir_all(&non).unwrap();
+    std::fs::write(
+        coll.join("a.txt"),
+        "The harbour committee met on Tuesday to discuss the lighthouse budget.",
+    )
+    .unwrap();
+    let body: String = (0..40)
+        .map(|i| format!("Note {i}: the ferry left the slip at {i} past the hour with cargo. "))
+        .collect();
+    std::fs::write(non.join("notes.txt"), body).unwrap();
+    let out = d.path().join("out");
+    let args = ["--no-lowercase", "-q", "--passage-tokens", "24"];
+    let scan = |extra: &[&str]| {
+        run(&[
+            &["scan", p(&coll), "-o", p(&out), "--nonmembers", p(&non)][..],
+            &args,
+            extra,
+        ]
+        .concat())
+    };
+    let o = scan(&[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let cal: serde_json::Value =
+        serde_json::from_str(&read(&out.join("calibration.json"))).unwrap();
+    assert_eq!(
+        cal["settings"]["passage_tokens"], 24,
+        "cut as the scan cuts"
+    );
+    let n = cal["n"].as_u64().unwrap();
+    assert!(n >= 10, "{n} non-member passages");
+    let s: serde_json::Value = serde_json::from_str(&read(&out.join("summary.json"))).unwrap();
+    assert_eq!(s["verdict"]["calibration_n"], n);
+    assert!(s["verdict"]["decided_by"].is_string(), "{s:#}");
+    assert!(records(&out).iter().all(|r| r.p_values.is_some()));
+    let o = scan(&["--resume"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "the same calibration resumes: {}",
+        stderr(&o)
+    );
+    let o = run(&[
+        &["scan", p(&coll), "-o", p(&out), "--nonmembers", p(&non)][..],
+        &["--calibration", p(&out.join("calibration.json"))],
+    ]
+    .concat());
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "one source of calibration: {}",
+        stderr(&o)
+    );
+}
