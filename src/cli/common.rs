@@ -42,8 +42,9 @@ fn parse_format(s: &str) -> Result<Format, String> {
         "html" => Ok(Format::Html),
         "csv" => Ok(Format::Csv),
         "tsv" => Ok(Format::Tsv),
+        "epub" => Ok(Format::Epub),
         _ => Err(format!(
-            "unknown format {s} (auto, text, jsonl, html, csv, tsv)"
+            "unknown format {s} (auto, text, jsonl, html, csv, tsv, epub)"
         )),
     }
 }

@@ -264,6 +264,7 @@ impl Reader<'_, '_> {
             Format::Jsonl => self.jsonl(path, &doc_id, reader),
             Format::Csv => self.table(path, &doc_id, reader, b','),
             Format::Tsv => self.table(path, &doc_id, reader, b'\t'),
+            Format::Epub => self.epub(path, &doc_id, reader),
             Format::Parquet => unreachable!("read above"),
         }
     }
@@ -447,7 +448,7 @@ mod tests {
         );
         // content decides: names that say nothing are text when their bytes are
         w("l.pdf", b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\n");
-        w("m.epub", b"PK\x03\x04\x14\x00");
+        w("m.docx", b"PK\x03\x04\x14\x00");
         w("n.txt", b"\xff\xfeH\x00i\x00 \x00\x3e\xd8\x99\xdd"); // UTF-16LE, BOM, "Hi 🦙"
         w("t-README", b"read me");
         w("x-changelog.gz", &gz(b"version 2: fixes"));
@@ -497,7 +498,7 @@ mod tests {
                 "c/k.jsonl.zst:1@0:zst",
                 "end c/k.jsonl.zst:1 3",
                 "skip l.pdf: not text: a PDF file (its text layer is not read yet)",
-                "skip m.epub: not text: a ZIP container (EPUB, DOCX, ODT and other archives are not read yet)",
+                "skip m.docx: not text: a ZIP container (an EPUB is read when named .epub; DOCX, ODT and other archives are not read yet)",
                 "c/n.txt@0:Hi 🦙",
                 "end c/n.txt 7",
                 "c/t-README@0:read me",

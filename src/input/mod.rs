@@ -5,6 +5,7 @@
 
 pub mod collection;
 mod csv;
+mod epub;
 mod html;
 mod jsonl;
 pub mod open;
@@ -50,6 +51,8 @@ pub enum Format {
     Tsv,
     /// One row per document (Hugging Face datasets' format), text in a named column.
     Parquet,
+    /// One document per part of an EPUB book's spine.
+    Epub,
 }
 
 /// Options for reading inputs.

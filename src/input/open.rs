@@ -41,6 +41,7 @@ pub fn detect(path: &Path) -> Result<(Format, Compression), String> {
         Some("csv") => Format::Csv,
         Some("tsv" | "tab") => Format::Tsv,
         Some("parquet") if comp == Compression::None => Format::Parquet,
+        Some("epub") if comp == Compression::None => Format::Epub,
         Some("parquet") => {
             return Err(
                 "a compressed Parquet file (Parquet compresses inside: decompress it)".into(),
@@ -85,7 +86,7 @@ pub fn binary_signature(start: &[u8]) -> Option<&'static str> {
     if start.starts_with(b"%PDF-") {
         Some("a PDF file (its text layer is not read yet)")
     } else if start.starts_with(b"PK\x03\x04") {
-        Some("a ZIP container (EPUB, DOCX, ODT and other archives are not read yet)")
+        Some("a ZIP container (an EPUB is read when named .epub; DOCX, ODT and other archives are not read yet)")
     } else {
         None
     }
