@@ -287,6 +287,8 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         passages_scored: stats.passages,
         tokens_scored: stats.tokens,
         tokens_per_second: RunInfo::rate(stats.tokens, stats.seconds),
+        reader_busy_seconds: stats.reader.busy_seconds,
+        reader_waiting_seconds: stats.reader.waiting_seconds,
         resumed_after_items: resumed_items,
         files_opened: stats.collect.files as u64,
         hidden_left_out: stats.collect.hidden as u64,

@@ -82,6 +82,10 @@ pub struct RunInfo {
     pub passages_scored: u64,
     pub tokens_scored: u64,
     pub tokens_per_second: f64,
+    /// Seconds the reader thread spent reading, decoding, cutting and tokenising (busy) and
+    /// waiting for the model: a reader busy for most of `seconds` was the bottleneck.
+    pub reader_busy_seconds: f64,
+    pub reader_waiting_seconds: f64,
     /// Items of the log a resumed scan found already done (0 for a fresh scan or a merge).
     pub resumed_after_items: u64,
     pub files_opened: u64,

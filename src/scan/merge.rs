@@ -121,6 +121,8 @@ pub fn merge(dirs: &[PathBuf], out: &Path, opts: &MergeOptions) -> Result<Output
         passages_scored: runs.iter().map(|r| r.passages_scored).sum(),
         tokens_scored: tokens,
         tokens_per_second: RunInfo::rate(tokens, seconds),
+        reader_busy_seconds: runs.iter().map(|r| r.reader_busy_seconds).sum(),
+        reader_waiting_seconds: runs.iter().map(|r| r.reader_waiting_seconds).sum(),
         resumed_after_items: 0,
         files_opened: runs.iter().map(|r| r.files_opened).sum(),
         // every shard walks the whole tree: each counted what the walk left out

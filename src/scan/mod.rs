@@ -56,6 +56,7 @@ pub struct RunStats {
     pub passages: u64,
     pub tokens: u64,
     pub collect: CollectStats,
+    pub reader: pipeline::ReaderTime,
 }
 
 /// A passage on its way to the model.
@@ -86,7 +87,7 @@ pub fn run(
     let started = std::time::Instant::now();
     let skip = log.items();
     let mut stats = RunStats::default();
-    let collected = pipeline::with_reader(
+    let (collected, reader) = pipeline::with_reader(
         512,
         |tx| read_items(scoring.scorer, inputs, opts, skip, tx),
         |rx| {
@@ -124,6 +125,7 @@ pub fn run(
         },
     )?;
     stats.collect = collected;
+    stats.reader = reader;
     stats.seconds = started.elapsed().as_secs_f64();
     Ok(stats)
 }
