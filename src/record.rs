@@ -198,15 +198,7 @@ impl PassageRecord {
 mod tests {
     use super::*;
 
-    fn identity(sha: &str) -> ModelIdentity {
-        ModelIdentity {
-            name: "m.gguf".into(),
-            sha256: sha.into(),
-            compute: "f32".into(),
-            device: "cpu".into(),
-            revision: None,
-        }
-    }
+    use crate::test_support::identity;
 
     #[test]
     fn round_trips_every_field_and_writes_nan_as_null() {

@@ -212,15 +212,7 @@ impl Calibration {
 mod tests {
     use super::*;
 
-    fn identity(sha: &str) -> ModelIdentity {
-        ModelIdentity {
-            name: "m.gguf".into(),
-            sha256: sha.into(),
-            compute: "f32".into(),
-            device: "cpu".into(),
-            revision: None,
-        }
-    }
+    use crate::test_support::identity;
 
     fn calib(values: Vec<f64>) -> Calibration {
         let mut scores = BTreeMap::new();
