@@ -38,6 +38,9 @@ pub struct PassageRecord {
     /// `scan`, for a text file: the first and last line of the passage in the file (from 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lines: Option<[u64; 2]>,
+    /// `scan`, for a PDF: the first and last page the passage covers (from 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pages: Option<[u64; 2]>,
     pub n_tokens: usize,
     pub n_scored: usize,
     #[serde(default)]
@@ -116,6 +119,7 @@ impl PassageRecord {
             passage: None,
             span: None,
             lines: None,
+            pages: None,
             n_tokens: 0,
             n_scored: 0,
             stats: Stats::default(),
@@ -256,6 +260,7 @@ mod tests {
         rec.passage = Some(4);
         rec.span = Some([10, 20]);
         rec.lines = Some([3, 4]);
+        rec.pages = Some([2, 3]);
         rec.p_values = Some(Scores(vec![("neg_loss".into(), Some(0.5))]));
         rec.flagged = Some(false);
         rec.decided_by = Some("neg_loss".into());

@@ -33,8 +33,8 @@ pub fn tokenizer_json(dir: &Path, data: &[u8]) {
 
 /// Input collections: the one streaming reader, leniently (as `scan`) and strictly, on a
 /// file whose name is chosen by the first byte (text, JSONL, CSV, HTML, gzip-compressed
-/// JSONL, TSV, no extension, a bare `.gz`: read as text if the content is, and an EPUB
-/// book: a ZIP container with its XML package), each read
+/// JSONL, TSV, no extension, a bare `.gz`: read as text if the content is, an EPUB book, a
+/// PDF, a DOCX and an ODT document), each read
 /// as UTF-8 and, for a tenth of the inputs, as Windows-1252.
 pub fn inputs(dir: &Path, data: &[u8]) {
     let Some((&kind, body)) = data.split_first() else {
@@ -50,7 +50,10 @@ pub fn inputs(dir: &Path, data: &[u8]) {
         "README",
         "changelog.gz",
         "book.epub",
-    ][kind as usize % 9];
+        "paper.pdf",
+        "letter.docx",
+        "letter.odt",
+    ][kind as usize % 12];
     let path = dir.join(name);
     let encoding = (kind % 10 == 9).then_some(encoding_rs::WINDOWS_1252);
     std::fs::write(&path, body).expect("write");

@@ -43,8 +43,10 @@ fn parse_format(s: &str) -> Result<Format, String> {
         "csv" => Ok(Format::Csv),
         "tsv" => Ok(Format::Tsv),
         "epub" => Ok(Format::Epub),
+        "pdf" => Ok(Format::Pdf),
+        "docx" | "odt" => Ok(Format::Office),
         _ => Err(format!(
-            "unknown format {s} (auto, text, jsonl, html, csv, tsv, epub)"
+            "unknown format {s} (auto, text, jsonl, html, csv, tsv, epub, pdf, docx, odt)"
         )),
     }
 }

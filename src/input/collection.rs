@@ -83,6 +83,9 @@ pub struct Doc {
     /// Its text is the file's own, line for line (a text file, after decompression and
     /// transcoding): a passage's byte span names lines of the file.
     pub lines: bool,
+    /// Where each page starts in its text (a PDF's): a passage's byte span names pages
+    /// (see [`super::pdf::page_span`]). Empty for a text without pages.
+    pub pages: Vec<u64>,
 }
 
 impl Doc {
@@ -236,7 +239,10 @@ impl Reader<'_, '_> {
         if format == Format::Parquet {
             return self.parquet(path, &doc_id);
         }
-        let whole_file = matches!(format, Format::Text | Format::Html);
+        let whole_file = matches!(
+            format,
+            Format::Text | Format::Html | Format::Pdf | Format::Office
+        );
         if whole_file && !(self.keep)(&doc_id) {
             return Ok(());
         }
@@ -255,10 +261,26 @@ impl Reader<'_, '_> {
             }
         };
         let reader = match decompress(raw, comp) {
-            Ok(r) => transcode(r, self.opts.read.encoding),
+            Ok(r) => r,
             Err(e) => return self.problem(path, None, format!("cannot decompress: {e}")),
         };
+        // Containers are bytes, not text: only text formats are transcoded.
+        let (format, reader) = match format {
+            Format::Text | Format::Auto if self.opts.read.format == Format::Auto => {
+                match sniff(reader) {
+                    Ok(found) => found,
+                    Err(e) => return self.problem(path, None, format!("cannot read: {e}")),
+                }
+            }
+            other => (other, reader),
+        };
+        let reader = match format {
+            Format::Epub | Format::Pdf | Format::Office => reader,
+            _ => transcode(reader, self.opts.read.encoding),
+        };
         match format {
+            Format::Pdf => self.pdf(path, doc_id, reader),
+            Format::Office => self.office(path, doc_id, reader),
             Format::Text | Format::Auto => self.text(path, doc_id, reader),
             Format::Html => self.html(path, doc_id, reader),
             Format::Jsonl => self.jsonl(path, &doc_id, reader),
@@ -357,6 +379,7 @@ impl Reader<'_, '_> {
             source: format!("{}:{line}", path.display()),
             label: row.label,
             lines: false,
+            pages: Vec::new(),
         };
         self.whole(doc, &row.text, repaired)
     }
@@ -367,6 +390,19 @@ pub(super) fn message_of(e: Error) -> String {
         Error::InvalidInput { message, .. } => message,
         other => other.to_string(),
     }
+}
+
+/// A file the name calls text whose first bytes are a PDF's is read as a PDF (the content
+/// decides); the bytes peeked are put back in front of the rest.
+fn sniff(mut r: Box<dyn Read>) -> std::io::Result<(Format, Box<dyn Read>)> {
+    let mut start = Vec::with_capacity(1024);
+    (&mut r).take(1024).read_to_end(&mut start)?;
+    let format = if super::pdf::is_pdf(&start) && start.starts_with(b"%PDF-") {
+        Format::Pdf
+    } else {
+        Format::Text
+    };
+    Ok((format, Box::new(std::io::Cursor::new(start).chain(r))))
 }
 
 /// Binary data is never repaired into text.
@@ -497,8 +533,8 @@ mod tests {
                 "end c/j.md 0",
                 "c/k.jsonl.zst:1@0:zst",
                 "end c/k.jsonl.zst:1 3",
-                "skip l.pdf: not text: a PDF file (its text layer is not read yet)",
-                "skip m.docx: not text: a ZIP container (an EPUB is read when named .epub; DOCX, ODT and other archives are not read yet)",
+                "skip l.pdf: PDF: malformed: failed parsing cross reference table: invalid start value",
+                "skip m.docx: not a readable ZIP container (invalid Zip archive: Could not find EOCD)",
                 "c/n.txt@0:Hi 🦙",
                 "end c/n.txt 7",
                 "c/t-README@0:read me",

@@ -10,18 +10,11 @@
 //! package, or one whose spine names a part it does not hold.
 
 use super::collection::{message_of, Doc, Reader};
+use super::container::{parse, Container, Limits, LocalName, Refusal};
 use super::html::visible_text;
 use crate::error::Result;
-use std::io::{Cursor, Read};
+use std::io::Read;
 use std::path::Path;
-
-/// Entries a container may hold.
-pub const MAX_ENTRIES: usize = 100_000;
-/// Expanded bytes per compressed byte above which an entry of over 1 MiB is refused.
-pub const MAX_RATIO: u64 = 1_000;
-
-/// Why a book cannot be read (the message of its skip).
-type Refusal = String;
 
 /// One part of the book, in reading order.
 struct Part {
@@ -41,7 +34,7 @@ impl Reader<'_, '_> {
             entry: self.opts.max_record_bytes as u64,
             total: 4 * self.opts.max_record_bytes as u64,
         };
-        let mut book = match Book::open(bytes, limits) {
+        let mut book = match Container::open(bytes, limits) {
             Ok(b) => b,
             Err(why) => return self.problem(path, None, format!("EPUB: {why}")),
         };
@@ -77,6 +70,7 @@ impl Reader<'_, '_> {
                 source,
                 label: None,
                 lines: false,
+                pages: Vec::new(),
             };
             self.whole(doc, &text, repaired)?;
         }
@@ -87,82 +81,13 @@ impl Reader<'_, '_> {
     }
 }
 
-/// What may be expanded from one container.
-#[derive(Debug, Clone, Copy)]
-struct Limits {
-    entry: u64,
-    total: u64,
+/// The book's reading order, from its package.
+trait Spine {
+    fn spine(&mut self) -> std::result::Result<Vec<Part>, Refusal>;
+    fn refuse_encrypted(&mut self, parts: &[Part]) -> std::result::Result<(), Refusal>;
 }
 
-/// An opened container and the bytes expanded from it so far.
-struct Book {
-    zip: zip::ZipArchive<Cursor<Vec<u8>>>,
-    limits: Limits,
-    expanded: u64,
-}
-
-impl Book {
-    fn open(bytes: Vec<u8>, limits: Limits) -> std::result::Result<Book, Refusal> {
-        let zip = zip::ZipArchive::new(Cursor::new(bytes))
-            .map_err(|e| format!("not a readable ZIP container ({e})"))?;
-        if zip.len() > MAX_ENTRIES {
-            return Err(format!(
-                "{} entries, more than the {MAX_ENTRIES} a container may hold here",
-                zip.len()
-            ));
-        }
-        Ok(Book {
-            zip,
-            limits,
-            expanded: 0,
-        })
-    }
-
-    /// Entry `name`, expanded within the limits.
-    fn read(&mut self, name: &str) -> std::result::Result<Vec<u8>, Refusal> {
-        let mut f = match self.zip.by_name(name) {
-            Ok(f) => f,
-            Err(zip::result::ZipError::FileNotFound) => {
-                return Err(format!("the book names {name}, which it does not hold"))
-            }
-            Err(e) => return Err(format!("{name}: cannot be read ({e})")),
-        };
-        if f.encrypted() {
-            return Err(format!("{name} is encrypted"));
-        }
-        let compressed = f.compressed_size();
-        let cap = self.limits.entry.min(self.limits.total - self.expanded);
-        let mut out = Vec::new();
-        (&mut f)
-            .take(cap + 1)
-            .read_to_end(&mut out)
-            .map_err(|e| format!("{name}: cannot be expanded ({e})"))?;
-        let n = out.len() as u64;
-        if n > cap {
-            return Err(if cap == self.limits.entry {
-                format!("{name} expands to more than {} bytes", self.limits.entry)
-            } else {
-                format!(
-                    "the book expands to more than {} bytes in all",
-                    self.limits.total
-                )
-            });
-        }
-        if n > 1 << 20 && n > MAX_RATIO * compressed.max(1) {
-            return Err(format!(
-                "{name} expands {}:1, more than {MAX_RATIO}:1 (a ZIP bomb?)",
-                n / compressed.max(1)
-            ));
-        }
-        self.expanded += n;
-        Ok(out)
-    }
-
-    fn xml(&mut self, name: &str) -> std::result::Result<String, Refusal> {
-        let bytes = self.read(name)?;
-        String::from_utf8(bytes).map_err(|e| format!("{name} is not UTF-8 ({e})"))
-    }
-
+impl Spine for Container {
     /// The parts of the spine, in reading order.
     fn spine(&mut self) -> std::result::Result<Vec<Part>, Refusal> {
         let container = self.xml("META-INF/container.xml")?;
@@ -221,7 +146,7 @@ impl Book {
     /// DRM: `META-INF/encryption.xml` listing a part of the spine (font obfuscation, which
     /// only touches fonts, does not stop the text from being read).
     fn refuse_encrypted(&mut self, parts: &[Part]) -> std::result::Result<(), Refusal> {
-        if self.zip.by_name("META-INF/encryption.xml").is_err() {
+        if !self.has("META-INF/encryption.xml") {
             return Ok(());
         }
         let enc = self.xml("META-INF/encryption.xml")?;
@@ -237,25 +162,6 @@ impl Book {
             None => Ok(()),
         }
     }
-}
-
-trait LocalName {
-    fn has_tag_name_local(&self, name: &str) -> bool;
-}
-
-impl LocalName for roxmltree::Node<'_, '_> {
-    fn has_tag_name_local(&self, name: &str) -> bool {
-        self.is_element() && self.tag_name().name() == name
-    }
-}
-
-fn parse<'a>(name: &str, text: &'a str) -> std::result::Result<roxmltree::Document<'a>, Refusal> {
-    let opts = roxmltree::ParsingOptions {
-        allow_dtd: true,
-        ..roxmltree::ParsingOptions::default()
-    };
-    roxmltree::Document::parse_with_options(text, opts)
-        .map_err(|e| format!("{name} is not well-formed XML ({e})"))
 }
 
 /// `base` + `href` as a path in the container (`..` and `.` resolved, never above the root).
@@ -416,14 +322,14 @@ mod tests {
             entry: 400,
             total: 1 << 20,
         };
-        let mut book = Book::open(bytes.clone(), tight).unwrap();
+        let mut book = Container::open(bytes.clone(), tight).unwrap();
         let e = book.spine().err().unwrap_or_default();
         assert!(e.contains("expands to more than 400 bytes"), "{e}");
         let small_total = Limits {
             entry: 1 << 20,
             total: 2000,
         };
-        let mut book = Book::open(bytes, small_total).unwrap();
+        let mut book = Container::open(bytes, small_total).unwrap();
         let mut err = String::new();
         for p in [
             "META-INF/container.xml",

@@ -130,6 +130,7 @@ impl super::collection::Reader<'_, '_> {
             source: path.display().to_string(),
             label: None,
             lines: false,
+            pages: Vec::new(),
         };
         self.whole(doc, &text, repaired)
     }

@@ -4,12 +4,15 @@
 //! leniently (every format, problems skipped and listed, documents streamed in segments).
 
 pub mod collection;
+mod container;
 mod csv;
 mod epub;
 mod html;
 mod jsonl;
+mod office;
 pub mod open;
 mod parquet;
+pub mod pdf;
 pub mod scored;
 mod text;
 pub mod walk;
@@ -53,6 +56,10 @@ pub enum Format {
     Parquet,
     /// One document per part of an EPUB book's spine.
     Epub,
+    /// The text layer of a PDF, one document per file, passages naming their pages.
+    Pdf,
+    /// The body text of a DOCX or ODT document (the container says which), one document.
+    Office,
 }
 
 /// Options for reading inputs.

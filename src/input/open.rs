@@ -42,6 +42,8 @@ pub fn detect(path: &Path) -> Result<(Format, Compression), String> {
         Some("tsv" | "tab") => Format::Tsv,
         Some("parquet") if comp == Compression::None => Format::Parquet,
         Some("epub") if comp == Compression::None => Format::Epub,
+        Some("pdf") => Format::Pdf,
+        Some("docx" | "odt") if comp == Compression::None => Format::Office,
         Some("parquet") => {
             return Err(
                 "a compressed Parquet file (Parquet compresses inside: decompress it)".into(),
@@ -80,13 +82,13 @@ pub fn transcode<'a>(
 }
 
 /// Why bytes that start a file are not text, for the formats whose signature is known and
-/// that have no NUL byte early on (a PDF, a ZIP container such as EPUB or DOCX). Other
+/// that have no NUL byte early on (a PDF, a ZIP container). Other
 /// binary files are found by their NUL bytes.
 pub fn binary_signature(start: &[u8]) -> Option<&'static str> {
     if start.starts_with(b"%PDF-") {
-        Some("a PDF file (its text layer is not read yet)")
+        Some("a PDF file (its text layer is read when it starts with %PDF- or is named .pdf)")
     } else if start.starts_with(b"PK\x03\x04") {
-        Some("a ZIP container (an EPUB is read when named .epub; DOCX, ODT and other archives are not read yet)")
+        Some("a ZIP archive (EPUB, DOCX and ODT are read by those names; unpack other archives to scan their files)")
     } else {
         None
     }

@@ -14,6 +14,7 @@ impl Reader<'_, '_> {
             source: path.display().to_string(),
             label: None,
             lines: true,
+            pages: Vec::new(),
         };
         let seg = self.opts.segment_bytes.max(4096);
         let mut r = BufReader::with_capacity(1 << 16, reader);

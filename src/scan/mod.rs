@@ -16,7 +16,7 @@ pub mod verdict;
 use crate::calibrate::Decision;
 use crate::chunk::{self, ChunkOptions};
 use crate::error::Result;
-use crate::input::{read_collection, CollectOptions, CollectStats, Event};
+use crate::input::{read_collection, CollectOptions, CollectStats, Doc, Event};
 use crate::record::PassageRecord;
 use crate::scorer::{Prepared, Scorer};
 use log::{DocumentLine, LogLine, LogWriter, SkippedLine};
@@ -64,9 +64,44 @@ struct PassageItem {
     prepared: Prepared,
     doc: String,
     index: usize,
+    place: Place,
+    label: Option<bool>,
+}
+
+/// Where a passage is in its document: its byte span, and the lines (a text file) or pages
+/// (a PDF) it covers.
+#[derive(Debug, Clone, Copy)]
+struct Place {
     span: [u64; 2],
     lines: Option<[u64; 2]>,
-    label: Option<bool>,
+    pages: Option<[u64; 2]>,
+}
+
+impl Place {
+    /// The passage at bytes `a..b` of the segment `text`, which starts at byte `offset` of
+    /// `doc`'s text (`lines` follows the document's line count).
+    fn of(
+        doc: &Doc,
+        lines: &mut chunk::Lines,
+        offset: u64,
+        text: &str,
+        a: usize,
+        b: usize,
+    ) -> Place {
+        let span = [offset + a as u64, offset + b as u64];
+        Place {
+            span,
+            lines: doc.lines.then(|| lines.span(text, a, b)),
+            pages: (!doc.pages.is_empty())
+                .then(|| crate::input::pdf::page_span(&doc.pages, span[0], span[1])),
+        }
+    }
+
+    fn apply(self, rec: &mut PassageRecord) {
+        rec.span = Some(self.span);
+        rec.lines = self.lines;
+        rec.pages = self.pages;
+    }
 }
 
 enum Item {
@@ -144,7 +179,7 @@ fn write_group(scoring: &Scoring, group: Vec<Item>, log: &mut LogWriter) -> Resu
             Item::Passage(p) => {
                 let p = *p;
                 prepared.push(p.prepared);
-                metas.push((p.doc, p.index, p.span, p.lines, p.label));
+                metas.push((p.doc, p.index, p.place, p.label));
                 lines.push(None);
             }
             Item::Document(d) => lines.push(Some(LogLine::Document(d))),
@@ -158,15 +193,13 @@ fn write_group(scoring: &Scoring, group: Vec<Item>, log: &mut LogWriter) -> Resu
         let line = match line {
             Some(l) => l,
             None => {
-                let (r, (doc, index, span, lines, label)) =
-                    records.next().expect("one per passage");
+                let (r, (doc, index, place, label)) = records.next().expect("one per passage");
                 passages += 1;
                 tokens += r.n_tokens as u64;
                 let mut rec = r;
                 rec.document = Some(doc);
                 rec.passage = Some(index);
-                rec.span = Some(span);
-                rec.lines = lines;
+                place.apply(&mut rec);
                 if let (Some(l), Some(f)) = (label, &scoring.label_field) {
                     rec.extra.insert(f.clone(), serde_json::Value::Bool(l));
                 }
@@ -220,8 +253,7 @@ fn read_items(
                     prepared: scorer.prepare(passage)?,
                     doc: doc.id.clone(),
                     index,
-                    span: [offset + a as u64, offset + b as u64],
-                    lines: doc.lines.then(|| lines.span(text, a, b)),
+                    place: Place::of(doc, &mut lines, offset, text, a, b),
                     label: doc.label,
                 };
                 send(Item::Passage(Box::new(item)), &mut count)?;
@@ -291,13 +323,8 @@ pub fn rescore_with_details(
                     doc_passages += 1;
                     if want.contains(&(doc.id.as_str(), index)) {
                         let p = doc.passage(chunk::passage_id(&doc.id, index), &text[a..b]);
-                        found.push((
-                            p,
-                            doc.id.clone(),
-                            index,
-                            [offset + a as u64, offset + b as u64],
-                            doc.lines.then(|| lines.span(text, a, b)),
-                        ));
+                        let place = Place::of(doc, &mut lines, offset, text, a, b);
+                        found.push((p, doc.id.clone(), index, place));
                     }
                 }
                 lines.next_segment(text);
@@ -317,11 +344,10 @@ pub fn rescore_with_details(
         .collect::<Result<Vec<_>>>()?;
     let results = detailed.score_prepared(prepared)?;
     let mut out = Vec::new();
-    for (mut rec, (p, doc, index, span, lines)) in results.into_iter().zip(found) {
+    for (mut rec, (p, doc, index, place)) in results.into_iter().zip(found) {
         rec.document = Some(doc);
         rec.passage = Some(index);
-        rec.span = Some(span);
-        rec.lines = lines;
+        place.apply(&mut rec);
         rec.extra
             .insert("text".into(), serde_json::Value::String(p.text));
         if let Some(d) = scoring.decision {

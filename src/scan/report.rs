@@ -318,10 +318,12 @@ fn heatmap(rec: &crate::record::PassageRecord, by: &str) -> Markup {
     let (Some(tokens), Some(logp)) = (&rec.tokens, &rec.token_logprobs) else {
         return html! {};
     };
-    let lines = match rec.lines {
-        Some([a, b]) if a == b => format!(" · line {a}"),
-        Some([a, b]) => format!(" · lines {a}–{b}"),
-        None => String::new(),
+    let lines = match (rec.lines, rec.pages) {
+        (Some([a, b]), _) if a == b => format!(" · line {a}"),
+        (Some([a, b]), _) => format!(" · lines {a}–{b}"),
+        (None, Some([a, b])) if a == b => format!(" · page {a}"),
+        (None, Some([a, b])) => format!(" · pages {a}–{b}"),
+        (None, None) => String::new(),
     };
     let title = format!(
         "{} · passage {}{lines} · {} {}{}",

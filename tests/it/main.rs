@@ -14,6 +14,7 @@ mod fuzz_seeds;
 mod hub_cache;
 mod parity_smollm2;
 mod parity_tiny;
+mod pdf_agreement;
 mod prefix;
 mod scan;
 mod scan_fpr;
