@@ -115,19 +115,62 @@ fn extract(bytes: &[u8]) -> std::result::Result<Pages, String> {
     Ok(out)
 }
 
-/// A page's text as the extractor lays it out, with trailing spaces and the blank lines at
-/// its start and end removed (they are layout, not text).
+/// A page's text as the extractor lays it out, undone where typesetting changed the words
+/// (as poppler's `pdftotext` undoes it, so that the text is what a text pipeline would have
+/// given a model): trailing spaces and the blank lines at its start and end removed, the
+/// typographic ligatures (U+FB00–FB06: `ﬁ` for `fi`) spelled out, and a word hyphenated at
+/// the end of a line joined when a lower-case letter is on both sides (`mes-` / `sage`;
+/// `February-` / `March` is left as it is).
 fn tidy(s: &str) -> String {
-    let lines: Vec<&str> = s.lines().map(str::trim_end).collect();
-    let first = lines
-        .iter()
-        .position(|l| !l.is_empty())
-        .unwrap_or(lines.len());
-    let last = lines
+    let all: Vec<&str> = s.lines().map(str::trim_end).collect();
+    let first = all.iter().position(|l| !l.is_empty()).unwrap_or(all.len());
+    let last = all
         .iter()
         .rposition(|l| !l.is_empty())
         .map_or(first, |i| i + 1);
-    lines[first..last].join("\n")
+    let lines = &all[first..last];
+    let mut out = String::with_capacity(s.len());
+    let mut joined = false;
+    for (i, line) in lines.iter().enumerate() {
+        if i > 0 && !joined {
+            out.push('\n');
+        }
+        let line = if joined { line.trim_start() } else { line };
+        let next = lines.get(i + 1).map(|l| l.trim_start());
+        joined = next.is_some_and(|n| hyphenated(line, n));
+        let line = if joined {
+            &line[..line.len() - 1]
+        } else {
+            line
+        };
+        for c in line.chars() {
+            match ligature(c) {
+                Some(l) => out.push_str(l),
+                None => out.push(c),
+            }
+        }
+    }
+    out
+}
+
+/// Whether `line` ends in a word broken by a hyphen that `next` completes.
+fn hyphenated(line: &str, next: &str) -> bool {
+    let mut end = line.chars().rev();
+    end.next() == Some('-')
+        && end.next().is_some_and(char::is_lowercase)
+        && next.chars().next().is_some_and(char::is_lowercase)
+}
+
+fn ligature(c: char) -> Option<&'static str> {
+    Some(match c {
+        '\u{fb00}' => "ff",
+        '\u{fb01}' => "fi",
+        '\u{fb02}' => "fl",
+        '\u{fb03}' => "ffi",
+        '\u{fb04}' => "ffl",
+        '\u{fb05}' | '\u{fb06}' => "st",
+        _ => return None,
+    })
 }
 
 fn one_line(e: &dyn std::fmt::Display) -> String {
@@ -363,6 +406,13 @@ mod tests {
     fn tidy_drops_layout_blank_lines_and_trailing_spaces() {
         assert_eq!(tidy("\n\n  a  \n\nb \n\n"), "  a\n\nb");
         assert_eq!(tidy("\n \n"), "");
+        assert_eq!(
+            tidy("the mes-\n  sage is de\u{fb01}ned"),
+            "the message is defined"
+        );
+        let kept = "February-\nMarch, well-\n\nknown";
+        assert_eq!(tidy(kept), kept);
+        assert_eq!(tidy("a long-\nterm\u{fb02}ow"), "a longtermflow");
     }
 
     #[test]
