@@ -42,11 +42,12 @@ fn parse_format(s: &str) -> Result<Format, String> {
         "html" => Ok(Format::Html),
         "csv" => Ok(Format::Csv),
         "tsv" => Ok(Format::Tsv),
+        "parquet" => Ok(Format::Parquet),
         "epub" => Ok(Format::Epub),
         "pdf" => Ok(Format::Pdf),
         "docx" | "odt" => Ok(Format::Office),
         _ => Err(format!(
-            "unknown format {s} (auto, text, jsonl, html, csv, tsv, epub, pdf, docx, odt)"
+            "unknown format {s} (auto, text, jsonl, html, csv, tsv, parquet, epub, pdf, docx, odt)"
         )),
     }
 }

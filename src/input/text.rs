@@ -109,11 +109,70 @@ fn cut_point(buf: &[u8], seg: usize) -> usize {
             .rposition(|w| w[0] == b' ' && !w[1].is_ascii_whitespace())
             .map(|i| lo + i)
     };
-    after_nl.or_else(before_space).unwrap_or_else(|| {
-        let mut c = buf.len().min(seg);
-        while c > 0 && (buf[c] & 0xc0) == 0x80 {
-            c -= 1;
+    after_nl
+        .or_else(before_space)
+        .unwrap_or_else(|| char_boundary(buf, buf.len().min(seg)))
+}
+
+/// The last character boundary at or before `c` in `buf` (`c` may be `buf.len()`, a boundary
+/// only when the last character is complete). Bytes with no character start before `c` are
+/// not UTF-8: they are cut at `c` (never at 0, which would cut nothing, forever) and the
+/// decoder names them.
+fn char_boundary(buf: &[u8], c: usize) -> usize {
+    let continuation = |b: u8| (b & 0xc0) == 0x80;
+    let mut s = c;
+    if c == buf.len() {
+        // the start of the last character, and whether all of it is here
+        s = c.saturating_sub(1);
+        while s > 0 && continuation(buf[s]) {
+            s -= 1;
         }
+        let width = match buf.get(s) {
+            Some(b) if *b >= 0xf0 => 4,
+            Some(b) if *b >= 0xe0 => 3,
+            Some(b) if *b >= 0xc0 => 2,
+            _ => 1,
+        };
+        if s + width <= buf.len() {
+            s = c;
+        }
+    } else {
+        while s > 0 && continuation(buf[s]) {
+            s -= 1;
+        }
+    }
+    if s == 0 {
         c
-    })
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A segment as long as the limit with neither a line break nor a space in it (a
+    /// minified file, a base64 blob): cut at a character boundary, never past the end.
+    #[test]
+    fn a_run_without_spaces_is_cut_at_a_character_boundary() {
+        let seg = 4096;
+        let ascii = vec![b'x'; seg];
+        assert_eq!(cut_point(&ascii, seg), seg);
+        let mut shorter = vec![b'x'; seg - 3]; // a byte-order mark was removed
+        assert_eq!(cut_point(&shorter, seg), seg - 3);
+        // a 3-byte character cut by the buffer's end is left for the next segment
+        shorter.extend_from_slice("€".as_bytes());
+        shorter.truncate(seg - 1);
+        assert_eq!(cut_point(&shorter, seg), seg - 3);
+        // and one that straddles the limit
+        let mut long = vec![b'x'; seg - 1];
+        long.extend_from_slice("€€".as_bytes());
+        assert_eq!(cut_point(&long, seg), seg - 1);
+        let c = cut_point(&long, seg);
+        assert!(std::str::from_utf8(&long[..c]).is_ok());
+        // bytes that are not UTF-8 at all: cut somewhere, not at 0
+        let junk = vec![0x80u8; seg + 10];
+        assert_eq!(cut_point(&junk, seg), seg);
+    }
 }

@@ -97,6 +97,17 @@ impl Place {
         }
     }
 
+    /// The passage's id: `DOC#pK`, and for a PDF the pages it covers too
+    /// (`paper.pdf#p3.pages-2-3`, `paper.pdf#p0.page-1`).
+    fn passage_id(&self, doc: &str, index: usize) -> String {
+        let id = chunk::passage_id(doc, index);
+        match self.pages {
+            Some([a, b]) if a == b => format!("{id}.page-{a}"),
+            Some([a, b]) => format!("{id}.pages-{a}-{b}"),
+            None => id,
+        }
+    }
+
     fn apply(self, rec: &mut PassageRecord) {
         rec.span = Some(self.span);
         rec.lines = self.lines;
@@ -248,12 +259,13 @@ fn read_items(
                     count += 1;
                     continue;
                 }
-                let passage = doc.passage(chunk::passage_id(&doc.id, index), &text[a..b]);
+                let place = Place::of(doc, &mut lines, offset, text, a, b);
+                let passage = doc.passage(place.passage_id(&doc.id, index), &text[a..b]);
                 let item = PassageItem {
                     prepared: scorer.prepare(passage)?,
                     doc: doc.id.clone(),
                     index,
-                    place: Place::of(doc, &mut lines, offset, text, a, b),
+                    place,
                     label: doc.label,
                 };
                 send(Item::Passage(Box::new(item)), &mut count)?;
@@ -322,8 +334,8 @@ pub fn rescore_with_details(
                     let index = doc_passages;
                     doc_passages += 1;
                     if want.contains(&(doc.id.as_str(), index)) {
-                        let p = doc.passage(chunk::passage_id(&doc.id, index), &text[a..b]);
                         let place = Place::of(doc, &mut lines, offset, text, a, b);
+                        let p = doc.passage(place.passage_id(&doc.id, index), &text[a..b]);
                         found.push((p, doc.id.clone(), index, place));
                     }
                 }

@@ -176,7 +176,7 @@ fn messy_folder_is_scanned_skips_are_listed_and_the_report_escapes_everything() 
             .any(|k| k.contains(file) && k.contains(reason))
     };
     assert!(has("logo.png", "binary data (NUL byte"), "{skipped:#?}");
-    assert!(has("scan.pdf", "a PDF file"), "{skipped:#?}");
+    assert!(has("scan.pdf", "PDF: malformed"), "{skipped:#?}");
     assert!(
         has("latin1.txt", "invalid UTF-8 at byte offset 3"),
         "{skipped:#?}"
@@ -645,6 +645,109 @@ fn a_code_repository_is_read_as_ripgrep_reads_it_with_line_numbers() {
     let o = run(&["scan", p(&root), "-o", p(&out2), "--type", "klingon"]);
     assert_eq!(o.status.code(), Some(2), "an unknown type is a usage error");
     assert!(stderr(&o).contains("klingon"), "{}", stderr(&o));
+}
+
+/// Books, papers and office files in one folder: every readable one scored, every
+/// unreadable one skipped naming why (exit 5: something was skipped); PDF passages name
+/// their pages in the id, the record and the report, and the pages agree with the text's
+/// page starts.
+#[test]
+fn books_papers_and_office_files_are_scanned_and_pdf_passages_name_their_pages() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("case");
+    std::fs::create_dir_all(&root).unwrap();
+    for (from, to) in [
+        ("pdf/paper.pdf", "paper.pdf"),
+        ("pdf/locked.pdf", "locked.pdf"),
+        ("pdf/scanned.pdf", "scanned.pdf"),
+        ("epub/book.epub", "book.epub"),
+        ("office/letter.docx", "letter.docx"),
+        ("office/letter.odt", "letter.odt"),
+        ("office/bomb.docx", "bomb.docx"),
+    ] {
+        std::fs::copy(data.join(from), root.join(to)).unwrap();
+    }
+    let out = d.path().join("out");
+    let o = run(&[
+        "scan",
+        p(&root),
+        "-o",
+        p(&out),
+        "-q",
+        "--no-lowercase",
+        "--passage-tokens",
+        "24",
+    ]);
+    assert_eq!(o.status.code(), Some(5), "skips: exit 5: {}", stderr(&o));
+    let s = summary(&out);
+    let skipped: Vec<String> = s["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            format!(
+                "{} {}",
+                k["source"].as_str().unwrap().rsplit('/').next().unwrap(),
+                k["reason"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(skipped.len(), 3, "{skipped:?}");
+    assert!(
+        skipped[0].starts_with("bomb.docx ") && skipped[0].contains("ZIP bomb"),
+        "{skipped:?}"
+    );
+    assert!(
+        skipped[1].starts_with("locked.pdf PDF: encrypted"),
+        "{skipped:?}"
+    );
+    assert!(
+        skipped[2].starts_with("scanned.pdf PDF: no text layer"),
+        "{skipped:?}"
+    );
+    // 3 EPUB parts, the DOCX, the ODT, the PDF
+    assert_eq!(s["documents"], 6, "{s:#}");
+    let recs = records(&out);
+    let pdf: Vec<_> = recs
+        .iter()
+        .filter(|r| r.document.as_deref() == Some("case/paper.pdf"))
+        .collect();
+    assert!(pdf.len() >= 3, "{} passages", pdf.len());
+    let (mut first, mut last) = (u64::MAX, 0);
+    for r in &pdf {
+        let [a, b] = r.pages.expect("a PDF passage names its pages");
+        assert!(a <= b && b <= 3, "{}: {a}-{b}", r.id);
+        let want = if a == b {
+            format!(".page-{a}")
+        } else {
+            format!(".pages-{a}-{b}")
+        };
+        assert!(r.id.ends_with(&want), "{} names {want}", r.id);
+        assert!(r.lines.is_none(), "a PDF's text has no file lines");
+        first = first.min(a);
+        last = last.max(b);
+    }
+    assert_eq!((first, last), (1, 3), "the passages cover pages 1 to 3");
+    assert!(
+        pdf.iter()
+            .any(|r| r.pages.unwrap()[0] < r.pages.unwrap()[1]),
+        "the sentence over the page break is one passage"
+    );
+    let office: Vec<_> = recs
+        .iter()
+        .filter(|r| {
+            r.document
+                .as_deref()
+                .is_some_and(|d| d.ends_with("letter.docx") || d.ends_with("letter.odt"))
+        })
+        .collect();
+    assert!(office
+        .iter()
+        .all(|r| r.pages.is_none() && r.lines.is_none()));
+    assert!(recs
+        .iter()
+        .any(|r| r.document.as_deref() == Some("case/book.epub#text/c-tides")));
 }
 
 /// `scan --nonmembers` calibrates first, keeps the calibration beside the results, decides
