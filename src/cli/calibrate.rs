@@ -1,9 +1,6 @@
 //! `miascan calibrate`: store each score's distribution on known non-members.
 
-use super::common::{InputArgs, Models, ScoringArgs};
-use miascan::calibrate::{Calibration, Settings};
-use miascan::chunk::{cut_passages, ChunkOptions};
-use miascan::scorer::ScoreOptions;
+use super::common::{calibrate, InputArgs, ScoringArgs};
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
@@ -50,50 +47,4 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         c.default_score()
     );
     Ok(())
-}
-
-/// The calibration on `nonmembers` (cut into passages of `passage_tokens` when given),
-/// deciding by `decide_by` when given: `calibrate`'s work, also done by `scan --nonmembers`.
-pub fn calibrate(
-    models: &Models,
-    opts: &ScoreOptions,
-    input: &InputArgs,
-    nonmembers: &[PathBuf],
-    passage_tokens: Option<usize>,
-    decide_by: Option<String>,
-) -> anyhow::Result<Calibration> {
-    let passages = input.read(nonmembers, None)?;
-    let passages = match passage_tokens {
-        Some(n) if n < 2 => anyhow::bail!(miascan::Error::Usage(
-            "--passage-tokens must be at least 2".into()
-        )),
-        Some(n) => cut_passages(
-            &models.target.tokenizer,
-            passages,
-            ChunkOptions {
-                passage_tokens: n,
-                overlap: 0,
-            },
-        )?,
-        None => passages,
-    };
-    let results = models.score_collect(&passages, opts.clone())?;
-    let mut settings = Settings::new(
-        &models.target.identity,
-        models.reference.as_ref().map(|r| &r.identity),
-        opts,
-    );
-    settings.passage_tokens = passage_tokens;
-    let mut c = Calibration::from_results(settings, &results);
-    if let Some(by) = decide_by {
-        if !c.scores.contains_key(&by) {
-            let known: Vec<&str> = c.scores.keys().map(String::as_str).collect();
-            anyhow::bail!(miascan::Error::Usage(format!(
-                "--decide-by {by}: not among the calibrated scores ({})",
-                known.join(", ")
-            )));
-        }
-        c.decide_by = Some(by);
-    }
-    Ok(c)
 }

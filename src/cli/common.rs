@@ -3,6 +3,7 @@
 use super::output::Progress;
 use super::ModelArgs;
 use miascan::calibrate::{Calibration, Decision, Settings};
+use miascan::chunk::{cut_passages, ChunkOptions};
 use miascan::input::{read_inputs, Format, Passage, ReadOptions, STDIN};
 use miascan::model::Model;
 use miascan::record::PassageRecord;
@@ -126,14 +127,7 @@ impl DecisionArgs {
             Some(path) => (Calibration::load(path)?, false),
             None if self.nonmembers.is_empty() => return Ok(None),
             None => {
-                let c = super::calibrate::calibrate(
-                    models,
-                    opts,
-                    input,
-                    &self.nonmembers,
-                    passage_tokens,
-                    None,
-                )?;
+                let c = calibrate(models, opts, input, &self.nonmembers, passage_tokens, None)?;
                 (c, true)
             }
         };
@@ -263,4 +257,50 @@ impl Models {
         progress.done(out.len());
         Ok(out)
     }
+}
+
+/// The calibration on `nonmembers` (cut into passages of `passage_tokens` when given),
+/// deciding by `decide_by` when given: `miascan calibrate`'s work, also done by `scan --nonmembers` and `score --nonmembers`.
+pub fn calibrate(
+    models: &Models,
+    opts: &ScoreOptions,
+    input: &InputArgs,
+    nonmembers: &[PathBuf],
+    passage_tokens: Option<usize>,
+    decide_by: Option<String>,
+) -> anyhow::Result<Calibration> {
+    let passages = input.read(nonmembers, None)?;
+    let passages = match passage_tokens {
+        Some(n) if n < 2 => anyhow::bail!(miascan::Error::Usage(
+            "--passage-tokens must be at least 2".into()
+        )),
+        Some(n) => cut_passages(
+            &models.target.tokenizer,
+            passages,
+            ChunkOptions {
+                passage_tokens: n,
+                overlap: 0,
+            },
+        )?,
+        None => passages,
+    };
+    let results = models.score_collect(&passages, opts.clone())?;
+    let mut settings = Settings::new(
+        &models.target.identity,
+        models.reference.as_ref().map(|r| &r.identity),
+        opts,
+    );
+    settings.passage_tokens = passage_tokens;
+    let mut c = Calibration::from_results(settings, &results);
+    if let Some(by) = decide_by {
+        if !c.scores.contains_key(&by) {
+            let known: Vec<&str> = c.scores.keys().map(String::as_str).collect();
+            anyhow::bail!(miascan::Error::Usage(format!(
+                "--decide-by {by}: not among the calibrated scores ({})",
+                known.join(", ")
+            )));
+        }
+        c.decide_by = Some(by);
+    }
+    Ok(c)
 }

@@ -397,7 +397,7 @@ pub(super) fn message_of(e: Error) -> String {
 fn sniff(mut r: Box<dyn Read>) -> std::io::Result<(Format, Box<dyn Read>)> {
     let mut start = Vec::with_capacity(1024);
     (&mut r).take(1024).read_to_end(&mut start)?;
-    let format = if super::pdf::is_pdf(&start) && start.starts_with(b"%PDF-") {
+    let format = if start.starts_with(b"%PDF-") {
         Format::Pdf
     } else {
         Format::Text

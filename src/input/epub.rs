@@ -202,34 +202,19 @@ fn percent_decode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::input::collection::{read_collection, CollectOptions, Event};
+    use crate::input::testing;
     use std::path::PathBuf;
 
     fn fixture(name: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/data/epub")
-            .join(name)
+        testing::fixture("epub", name)
     }
 
     /// (document id, text) of every document, and the reason of every skip.
     type Read = (Vec<(String, String)>, Vec<String>);
 
     fn read(path: &Path, strict: bool) -> Result<Read> {
-        let opts = CollectOptions {
-            strict,
-            relative_ids: true,
-            ..CollectOptions::default()
-        };
-        let (mut docs, mut skips) = (Vec::new(), Vec::new());
-        read_collection(&[path.to_path_buf()], &opts, &|_| true, &mut |e| {
-            match e {
-                Event::Segment { doc, text, .. } => docs.push((doc.id.clone(), text.to_string())),
-                Event::Skipped { reason, .. } => skips.push(reason),
-                Event::End { .. } => {}
-            }
-            Ok(())
-        })?;
-        Ok((docs, skips))
+        let (docs, skips) = testing::read(&[path.to_path_buf()], strict, 256 << 20)?;
+        Ok((docs.into_iter().map(|(d, t)| (d.id, t)).collect(), skips))
     }
 
     fn words(s: &str) -> Vec<&str> {
@@ -289,30 +274,8 @@ mod tests {
     /// refused, never a panic.
     #[test]
     fn corrupted_books_never_panic() {
-        use rand::{Rng, SeedableRng};
         let good = std::fs::read(fixture("book.epub")).unwrap();
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-        let d = tempfile::tempdir().unwrap();
-        let path = d.path().join("x.epub");
-        let (mut read_ok, mut refused) = (0, 0);
-        for _ in 0..400 {
-            let mut b = good.clone();
-            for _ in 0..rng.random_range(1..8) {
-                let i = rng.random_range(0..b.len());
-                b[i] = rng.random();
-            }
-            std::fs::write(&path, &b).unwrap();
-            let (docs, skips) = read(&path, false).unwrap();
-            if skips.is_empty() {
-                read_ok += usize::from(!docs.is_empty());
-            } else {
-                refused += 1;
-            }
-        }
-        assert!(
-            read_ok > 0 && refused > 0,
-            "{read_ok} read, {refused} refused"
-        );
+        testing::corrupted_copies(&good, "x.epub");
     }
 
     #[test]

@@ -14,6 +14,8 @@ pub mod open;
 mod parquet;
 pub mod pdf;
 pub mod scored;
+#[cfg(test)]
+mod testing;
 mod text;
 pub mod walk;
 

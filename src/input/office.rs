@@ -218,34 +218,17 @@ fn inline(kind: Kind, node: Node, s: &mut String) {
 
 #[cfg(test)]
 mod tests {
-    use crate::input::collection::{read_collection, CollectOptions, Event};
-    use std::path::{Path, PathBuf};
+    use crate::input::testing;
+    use std::path::PathBuf;
 
     fn fixture(name: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/data/office")
-            .join(name)
+        testing::fixture("office", name)
     }
 
-    /// (document id, text) of every document, and every skip's reason.
+    /// (document id, text) of every document, and every skip's reason, read leniently.
     fn read(paths: &[PathBuf], max_record_bytes: usize) -> (Vec<(String, String)>, Vec<String>) {
-        let opts = CollectOptions {
-            strict: false,
-            relative_ids: true,
-            max_record_bytes,
-            ..CollectOptions::default()
-        };
-        let (mut docs, mut skips) = (Vec::new(), Vec::new());
-        read_collection(paths, &opts, &|_| true, &mut |e| {
-            match e {
-                Event::Segment { doc, text, .. } => docs.push((doc.id.clone(), text.to_string())),
-                Event::Skipped { reason, .. } => skips.push(reason),
-                Event::End { .. } => {}
-            }
-            Ok(())
-        })
-        .unwrap();
-        (docs, skips)
+        let (docs, skips) = testing::read(paths, false, max_record_bytes).unwrap();
+        (docs.into_iter().map(|(d, t)| (d.id, t)).collect(), skips)
     }
 
     /// The letter python-docx and odfpy wrote from the same text: its body exactly as they
@@ -288,35 +271,12 @@ mod tests {
         );
     }
 
-    /// 400 copies of each letter with a few bytes changed: each read or refused with a
-    /// reason, none a panic.
+    /// Corrupted letters: each read or refused with a reason, none a panic.
     #[test]
     fn corrupted_documents_never_panic() {
-        use rand::{Rng, SeedableRng};
-        let d = tempfile::tempdir().unwrap();
         for name in ["letter.docx", "letter.odt"] {
             let good = std::fs::read(fixture(name)).unwrap();
-            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-            let path = d.path().join(name);
-            let (mut read_ok, mut refused) = (0, 0);
-            for _ in 0..400 {
-                let mut b = good.clone();
-                for _ in 0..rng.random_range(1..8) {
-                    let i = rng.random_range(0..b.len());
-                    b[i] = rng.random();
-                }
-                std::fs::write(&path, &b).unwrap();
-                let (docs, skips) = read(std::slice::from_ref(&path), 256 << 20);
-                if skips.is_empty() {
-                    read_ok += usize::from(!docs.is_empty());
-                } else {
-                    refused += 1;
-                }
-            }
-            assert!(
-                read_ok > 0 && refused > 0,
-                "{name}: {read_ok} read, {refused} refused"
-            );
+            testing::corrupted_copies(&good, name);
         }
     }
 

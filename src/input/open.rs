@@ -94,6 +94,15 @@ pub fn binary_signature(start: &[u8]) -> Option<&'static str> {
     }
 }
 
+/// Where a PDF's signature may start (the specification allows leading bytes).
+const SIGNATURE_WINDOW: usize = 1024;
+
+/// Whether `start` (a file's first bytes) holds a PDF signature.
+pub fn is_pdf(start: &[u8]) -> bool {
+    let w = &start[..start.len().min(SIGNATURE_WINDOW)];
+    w.windows(5).any(|x| x == b"%PDF-")
+}
+
 /// Wraps `r` in the decoder for `c`.
 pub fn decompress<'a>(
     r: Box<dyn Read + 'a>,

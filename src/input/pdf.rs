@@ -17,6 +17,7 @@
 //! its own).
 
 use super::collection::{Doc, Reader};
+use super::open::is_pdf;
 use crate::error::Result;
 use std::io::Read;
 use std::path::Path;
@@ -27,8 +28,6 @@ use std::time::Duration;
 pub const THREAD: &str = "miascan-pdf";
 /// Longest extraction of one file before it is skipped.
 pub const MAX_SECONDS: u64 = 120;
-/// Where a PDF's signature may start (the specification allows leading bytes).
-const SIGNATURE_WINDOW: usize = 1024;
 
 /// The text layer of a PDF, one string per page (a page without text is an empty string),
 /// or why it cannot be read. `Err` also for a file with no text on any page.
@@ -62,12 +61,6 @@ pub struct Pages {
     pub pages: Vec<String>,
     /// The page whose text could not be read, and why: the pages before it are kept.
     pub failed: Option<(usize, String)>,
-}
-
-/// Whether `start` (a file's first bytes) holds a PDF signature.
-pub fn is_pdf(start: &[u8]) -> bool {
-    let w = &start[..start.len().min(SIGNATURE_WINDOW)];
-    w.windows(5).any(|x| x == b"%PDF-")
 }
 
 fn extract(bytes: &[u8]) -> std::result::Result<Pages, String> {
@@ -259,13 +252,11 @@ impl Reader<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::input::collection::{read_collection, CollectOptions, Event};
+    use crate::input::testing;
     use std::path::PathBuf;
 
     fn fixture(name: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/data/pdf")
-            .join(name)
+        testing::fixture("pdf", name)
     }
 
     fn words(s: &str) -> Vec<&str> {
@@ -276,23 +267,11 @@ mod tests {
     type Read = (Vec<(String, String, Vec<u64>)>, Vec<String>);
 
     fn read(paths: &[PathBuf], strict: bool) -> Result<Read> {
-        let opts = CollectOptions {
-            strict,
-            relative_ids: true,
-            ..CollectOptions::default()
-        };
-        let (mut docs, mut skips) = (Vec::new(), Vec::new());
-        read_collection(paths, &opts, &|_| true, &mut |e| {
-            match e {
-                Event::Segment { doc, text, .. } => {
-                    docs.push((doc.id.clone(), text.to_string(), doc.pages.clone()))
-                }
-                Event::Skipped { reason, .. } => skips.push(reason),
-                Event::End { .. } => {}
-            }
-            Ok(())
-        })?;
-        Ok((docs, skips))
+        let (docs, skips) = testing::read(paths, strict, 256 << 20)?;
+        Ok((
+            docs.into_iter().map(|(d, t)| (d.id, t, d.pages)).collect(),
+            skips,
+        ))
     }
 
     /// The paper ReportLab drew: every page's words as it was given them, in order, and the
@@ -337,38 +316,12 @@ mod tests {
         assert!(e.contains("locked.pdf") && e.contains("encrypted"), "{e}");
     }
 
-    /// 400 copies of the paper with a few bytes changed: each read or refused with a reason,
-    /// none a panic (the extractor's own panics are caught on its thread).
+    /// Corrupted papers: each read or refused with a reason, none a panic (the extractor's
+    /// own panics are caught on its thread).
     #[test]
     fn corrupted_pdfs_never_panic() {
-        use rand::{Rng, SeedableRng};
         let good = std::fs::read(fixture("paper.pdf")).unwrap();
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-        let d = tempfile::tempdir().unwrap();
-        let path = d.path().join("x.pdf");
-        let (mut read_ok, mut refused) = (0, 0);
-        for _ in 0..400 {
-            let mut b = good.clone();
-            for _ in 0..rng.random_range(1..8) {
-                let i = rng.random_range(0..b.len());
-                b[i] = rng.random();
-            }
-            std::fs::write(&path, &b).unwrap();
-            let (docs, skips) = read(std::slice::from_ref(&path), false).unwrap();
-            if skips.is_empty() {
-                read_ok += usize::from(!docs.is_empty());
-            } else {
-                assert!(
-                    skips[0].starts_with("PDF: ") || skips[0].contains("UTF-8"),
-                    "{skips:?}"
-                );
-                refused += 1;
-            }
-        }
-        assert!(
-            read_ok > 0 && refused > 0,
-            "{read_ok} read, {refused} refused"
-        );
+        testing::corrupted_copies(&good, "x.pdf");
     }
 
     #[test]
