@@ -103,6 +103,13 @@ fn records(dir: &Path) -> Vec<PassageRecord> {
 }
 
 /// summary.json without the run's own timing.
+/// The passages of one document, in order.
+fn passages_of<'a>(recs: &'a [PassageRecord], doc: &str) -> Vec<&'a PassageRecord> {
+    recs.iter()
+        .filter(|r| r.document.as_deref() == Some(doc))
+        .collect()
+}
+
 fn summary(dir: &Path) -> serde_json::Value {
     let mut v: serde_json::Value = serde_json::from_str(&read(&dir.join("summary.json"))).unwrap();
     v["run"] = serde_json::Value::Null;
@@ -599,10 +606,7 @@ fn a_code_repository_is_read_as_ripgrep_reads_it_with_line_numbers() {
     assert_eq!(s["skipped"].as_array().unwrap().len(), 0);
     assert_eq!(s["documents"], 2, "README and src/main.rs");
     let recs = records(&out);
-    let code_recs: Vec<_> = recs
-        .iter()
-        .filter(|r| r.document.as_deref() == Some("repo/src/main.rs"))
-        .collect();
+    let code_recs = passages_of(&recs, "repo/src/main.rs");
     assert!(code_recs.len() >= 3, "{} passages", code_recs.len());
     let line_of = |pos: u64| code[..pos as usize].matches('\n').count() as u64 + 1;
     let mut last = 0;
@@ -709,10 +713,7 @@ fn books_papers_and_office_files_are_scanned_and_pdf_passages_name_their_pages()
     // 3 EPUB parts, the DOCX, the ODT, the PDF
     assert_eq!(s["documents"], 6, "{s:#}");
     let recs = records(&out);
-    let pdf: Vec<_> = recs
-        .iter()
-        .filter(|r| r.document.as_deref() == Some("case/paper.pdf"))
-        .collect();
+    let pdf = passages_of(&recs, "case/paper.pdf");
     assert!(pdf.len() >= 3, "{} passages", pdf.len());
     let (mut first, mut last) = (u64::MAX, 0);
     for r in &pdf {
