@@ -60,6 +60,12 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A model server that cannot be used: unreachable after the retries, an error answer,
+    /// an answer that fails a check (missing or misaligned log-probs, a changed
+    /// fingerprint). `endpoint` is scheme, host and path: never a credential.
+    #[error("model server {endpoint}: {message}")]
+    Server { endpoint: String, message: String },
+
     /// A broken invariant of miascan's own (a kernel handed a tensor it cannot read, a
     /// worker thread that died): a bug to report, not something the input can fix.
     #[error("internal error: {0}")]
@@ -144,6 +150,7 @@ impl Error {
                 4
             }
             Error::Usage(_) | Error::Device(_) => 2,
+            Error::Server { .. } => 6,
             Error::Tokenizer { .. }
             | Error::OutputIo { .. }
             | Error::Compute(_)

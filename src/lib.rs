@@ -24,4 +24,5 @@ pub mod stats;
 mod test_support;
 
 pub use error::{Error, Result};
+pub mod engine;
 pub mod eval;

@@ -4,23 +4,16 @@
 //! the lowercased text, the reference's on the text, and the target's on the extraction
 //! windows.
 //!
-//! **Scored positions.** With ids `t_0 … t_{n-1}` (BOS first if the model adds one), positions
-//! `1 … n-1` are scored: the BOS is never scored and, for models without BOS, the first text
-//! token is context only.
-//!
-//! **Long passages.** A passage longer than the context `C` is scored in overlapping windows
-//! of `C` tokens with stride `C/2`: the first window scores its positions `1 … C-1`; each
-//! later window ends `C/2` tokens further on and scores only its last `C/2` (new) tokens, so
-//! every token is scored exactly once and has at least `C/2 - 1` tokens of left context. For
-//! models with a BOS, every window begins with the BOS. Nothing is ever truncated.
+//! The model behind each view is an [`Engine`]: miascan's own forward or a server; the
+//! scored positions and the windows of long passages are the engine's (see [`crate::engine`]).
 
+use crate::engine::{Engine, Seq};
 use crate::error::Result;
 use crate::input::Passage;
-use crate::model::{Batch, Model};
+use crate::model::Tokenizer;
 use crate::record::PassageRecord;
 use crate::score::extraction::{self, Extraction};
 use crate::score::{score_passage, GroupSettings, PassageContext, Selection, View};
-use crate::stats::{token_stats, TokenStat};
 
 /// Settings of a scoring run.
 #[derive(Debug, Clone)]
@@ -60,181 +53,38 @@ impl Default for ScoreOptions {
     }
 }
 
-/// One forward sequence: a window of a tokenised text and the positions it scores.
-struct Job {
-    seq: usize,
-    /// Window content starts at `ids[start]` (after a BOS when `bos` is set).
-    start: usize,
-    end: usize,
-    bos: Option<u32>,
-    /// Positions `from..to` of the full sequence scored by this window.
-    from: usize,
-    to: usize,
-}
-
-impl Job {
-    fn len(&self) -> usize {
-        self.end - self.start + usize::from(self.bos.is_some())
-    }
-}
-
-/// Splits a sequence of `n` ids into windows of at most `ctx` tokens (see the module docs).
-fn windows(seq: usize, ids: &[u32], ctx: usize, bos: Option<u32>) -> Vec<Job> {
-    let n = ids.len();
-    if n < 2 {
-        return Vec::new();
-    }
-    if n <= ctx {
-        return vec![Job {
-            seq,
-            start: 0,
-            end: n,
-            bos: None,
-            from: 1,
-            to: n,
-        }];
-    }
-    let stride = (ctx / 2).max(1);
-    let mut jobs = vec![Job {
-        seq,
-        start: 0,
-        end: ctx,
-        bos: None,
-        from: 1,
-        to: ctx,
-    }];
-    let mut done = ctx;
-    while done < n {
-        let end = (done + stride).min(n);
-        // a later window repeats the BOS, then as much left context as fits
-        let (start, bos) = match bos {
-            Some(b) => (end - (ctx - 1), Some(b)),
-            None => (end - ctx, None),
-        };
-        jobs.push(Job {
-            seq,
-            start,
-            end,
-            bos,
-            from: done,
-            to: end,
-        });
-        done = end;
-    }
-    jobs
-}
-
-/// Computes token statistics of token sequences with one model: windows, packing into
-/// batches of at most `batch_tokens`, forward, statistics.
-#[derive(Clone, Copy)]
-struct Runner<'m> {
-    model: &'m Model,
-    ctx: usize,
-    batch_tokens: usize,
-}
-
-impl<'m> Runner<'m> {
-    fn new(model: &'m Model, opts: &ScoreOptions) -> Self {
-        let model_ctx = model.lm.context_length();
-        let ctx = opts
-            .max_context
-            .map_or(model_ctx, |c| c.min(model_ctx))
-            .max(2);
-        Runner {
-            model,
-            ctx,
-            batch_tokens: opts.batch_tokens,
-        }
-    }
-
-    /// Statistics of positions `1..n` of every sequence.
-    fn stats(&self, seqs: &[Vec<u32>]) -> Result<Vec<Vec<TokenStat>>> {
-        let bos = self.model.tokenizer.bos();
-        let jobs: Vec<Job> = seqs
-            .iter()
-            .enumerate()
-            .flat_map(|(s, ids)| windows(s, ids, self.ctx, bos))
-            .collect();
-        let mut stats: Vec<Vec<TokenStat>> = seqs
-            .iter()
-            .map(|s| Vec::with_capacity(s.len().saturating_sub(1)))
-            .collect();
-        let mut k = 0;
-        while k < jobs.len() {
-            let mut end = k;
-            let mut n = 0;
-            while end < jobs.len() && (end == k || n + jobs[end].len() <= self.batch_tokens) {
-                n += jobs[end].len();
-                end += 1;
-            }
-            self.run_batch(&jobs[k..end], seqs, &mut stats)?;
-            k = end;
-        }
-        Ok(stats)
-    }
-
-    fn run_batch(
-        &self,
-        jobs: &[Job],
-        seqs: &[Vec<u32>],
-        stats: &mut [Vec<TokenStat>],
-    ) -> Result<()> {
-        let mut batch = Batch::default();
-        let mut rows = Vec::new();
-        let mut targets = Vec::new();
-        let mut window = Vec::with_capacity(self.ctx);
-        for job in jobs {
-            let ids = &seqs[job.seq];
-            let span_start = batch.len();
-            window.clear();
-            window.extend(job.bos);
-            window.extend_from_slice(&ids[job.start..job.end]);
-            batch.push(&window);
-            let offset = usize::from(job.bos.is_some());
-            for (p, &target) in ids.iter().enumerate().take(job.to).skip(job.from) {
-                // local index of position p in the window; its prediction comes from the row before
-                let local = p - job.start + offset;
-                rows.push((span_start + local - 1) as u32);
-                targets.push(target);
-            }
-        }
-        let hidden = self.model.lm.forward(&batch)?;
-        let computed = token_stats(self.model.lm.as_ref(), &hidden, &rows, &targets)?;
-        let mut it = computed.into_iter();
-        for job in jobs {
-            stats[job.seq].extend(it.by_ref().take(job.to - job.from));
-        }
-        Ok(())
-    }
-}
-
-/// A passage tokenised for every view of a run.
+/// A passage prepared for every view of a run: tokenised when the engine has a local
+/// tokenizer, text for a server to tokenise otherwise.
 #[derive(Debug, Clone)]
 pub struct Prepared {
     pub passage: Passage,
-    ids: Vec<u32>,
-    lower: Option<Vec<u32>>,
-    reference: Option<Vec<u32>>,
-    /// With extraction: each text token's byte span, and the windows' first tokens.
-    spans: Vec<(usize, usize)>,
-    starts: Vec<usize>,
+    text: Seq,
+    lower: Option<Seq>,
+    reference: Option<Seq>,
 }
 
 impl Prepared {
-    /// Tokens over every view (what a group's budget counts).
+    /// Tokens over every view (what a group's budget counts; estimated for text).
     pub fn tokens(&self, extraction: Option<Extraction>) -> usize {
-        let windows = extraction.map_or(0, |e| self.starts.len() * (e.window_len() + 1));
-        self.ids.len()
-            + self.lower.as_ref().map_or(0, Vec::len)
-            + self.reference.as_ref().map_or(0, Vec::len)
+        let windows = match (extraction, &self.text) {
+            (Some(e), Seq::Tokens { spans, .. }) => {
+                e.starts(spans.len()).len() * (e.window_len() + 1)
+            }
+            _ => 0,
+        };
+        self.text.tokens()
+            + self.lower.as_ref().map_or(0, Seq::tokens)
+            + self.reference.as_ref().map_or(0, Seq::tokens)
             + windows
     }
 }
 
-/// Scores passages with a target model and, optionally, a reference model.
+/// Scores passages with a target engine and, optionally, a reference engine.
 pub struct Scorer<'m> {
-    target: Runner<'m>,
-    reference: Option<Runner<'m>>,
+    target: &'m dyn Engine,
+    reference: Option<&'m dyn Engine>,
+    /// Cuts documents into passages (the target's tokenizer, or the one given for a server).
+    cutter: Option<&'m Tokenizer>,
     opts: ScoreOptions,
     selection: Selection,
 }
@@ -242,10 +92,11 @@ pub struct Scorer<'m> {
 impl<'m> Scorer<'m> {
     /// A scorer of the default set; `opts.scores` takes effect only through
     /// [`Self::select`] (after [`Self::with_reference`]), which can refuse it.
-    pub fn new(model: &'m Model, opts: ScoreOptions) -> Self {
+    pub fn new(target: &'m dyn Engine, opts: ScoreOptions) -> Self {
         let mut s = Scorer {
-            target: Runner::new(model, &opts),
+            target,
             reference: None,
+            cutter: target.tokenizer(),
             selection: Selection { scores: Vec::new() },
             opts,
         };
@@ -254,9 +105,19 @@ impl<'m> Scorer<'m> {
     }
 
     /// Adds a reference model: its statistics on the same texts give the `ref*` scores.
-    pub fn with_reference(mut self, reference: &'m Model) -> Self {
-        self.reference = Some(Runner::new(reference, &self.opts));
+    pub fn with_reference(mut self, reference: &'m dyn Engine) -> Self {
+        self.reference = Some(reference);
         self.selection = Selection::default_for(&self.group_settings());
+        self
+    }
+
+    /// The tokenizer that cuts documents into passages, for a target without one of its
+    /// own (a server): passages are then about as long as asked, and the server's own
+    /// tokens are scored.
+    pub fn with_cutter(mut self, cutter: Option<&'m Tokenizer>) -> Self {
+        if self.cutter.is_none() {
+            self.cutter = cutter;
+        }
         self
     }
 
@@ -274,13 +135,14 @@ impl<'m> Scorer<'m> {
             reference: self.reference.is_some(),
             same_vocab: self.same_vocab(),
             extraction: self.opts.extraction,
+            full_distribution: self.target.full_distribution()
+                && self.reference.is_none_or(|r| r.full_distribution()),
         }
     }
 
     fn same_vocab(&self) -> bool {
-        self.reference.as_ref().is_some_and(|r| {
-            r.model.tokenizer.vocab_hash() == self.target.model.tokenizer.vocab_hash()
-        })
+        self.reference
+            .is_some_and(|r| r.vocab_key() == self.target.vocab_key())
     }
 
     /// The scores this scorer computes, in output order.
@@ -293,6 +155,7 @@ impl<'m> Scorer<'m> {
         Scorer {
             target: self.target,
             reference: self.reference,
+            cutter: self.cutter,
             opts: ScoreOptions {
                 token_details: true,
                 token_ranks: true,
@@ -302,14 +165,20 @@ impl<'m> Scorer<'m> {
         }
     }
 
-    /// The target model's tokenizer (documents are cut into passages with it).
-    pub fn target_tokenizer(&self) -> &'m crate::model::Tokenizer {
-        &self.target.model.tokenizer
+    /// The tokenizer documents are cut into passages with: the target's own, or the one
+    /// given with [`Self::with_cutter`]. An error naming the fix when there is none.
+    pub fn target_tokenizer(&self) -> Result<&'m Tokenizer> {
+        self.cutter.ok_or_else(|| {
+            crate::Error::Usage(format!(
+                "{} is scored by a server, which tokenises for itself: cutting documents into passages of N tokens needs the model's tokenizer here too (--tokenizer FILE.gguf|tokenizer.json|HUB_ID)",
+                self.target.identity().name
+            ))
+        })
     }
 
-    /// The context (window length) in use for the target.
-    pub fn context(&self) -> usize {
-        self.target.ctx
+    /// The target engine.
+    pub fn target(&self) -> &'m dyn Engine {
+        self.target
     }
 
     /// Scores `passages` and hands each result to `sink`, in input order.
@@ -348,9 +217,10 @@ impl<'m> Scorer<'m> {
     }
 
     /// Whether a group of `n` passages with `tokens` tokens (every view) is complete.
-    /// Groups bound the memory held for pending results; packing happens inside a group.
+    /// Groups bound the memory held for pending results; packing (local) and requests in
+    /// flight (server) happen inside a group.
     pub fn group_full(&self, n: usize, tokens: usize) -> bool {
-        tokens >= self.opts.batch_tokens * 4 || n >= 512
+        self.target.group_full(n, tokens)
     }
 
     /// Tokens of a prepared passage over every view (a group's budget).
@@ -359,129 +229,145 @@ impl<'m> Scorer<'m> {
     }
 
     /// Tokenises a passage for every view this scorer computes (target, lowercase,
-    /// reference, extraction windows). Needs only the tokenizers: can run on any thread.
+    /// reference) where the engine tokenises locally; keeps the text for a server. Needs
+    /// only the tokenizers: can run on any thread.
     pub fn prepare(&self, passage: Passage) -> Result<Prepared> {
         let _span = crate::profile::span(crate::profile::Phase::Tokenize);
-        let tokenizer = &self.target.model.tokenizer;
         let sel = &self.selection;
-        let (ids, spans, starts) = match sel.extraction() {
-            Some(e) => {
-                let pieces = tokenizer.pieces(&passage.id, &passage.text)?;
-                let mut ids: Vec<u32> = tokenizer.bos().into_iter().collect();
-                ids.extend(pieces.iter().map(|p| p.0));
-                let spans: Vec<(usize, usize)> = pieces.iter().map(|p| (p.1, p.2)).collect();
-                let starts = e.starts(spans.len());
-                (ids, spans, starts)
-            }
-            None => (
-                tokenizer.encode(&passage.id, &passage.text)?,
-                Vec::new(),
-                Vec::new(),
-            ),
-        };
+        let with_spans = sel.extraction().is_some();
+        let text = view_seq(self.target, &passage.id, &passage.text, with_spans)?;
         let lower = if sel.needs(View::Lowercase) {
-            Some(tokenizer.encode(&passage.id, &passage.text.to_lowercase())?)
+            Some(view_seq(
+                self.target,
+                &passage.id,
+                &passage.text.to_lowercase(),
+                false,
+            )?)
         } else {
             None
         };
-        let reference = match &self.reference {
+        let reference = match self.reference {
             Some(r) if sel.needs(View::Reference) => {
-                Some(r.model.tokenizer.encode(&passage.id, &passage.text)?)
+                Some(view_seq(r, &passage.id, &passage.text, false)?)
             }
             _ => None,
         };
         Ok(Prepared {
             passage,
-            ids,
+            text,
             lower,
             reference,
-            spans,
-            starts,
         })
     }
 
-    /// Scores a group of prepared passages: every target-model sequence of the group (texts,
-    /// lowercased texts, extraction windows) is packed into the same forward passes, the
-    /// reference's into its own.
+    /// Scores a group of prepared passages: every target sequence of the group (texts,
+    /// lowercased texts, extraction windows) goes to the target engine at once, the
+    /// reference's to its own. Extraction windows are cut from the scored tokens: with a
+    /// local tokenizer they go with the texts; a server's tokens are known only after its
+    /// answer, so its windows are a second round.
     pub fn score_prepared(&self, group: Vec<Prepared>) -> Result<Vec<PassageRecord>> {
         if group.is_empty() {
             return Ok(Vec::new());
         }
         let extraction = self.selection.extraction();
-        let bos = self.target.model.tokenizer.bos();
-        let offset = usize::from(bos.is_some());
-        let mut seqs: Vec<Vec<u32>> = group.iter().map(|p| p.ids.clone()).collect();
+        let mut seqs: Vec<Seq> = group.iter().map(|p| p.text.clone()).collect();
         let lower_at = seqs.len();
         seqs.extend(group.iter().filter_map(|p| p.lower.clone()));
         let windows_at = seqs.len();
-        if let Some(e) = extraction {
-            for p in &group {
-                for &s in &p.starts {
-                    let text = &p.ids[offset + s..offset + s + e.window_len()];
-                    seqs.push(bos.into_iter().chain(text.iter().copied()).collect());
+        let local_ids = self.target.tokenizer().is_some();
+        let mut starts: Vec<Vec<usize>> = vec![Vec::new(); group.len()];
+        if let (Some(e), true) = (extraction, local_ids) {
+            for (p, st) in group.iter().zip(starts.iter_mut()) {
+                if let Seq::Tokens { ids, spans } = &p.text {
+                    *st = e.starts(spans.len());
+                    seqs.extend(windows_of(ids, ids.len() - spans.len(), st, &e));
                 }
             }
         }
-        let mut stats = self.target.stats(&seqs)?;
-        let mut window_stats = stats.split_off(windows_at).into_iter();
-        let mut lower_stats = stats.split_off(lower_at).into_iter();
-        let text_stats = stats;
-        let ref_ids: Vec<Vec<u32>> = group.iter().filter_map(|p| p.reference.clone()).collect();
-        let mut ref_stats = match &self.reference {
-            Some(r) if !ref_ids.is_empty() => r.stats(&ref_ids)?,
+        let named = |e: crate::Error| match e {
+            crate::Error::Server { endpoint, message } => crate::Error::Server {
+                endpoint,
+                message: format!(
+                    "{message} (scoring passages {} … {})",
+                    group[0].passage.id,
+                    group[group.len() - 1].passage.id
+                ),
+            },
+            other => other,
+        };
+        let mut scored = self.target.score(seqs).map_err(named)?;
+        let mut window_scored = scored.split_off(windows_at);
+        let mut lower_scored = scored.split_off(lower_at).into_iter();
+        let text_scored = scored;
+        if let (Some(e), false, true) = (extraction, local_ids, self.target.scores_ids()) {
+            let mut seqs = Vec::new();
+            for (s, st) in text_scored.iter().zip(starts.iter_mut()) {
+                if s.spans.len() + s.text_from == s.ids.len() {
+                    *st = e.starts(s.spans.len());
+                    seqs.extend(windows_of(&s.ids, s.text_from, st, &e));
+                }
+            }
+            window_scored = self.target.score(seqs).map_err(named)?;
+        }
+        let mut window_scored = window_scored.into_iter();
+        let ref_seqs: Vec<Seq> = group.iter().filter_map(|p| p.reference.clone()).collect();
+        let mut ref_scored = match self.reference {
+            Some(r) if !ref_seqs.is_empty() => r.score(ref_seqs).map_err(named)?,
             _ => Vec::new(),
         }
         .into_iter();
         let same_vocab = self.same_vocab();
-        let tokenizer = &self.target.model.tokenizer;
         let mut out = Vec::with_capacity(group.len());
-        for (p, st) in group.into_iter().zip(text_stats) {
-            let lower = p.lower.as_ref().and_then(|_| lower_stats.next());
-            let reference = p.reference.as_ref().and_then(|_| ref_stats.next());
+        for ((p, st), starts) in group.into_iter().zip(text_scored).zip(starts) {
+            let lower = p.lower.as_ref().and_then(|_| lower_scored.next());
+            let reference = p.reference.as_ref().and_then(|_| ref_scored.next());
             let best = extraction.and_then(|e| {
-                let suffix: Vec<f64> = window_stats
+                let suffix: Vec<f64> = window_scored
                     .by_ref()
-                    .take(p.starts.len())
-                    .map(|w| w[w.len() - e.suffix..].iter().map(|s| s.logp).sum())
+                    .take(starts.len())
+                    .map(|w| {
+                        w.stats[w.stats.len() - e.suffix..]
+                            .iter()
+                            .map(|s| s.logp)
+                            .sum()
+                    })
                     .collect();
-                extraction::best(&p.starts, &suffix)
+                extraction::best(&starts, &suffix)
             });
             // token-level differences only where both models tokenised the text alike
-            let aligned = same_vocab && p.reference.as_ref() == Some(&p.ids);
+            let aligned = same_vocab && reference.as_ref().is_some_and(|r| r.ids == st.ids);
             let ctx = PassageContext {
                 text: &p.passage.text,
-                target: &st,
-                lowercase: lower.as_deref(),
-                reference: reference.as_deref(),
+                target: &st.stats,
+                lowercase: lower.as_ref().map(|l| l.stats.as_slice()),
+                reference: reference.as_ref().map(|r| r.stats.as_slice()),
                 aligned,
                 extraction: best.as_ref(),
             };
             let scores = score_passage(&ctx, &self.selection);
-            let mut rec =
-                PassageRecord::new(p.passage.id.clone(), self.target.model.identity.clone());
-            rec.reference = self.reference.as_ref().map(|r| r.model.identity.clone());
-            rec.n_tokens = p.ids.len();
-            rec.n_scored = st.len();
+            let mut rec = PassageRecord::new(p.passage.id.clone(), self.target.identity().clone());
+            rec.reference = self.reference.map(|r| r.identity().clone());
+            rec.n_tokens = st.ids.len();
+            rec.n_scored = st.stats.len();
             rec.stats = scores.stats;
             rec.scores = scores.scores;
-            rec.reason = st.is_empty().then(|| {
+            rec.reason = st.stats.is_empty().then(|| {
                 format!(
                     "too short: {} token(s), nothing to score ({})",
-                    p.ids.len(),
-                    tokenizer.bos_policy()
+                    st.ids.len(),
+                    self.target.bos_policy()
                 )
             });
             rec.extraction = match (extraction, &best) {
-                (Some(e), Some(b)) => Some(b.evidence(&e, &p.passage.text, &p.spans)),
+                (Some(e), Some(b)) => Some(b.evidence(&e, &p.passage.text, &st.spans)),
                 _ => None,
             };
             if self.opts.token_details {
-                rec.set_tokens(
-                    p.ids.clone(),
-                    tokenizer.token_strings(&p.ids),
-                    &st,
-                    self.opts.token_ranks,
-                );
+                let strings = st
+                    .tokens
+                    .clone()
+                    .unwrap_or_else(|| self.target.token_strings(&st.ids));
+                rec.set_tokens(st.ids.clone(), strings, &st.stats, self.opts.token_ranks);
             }
             out.push(rec);
         }
@@ -489,41 +375,39 @@ impl<'m> Scorer<'m> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn scored(jobs: &[Job]) -> Vec<usize> {
-        jobs.iter().flat_map(|j| j.from..j.to).collect()
-    }
-
-    #[test]
-    fn short_sequences_are_one_window() {
-        let ids: Vec<u32> = (0..10).collect();
-        let j = windows(0, &ids, 16, None);
-        assert_eq!(j.len(), 1);
-        assert_eq!(scored(&j), (1..10).collect::<Vec<_>>());
-        assert!(windows(0, &[5], 16, None).is_empty());
-        assert!(windows(0, &[], 16, None).is_empty());
-    }
-
-    #[test]
-    fn long_sequences_score_every_token_once_with_enough_context() {
-        for bos in [None, Some(99)] {
-            for n in [17, 33, 40, 100] {
-                let ids: Vec<u32> = (0..n as u32).collect();
-                let ctx = 16;
-                let jobs = windows(0, &ids, ctx, bos);
-                assert_eq!(scored(&jobs), (1..n).collect::<Vec<_>>(), "n={n}");
-                for j in &jobs {
-                    assert!(j.len() <= ctx, "window too long");
-                    assert!(j.from > j.start && j.to <= j.end);
-                    if j.start > 0 {
-                        assert!(j.from - j.start >= ctx / 2 - 1, "left context");
-                        assert_eq!(j.bos, bos);
-                    }
-                }
-            }
+/// The sequence of one view: tokenised (with spans for extraction) when the engine has a
+/// tokenizer, the text otherwise.
+fn view_seq(engine: &dyn Engine, id: &str, text: &str, with_spans: bool) -> Result<Seq> {
+    Ok(match engine.tokenizer() {
+        Some(t) if with_spans => {
+            let pieces = t.pieces(id, text)?;
+            let mut ids: Vec<u32> = t.bos().into_iter().collect();
+            ids.extend(pieces.iter().map(|p| p.0));
+            let spans = pieces.iter().map(|p| (p.1, p.2)).collect();
+            Seq::Tokens { ids, spans }
         }
-    }
+        Some(t) => Seq::Tokens {
+            ids: t.encode(id, text)?,
+            spans: Vec::new(),
+        },
+        None => Seq::Text(text.to_string()),
+    })
+}
+
+/// The extraction windows of a scored text (`text_from` leading ids are not text): each
+/// window is the leading ids followed by `window_len` text tokens from a start.
+fn windows_of<'a>(
+    ids: &'a [u32],
+    text_from: usize,
+    starts: &'a [usize],
+    e: &'a Extraction,
+) -> impl Iterator<Item = Seq> + 'a {
+    starts.iter().map(move |&s| Seq::Tokens {
+        ids: ids[..text_from]
+            .iter()
+            .chain(&ids[text_from + s..text_from + s + e.window_len()])
+            .copied()
+            .collect(),
+        spans: Vec::new(),
+    })
 }

@@ -4,8 +4,9 @@ use super::output::Progress;
 use super::ModelArgs;
 use miascan::calibrate::{Calibration, Decision, Settings};
 use miascan::chunk::{cut_passages, ChunkOptions};
+use miascan::engine::{is_url, Engine, LocalEngine, RemoteEngine};
 use miascan::input::{read_inputs, Format, Passage, ReadOptions, STDIN};
-use miascan::model::Model;
+use miascan::model::Tokenizer;
 use miascan::record::PassageRecord;
 use miascan::scorer::{ScoreOptions, Scorer};
 use std::io::IsTerminal;
@@ -133,8 +134,8 @@ impl DecisionArgs {
         };
         let kept = made.then(|| calibration.clone());
         let mut settings = Settings::new(
-            &models.target.identity,
-            models.reference.as_ref().map(|r| &r.identity),
+            models.target.identity(),
+            models.reference.as_ref().map(|r| r.identity()),
             opts,
         );
         settings.passage_tokens = calibration.settings.passage_tokens;
@@ -154,10 +155,13 @@ impl DecisionArgs {
 pub struct ScoringArgs {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Reference model (file, folder or hub id) scoring the same passages: adds `ref`
-    /// (same vocabulary), `ref_mink_k` and `ref_bpb`.
+    /// Reference model (file, folder, hub id or a server's http(s)://…/v1) scoring the same
+    /// passages: adds `ref` (same vocabulary), `ref_mink_k` and `ref_bpb`.
     #[arg(long)]
     pub reference: Option<String>,
+    /// The model name to ask the reference's server for (default: the one it lists).
+    #[arg(long)]
+    pub reference_served_model: Option<String>,
     /// Fraction(s) k for Min-K% and Min-K%++ (repeat or comma-separate).
     #[arg(long = "k", value_delimiter = ',', default_value = "0.2")]
     pub ks: Vec<f64>,
@@ -187,10 +191,12 @@ fn parse_extraction(s: &str) -> Result<miascan::score::extraction::Extraction, S
     miascan::score::extraction::Extraction::parse(s).map_err(|e| e.to_string())
 }
 
-/// The models of a run, loaded once.
+/// The models of a run, loaded once, each behind its engine.
 pub struct Models {
-    pub target: Model,
-    pub reference: Option<Model>,
+    pub target: Box<dyn Engine>,
+    pub reference: Option<Box<dyn Engine>>,
+    /// With a server as target: the tokenizer that cuts documents (`--tokenizer`).
+    pub cutter: Option<Tokenizer>,
 }
 
 impl ScoringArgs {
@@ -207,12 +213,37 @@ impl ScoringArgs {
             ));
         }
         self.model.setup_threads()?;
-        let target = self.model.load()?;
-        let reference = match &self.reference {
-            Some(r) => Some(self.model.load_other(r)?),
+        let server = &self.model.server;
+        let target: Box<dyn Engine> = match &self.model.model {
+            Some(url) if is_url(url) => Box::new(RemoteEngine::open(&server.options(url, None))?),
+            _ => Box::new(LocalEngine::new(
+                self.model.load()?,
+                self.max_context,
+                self.batch_tokens,
+            )),
+        };
+        let reference: Option<Box<dyn Engine>> = match &self.reference {
+            Some(url) if is_url(url) => Some(Box::new(RemoteEngine::open(
+                &server.options(url, self.reference_served_model.as_deref()),
+            )?)),
+            Some(r) => Some(Box::new(LocalEngine::new(
+                self.model.load_other(r)?,
+                self.max_context,
+                self.batch_tokens,
+            ))),
             None => None,
         };
-        Ok(Models { target, reference })
+        let cutter = match &server.tokenizer {
+            Some(spec) if target.tokenizer().is_none() => {
+                Some(Tokenizer::open(spec, self.model.offline)?)
+            }
+            _ => None,
+        };
+        Ok(Models {
+            target,
+            reference,
+            cutter,
+        })
     }
 
     pub fn options(&self, token_details: bool) -> ScoreOptions {
@@ -233,9 +264,9 @@ impl ScoringArgs {
 impl Models {
     /// The run's scorer, its `--scores` checked against the models.
     pub fn scorer(&self, opts: ScoreOptions) -> miascan::Result<Scorer<'_>> {
-        let s = Scorer::new(&self.target, opts);
+        let s = Scorer::new(self.target.as_ref(), opts).with_cutter(self.cutter.as_ref());
         match &self.reference {
-            Some(r) => s.with_reference(r),
+            Some(r) => s.with_reference(r.as_ref()),
             None => s,
         }
         .select()
@@ -275,7 +306,7 @@ pub fn calibrate(
             "--passage-tokens must be at least 2".into()
         )),
         Some(n) => cut_passages(
-            &models.target.tokenizer,
+            models.scorer(opts.clone())?.target_tokenizer()?,
             passages,
             ChunkOptions {
                 passage_tokens: n,
@@ -286,8 +317,8 @@ pub fn calibrate(
     };
     let results = models.score_collect(&passages, opts.clone())?;
     let mut settings = Settings::new(
-        &models.target.identity,
-        models.reference.as_ref().map(|r| &r.identity),
+        models.target.identity(),
+        models.reference.as_ref().map(|r| r.identity()),
         opts,
     );
     settings.passage_tokens = passage_tokens;

@@ -75,7 +75,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     out.finish()?;
     if let Some(path) = &args.json {
         let mut j = serde_json::to_value(&r)?;
-        j["model"] = serde_json::to_value(&models.target.identity)?;
+        j["model"] = serde_json::to_value(models.target.identity())?;
         j["seed"] = serde_json::json!(args.seed);
         std::fs::write(path, serde_json::to_string_pretty(&j)?).map_err(|source| {
             miascan::Error::OutputIo {

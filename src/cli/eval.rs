@@ -196,16 +196,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     out.finish()?;
     if let Some(path) = &args.json {
         let mut v = serde_json::to_value(&rep)?;
-        v["model"] = serde_json::to_value(&models.target.identity)?;
+        v["model"] = serde_json::to_value(models.target.identity())?;
         if let Some(r) = &models.reference {
-            v["reference"] = serde_json::to_value(&r.identity)?;
+            v["reference"] = serde_json::to_value(r.identity())?;
         }
         write(path, &serde_json::to_string_pretty(&v)?)?;
     }
     if let Some(path) = &args.plot {
         write(
             path,
-            &roc_plot(&format!("ROC: {}", models.target.identity.name), &rep),
+            &roc_plot(&format!("ROC: {}", models.target.identity().name), &rep),
         )?;
     }
     Ok(())

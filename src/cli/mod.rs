@@ -59,8 +59,10 @@ pub enum Command {
 #[derive(Debug, clap::Args)]
 pub struct ModelArgs {
     /// Model: a .gguf file, a checkpoint folder (config.json, *.safetensors, tokenizer.json),
-    /// or a Hugging Face hub id org/name[@revision]. Default: SmolLM2-135M-Instruct (Q4_1) in
-    /// the model cache, as fetched by scripts/fetch/fetch-models.sh.
+    /// a Hugging Face hub id org/name[@revision], or a server's API root
+    /// http(s)://HOST[:PORT]/v1 (vLLM, SGLang, an OpenAI-compatible host that returns prompt
+    /// log-probs). Default: SmolLM2-135M-Instruct (Q4_1) in the model cache, as fetched by
+    /// scripts/fetch/fetch-models.sh.
     #[arg(long, short = 'm', env = "MIASCAN_MODEL")]
     pub model: Option<String>,
     /// Never download: hub models come from the local Hugging Face cache only (also
@@ -81,6 +83,66 @@ pub struct ModelArgs {
     /// expanded (all in f32 at load: 4 bytes per weight). Same numbers either way.
     #[arg(long, default_value = "stored", value_parser = parse_residency)]
     pub weights: miascan::model::Residency,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+/// How to use a model server (`--model http(s)://…/v1`).
+#[derive(Debug, clap::Args)]
+pub struct ServerArgs {
+    /// The model name to ask a server for (default: the one its /v1/models lists).
+    #[arg(long)]
+    pub served_model: Option<String>,
+    /// The environment variable holding the server's API key (sent as a bearer token, to
+    /// that server only; never written anywhere). Unset or empty: no key.
+    #[arg(long, default_value = "OPENAI_API_KEY")]
+    pub api_key_env: String,
+    /// Allow sending the API key over plain http to another machine (a private network).
+    #[arg(long)]
+    pub allow_plain_http_key: bool,
+    /// Requests in flight at once (a continuous-batching server batches them together).
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Passages sent in one request.
+    #[arg(long, default_value_t = 4)]
+    pub prompts_per_request: usize,
+    /// Seconds one request may take before it is retried.
+    #[arg(long, default_value_t = 600)]
+    pub request_timeout: u64,
+    /// How to ask a server for prompt log-probs: prompt_logprobs (vLLM's, with token ids and
+    /// ranks), echo (OpenAI completions' echo + logprobs) or auto (ask: prompt_logprobs first).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "prompt_logprobs", "echo"])]
+    pub server_protocol: String,
+    /// With a server: the model's tokenizer here (.gguf, tokenizer.json, checkpoint folder or
+    /// hub id), to cut documents into passages of N tokens. The server's own tokens are the
+    /// ones scored.
+    #[arg(long)]
+    pub tokenizer: Option<String>,
+}
+
+impl ServerArgs {
+    /// The options of a server at `url` serving `served` (or the flag's model).
+    pub fn options(
+        &self,
+        url: &str,
+        served: Option<&str>,
+    ) -> miascan::engine::remote::RemoteOptions {
+        let key = std::env::var(&self.api_key_env)
+            .ok()
+            .and_then(miascan::engine::remote::client::Secret::new);
+        miascan::engine::remote::RemoteOptions {
+            served_model: served
+                .map(String::from)
+                .or_else(|| self.served_model.clone()),
+            api_key: key,
+            allow_plain_http_key: self.allow_plain_http_key,
+            concurrency: self.concurrency,
+            prompts_per_request: self.prompts_per_request,
+            timeout: std::time::Duration::from_secs(self.request_timeout.max(1)),
+            protocol: miascan::engine::remote::protocol::Protocol::parse(&self.server_protocol),
+            ..miascan::engine::remote::RemoteOptions::new(url)
+        }
+    }
 }
 
 fn parse_residency(s: &str) -> Result<miascan::model::Residency, String> {

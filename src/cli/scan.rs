@@ -198,7 +198,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     let models = args.scoring.load()?;
     let opts = args.scoring.options(false);
     let scorer = models.scorer(opts.clone())?;
-    let ref_identity = models.reference.as_ref().map(|r| &r.identity);
+    let ref_identity = models.reference.as_ref().map(|r| r.identity());
     let loaded = args
         .decision
         .load(&models, &opts, &args.input, Some(args.passage_tokens))?;
@@ -224,7 +224,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         _ => None,
     };
     let header = RunHeader::new(
-        &models.target.identity,
+        models.target.identity(),
         ref_identity,
         &args.settings(),
         calibration_header,

@@ -249,7 +249,7 @@ fn read_items(
         Some((i, n)) => shard_of(id, n) == i,
         None => true,
     };
-    let tokenizer = scorer.target_tokenizer();
+    let tokenizer = scorer.target_tokenizer()?;
     read_collection(inputs, &opts.collect, &keep, &mut |e| match e {
         Event::Segment { doc, offset, text } => {
             for (a, b) in chunk::cut(tokenizer, &doc.id, text, opts.chunk)? {
@@ -318,7 +318,7 @@ pub fn rescore_with_details(
     }
     let docs: HashSet<&str> = wanted.iter().map(|(d, _)| d.as_str()).collect();
     let want: HashSet<(&str, usize)> = wanted.iter().map(|(d, i)| (d.as_str(), *i)).collect();
-    let tokenizer = scoring.scorer.target_tokenizer();
+    let tokenizer = scoring.scorer.target_tokenizer()?;
     let mut found = Vec::new();
     let mut doc_passages = 0usize;
     let mut lines = chunk::Lines::default();

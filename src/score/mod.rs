@@ -246,6 +246,7 @@ mod tests {
             reference,
             same_vocab: reference,
             extraction: None,
+            full_distribution: true,
         })
     }
 

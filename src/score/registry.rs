@@ -94,6 +94,12 @@ impl Score {
         }
     }
 
+    /// Whether it needs the whole next-token distribution at each position (its mean and
+    /// spread): not available through a server, which returns only the top few log-probs.
+    pub fn needs_distribution(&self) -> bool {
+        matches!(self, Score::Minkpp(_) | Score::RefInfo)
+    }
+
     /// Whether it compares the two models token by token (same tokenisation needed).
     pub fn token_level_reference(&self) -> bool {
         self.view() == Some(View::Reference) && *self != Score::RefBpb
@@ -171,6 +177,10 @@ pub struct GroupSettings<'a> {
     /// Whether the reference shares the target's vocabulary (token-level scores possible).
     pub same_vocab: bool,
     pub extraction: Option<Extraction>,
+    /// Whether the engines give the whole next-token distribution (a local model does, a
+    /// server does not): without it the default set leaves out the scores that need it and
+    /// naming one is an error.
+    pub full_distribution: bool,
 }
 
 /// The names `--scores` accepts, for help and errors.
@@ -184,7 +194,9 @@ impl Selection {
     pub fn default_for(g: &GroupSettings) -> Selection {
         let mut s = vec![Score::NegLoss];
         s.extend(g.ks.iter().map(|&k| Score::Mink(k)));
-        s.extend(g.ks.iter().map(|&k| Score::Minkpp(k)));
+        if g.full_distribution {
+            s.extend(g.ks.iter().map(|&k| Score::Minkpp(k)));
+        }
         s.push(Score::Zlib);
         if g.lowercase {
             s.push(Score::Lowercase);
@@ -244,6 +256,11 @@ impl Selection {
         }
         for s in &out {
             let name = s.name();
+            if s.needs_distribution() && !g.full_distribution {
+                return Err(Error::Usage(format!(
+                    "--scores {name}: needs the whole next-token distribution at every position, which a server does not return (only the top few log-probs); score it with a local model"
+                )));
+            }
             match s.view() {
                 Some(View::Reference) if !g.reference => {
                     return Err(Error::Usage(format!(
@@ -348,6 +365,7 @@ mod tests {
             reference,
             same_vocab: reference,
             extraction: None,
+            full_distribution: true,
         }
     }
 
@@ -379,6 +397,29 @@ mod tests {
             Selection::default_for(&other_vocab).names().last().unwrap(),
             "ref_bpb"
         );
+    }
+
+    #[test]
+    fn without_the_whole_distribution_its_scores_leave_the_default_and_are_refused_by_name() {
+        let server = GroupSettings {
+            full_distribution: false,
+            ..g(true)
+        };
+        let d = Selection::default_for(&server).names();
+        assert!(!d.iter().any(|n| n.starts_with("minkpp")), "{d:?}");
+        assert!(d.contains(&"mink_0.2".to_string()) && d.contains(&"ref_llr".to_string()));
+        let spec = |s: &str| vec![s.to_string()];
+        for name in ["minkpp_0.2", "ref_info", "all"] {
+            let e = Selection::parse(Some(&spec(name)), &server)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("whole next-token distribution"), "{name}: {e}");
+        }
+        let names: Vec<String> = ["ez", "ez_llr", "wbc", "ref_bpb"]
+            .map(String::from)
+            .to_vec();
+        let ok = Selection::parse(Some(&names), &server).unwrap();
+        assert_eq!(ok.names(), ["neg_loss", "ez", "ez_llr", "wbc", "ref_bpb"]);
     }
 
     #[test]

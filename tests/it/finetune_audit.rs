@@ -4,6 +4,7 @@
 use crate::common;
 
 use miascan::calibrate::{Calibration, Settings};
+use miascan::engine::LocalEngine;
 use miascan::eval::dataset::{dataset_test, score_matrix};
 use miascan::eval::{cv, evaluate, split_by_label};
 use miascan::input::{read_inputs, ReadOptions};
@@ -22,8 +23,12 @@ fn score(
 ) -> Vec<PassageRecord> {
     let passages = read_inputs(&[file.to_path_buf()], &ReadOptions::default()).unwrap();
     let mut out = Vec::new();
-    Scorer::new(target, opts.clone())
-        .with_reference(reference)
+    let (target, reference) = (
+        LocalEngine::with_options(target, opts),
+        LocalEngine::with_options(reference, opts),
+    );
+    Scorer::new(&target, opts.clone())
+        .with_reference(&reference)
         .select()
         .unwrap()
         .score_all(&passages, |r| {

@@ -16,6 +16,7 @@ mod parity_smollm2;
 mod parity_tiny;
 mod pdf_agreement;
 mod prefix;
+mod remote;
 mod scan;
 mod scan_fpr;
 mod score_gemma3;

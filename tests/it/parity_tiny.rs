@@ -55,7 +55,8 @@ fn check_file(arch: &str, file: &str, golden: &str, dtype: candle_core::DType, t
     };
     let mut max_diff = 0f64;
     let mut i = 0;
-    Scorer::new(&model, opts)
+    let engine = miascan::engine::LocalEngine::with_options(&model, &opts);
+    Scorer::new(&engine, opts)
         .score_all(&passages, |r| {
             let g = &golden[i];
             i += 1;
@@ -221,7 +222,8 @@ fn check_ranks(arch: &str, file: &str) {
         ..Default::default()
     };
     let (mut i, mut max_diff, mut exact, mut tokens) = (0, 0f64, 0, 0);
-    Scorer::new(&model, opts)
+    let engine = miascan::engine::LocalEngine::with_options(&model, &opts);
+    Scorer::new(&engine, opts)
         .score_all(&passages, |r| {
             let g = &golden[i];
             i += 1;

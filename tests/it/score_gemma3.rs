@@ -22,7 +22,8 @@ fn gemma3_windows_repeat_the_bos_and_score_every_token() {
         ..Default::default()
     };
     let mut out = Vec::new();
-    miascan::scorer::Scorer::new(&model, opts)
+    let engine = miascan::engine::LocalEngine::with_options(&model, &opts);
+    miascan::scorer::Scorer::new(&engine, opts)
         .score_all(&[p], |r| {
             out.push(r);
             Ok(())

@@ -26,7 +26,8 @@ fn passage(id: &str, text: &str) -> Passage {
 
 fn score(passages: &[Passage], opts: ScoreOptions) -> Vec<PassageRecord> {
     let mut out = Vec::new();
-    Scorer::new(model(), opts)
+    let engine = miascan::engine::LocalEngine::with_options(model(), &opts);
+    Scorer::new(&engine, opts)
         .score_all(passages, |r| {
             out.push(r);
             Ok(())

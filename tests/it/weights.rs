@@ -16,7 +16,8 @@ fn logprobs(model: &Model, passages: &Path) -> Vec<Vec<f64>> {
         ..Default::default()
     };
     let mut out = Vec::new();
-    Scorer::new(model, opts)
+    let engine = miascan::engine::LocalEngine::with_options(model, &opts);
+    Scorer::new(&engine, opts)
         .score_all(&ps, |r| {
             out.push(r.token_logprobs.unwrap());
             Ok(())

@@ -88,7 +88,8 @@ pub fn check_parity(model: &Model, golden: &str, tol: f64) -> f64 {
         ..ScoreOptions::default()
     };
     let mut results = Vec::new();
-    Scorer::new(model, opts)
+    let engine = miascan::engine::LocalEngine::with_options(model, &opts);
+    Scorer::new(&engine, opts)
         .score_all(&passages, |r| {
             results.push(r);
             Ok(())

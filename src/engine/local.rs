@@ -1,0 +1,284 @@
+//! miascan's own engine: the model's tokenizer, its forward over packed windows, and the
+//! LM-head statistics over the whole vocabulary (exact `mu`, `sigma`, `rank`).
+//!
+//! **Long sequences.** A sequence longer than the context `C` is scored in overlapping
+//! windows of `C` tokens with stride `C/2`: the first window scores its positions
+//! `1 … C-1`; each later window ends `C/2` tokens further on and scores only its last `C/2`
+//! (new) tokens, so every token is scored exactly once and has at least `C/2 - 1` tokens of
+//! left context. For models with a BOS, every window begins with the BOS. Nothing is ever
+//! truncated.
+
+use super::{Engine, Scored, Seq};
+use crate::error::{Error, Result};
+use crate::model::{Batch, Model, ModelIdentity, Tokenizer};
+use crate::stats::{token_stats, TokenStat};
+use std::borrow::Borrow;
+
+/// One forward sequence: a window of a tokenised text and the positions it scores.
+struct Job {
+    seq: usize,
+    /// Window content starts at `ids[start]` (after a BOS when `bos` is set).
+    start: usize,
+    end: usize,
+    bos: Option<u32>,
+    /// Positions `from..to` of the full sequence scored by this window.
+    from: usize,
+    to: usize,
+}
+
+impl Job {
+    fn len(&self) -> usize {
+        self.end - self.start + usize::from(self.bos.is_some())
+    }
+}
+
+/// Splits a sequence of `n` ids into windows of at most `ctx` tokens (see the module docs).
+fn windows(seq: usize, ids: &[u32], ctx: usize, bos: Option<u32>) -> Vec<Job> {
+    let n = ids.len();
+    if n < 2 {
+        return Vec::new();
+    }
+    if n <= ctx {
+        return vec![Job {
+            seq,
+            start: 0,
+            end: n,
+            bos: None,
+            from: 1,
+            to: n,
+        }];
+    }
+    let stride = (ctx / 2).max(1);
+    let mut jobs = vec![Job {
+        seq,
+        start: 0,
+        end: ctx,
+        bos: None,
+        from: 1,
+        to: ctx,
+    }];
+    let mut done = ctx;
+    while done < n {
+        let end = (done + stride).min(n);
+        // a later window repeats the BOS, then as much left context as fits
+        let (start, bos) = match bos {
+            Some(b) => (end - (ctx - 1), Some(b)),
+            None => (end - ctx, None),
+        };
+        jobs.push(Job {
+            seq,
+            start,
+            end,
+            bos,
+            from: done,
+            to: end,
+        });
+        done = end;
+    }
+    jobs
+}
+
+/// Computes token statistics of token sequences with one model: windows, packing into
+/// batches of at most `batch_tokens`, forward, statistics.
+pub struct LocalEngine<M = Model> {
+    /// The model, owned or borrowed.
+    model: M,
+    ctx: usize,
+    batch_tokens: usize,
+}
+
+impl<M: Borrow<Model>> LocalEngine<M> {
+    /// The engine of a loaded model: windows of at most `max_context` tokens (default and
+    /// maximum: the model's context), forward passes of at most `batch_tokens` tokens.
+    pub fn new(model: M, max_context: Option<usize>, batch_tokens: usize) -> Self {
+        let model_ctx = model.borrow().lm.context_length();
+        let ctx = max_context.map_or(model_ctx, |c| c.min(model_ctx)).max(2);
+        LocalEngine {
+            model,
+            ctx,
+            batch_tokens: batch_tokens.max(1),
+        }
+    }
+
+    /// Statistics of positions `1..n` of every sequence.
+    /// The engine with a run's window and batch settings.
+    pub fn with_options(model: M, opts: &crate::scorer::ScoreOptions) -> Self {
+        Self::new(model, opts.max_context, opts.batch_tokens)
+    }
+
+    fn m(&self) -> &Model {
+        self.model.borrow()
+    }
+
+    fn stats(&self, seqs: &[Vec<u32>]) -> Result<Vec<Vec<TokenStat>>> {
+        let bos = self.m().tokenizer.bos();
+        let jobs: Vec<Job> = seqs
+            .iter()
+            .enumerate()
+            .flat_map(|(s, ids)| windows(s, ids, self.ctx, bos))
+            .collect();
+        let mut stats: Vec<Vec<TokenStat>> = seqs
+            .iter()
+            .map(|s| Vec::with_capacity(s.len().saturating_sub(1)))
+            .collect();
+        let mut k = 0;
+        while k < jobs.len() {
+            let mut end = k;
+            let mut n = 0;
+            while end < jobs.len() && (end == k || n + jobs[end].len() <= self.batch_tokens) {
+                n += jobs[end].len();
+                end += 1;
+            }
+            self.run_batch(&jobs[k..end], seqs, &mut stats)?;
+            k = end;
+        }
+        Ok(stats)
+    }
+
+    fn run_batch(
+        &self,
+        jobs: &[Job],
+        seqs: &[Vec<u32>],
+        stats: &mut [Vec<TokenStat>],
+    ) -> Result<()> {
+        let mut batch = Batch::default();
+        let mut rows = Vec::new();
+        let mut targets = Vec::new();
+        let mut window = Vec::with_capacity(self.ctx);
+        for job in jobs {
+            let ids = &seqs[job.seq];
+            let span_start = batch.len();
+            window.clear();
+            window.extend(job.bos);
+            window.extend_from_slice(&ids[job.start..job.end]);
+            batch.push(&window);
+            let offset = usize::from(job.bos.is_some());
+            for (p, &target) in ids.iter().enumerate().take(job.to).skip(job.from) {
+                // local index of position p in the window; its prediction comes from the row before
+                let local = p - job.start + offset;
+                rows.push((span_start + local - 1) as u32);
+                targets.push(target);
+            }
+        }
+        let hidden = self.m().lm.forward(&batch)?;
+        let computed = token_stats(self.m().lm.as_ref(), &hidden, &rows, &targets)?;
+        let mut it = computed.into_iter();
+        for job in jobs {
+            stats[job.seq].extend(it.by_ref().take(job.to - job.from));
+        }
+        Ok(())
+    }
+}
+
+impl<M: Borrow<Model>> LocalEngine<M> {
+    /// The loaded model.
+    pub fn model(&self) -> &Model {
+        self.m()
+    }
+
+    /// The context (window length) in use.
+    pub fn context(&self) -> usize {
+        self.ctx
+    }
+}
+
+impl<M: Borrow<Model> + Send + Sync> Engine for LocalEngine<M> {
+    fn identity(&self) -> &ModelIdentity {
+        &self.m().identity
+    }
+
+    fn tokenizer(&self) -> Option<&Tokenizer> {
+        Some(&self.m().tokenizer)
+    }
+
+    fn score(&self, seqs: Vec<Seq>) -> Result<Vec<Scored>> {
+        let text_from = usize::from(self.m().tokenizer.bos().is_some());
+        let mut ids = Vec::with_capacity(seqs.len());
+        let mut spans = Vec::with_capacity(seqs.len());
+        for s in seqs {
+            match s {
+                Seq::Tokens { ids: i, spans: p } => {
+                    ids.push(i);
+                    spans.push(p);
+                }
+                Seq::Text(_) => {
+                    return Err(Error::Internal(
+                        "the local engine scores token ids; the text was not tokenised".into(),
+                    ))
+                }
+            }
+        }
+        let stats = self.stats(&ids)?;
+        Ok(ids
+            .into_iter()
+            .zip(spans)
+            .zip(stats)
+            .map(|((ids, spans), stats)| Scored {
+                ids,
+                text_from,
+                spans,
+                tokens: None,
+                stats,
+            })
+            .collect())
+    }
+
+    fn full_distribution(&self) -> bool {
+        true
+    }
+
+    fn bos_policy(&self) -> String {
+        self.m().tokenizer.bos_policy()
+    }
+
+    fn vocab_key(&self) -> String {
+        self.m().tokenizer.vocab_hash().to_string()
+    }
+
+    fn token_strings(&self, ids: &[u32]) -> Vec<String> {
+        self.m().tokenizer.token_strings(ids)
+    }
+
+    fn group_full(&self, n: usize, tokens: usize) -> bool {
+        tokens >= self.batch_tokens * 4 || n >= 512
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scored(jobs: &[Job]) -> Vec<usize> {
+        jobs.iter().flat_map(|j| j.from..j.to).collect()
+    }
+
+    #[test]
+    fn short_sequences_are_one_window() {
+        let ids: Vec<u32> = (0..10).collect();
+        let j = windows(0, &ids, 16, None);
+        assert_eq!(j.len(), 1);
+        assert_eq!(scored(&j), (1..10).collect::<Vec<_>>());
+        assert!(windows(0, &[5], 16, None).is_empty());
+        assert!(windows(0, &[], 16, None).is_empty());
+    }
+
+    #[test]
+    fn long_sequences_score_every_token_once_with_enough_context() {
+        for bos in [None, Some(99)] {
+            for n in [17, 33, 40, 100] {
+                let ids: Vec<u32> = (0..n as u32).collect();
+                let ctx = 16;
+                let jobs = windows(0, &ids, ctx, bos);
+                assert_eq!(scored(&jobs), (1..n).collect::<Vec<_>>(), "n={n}");
+                for j in &jobs {
+                    assert!(j.len() <= ctx, "window too long");
+                    assert!(j.from > j.start && j.to <= j.end);
+                    if j.start > 0 {
+                        assert!(j.from - j.start >= ctx / 2 - 1, "left context");
+                        assert_eq!(j.bos, bos);
+                    }
+                }
+            }
+        }
+    }
+}
