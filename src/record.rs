@@ -49,6 +49,10 @@ pub struct PassageRecord {
     /// Why there are no numbers (`n_scored = 0`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// `scan`: the passage could not be scored (a model server that kept failing): the
+    /// error. Listed in the summary; `--resume` scores it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
     /// With a calibration: every score's p-value, the decision and how it was made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub p_values: Option<Scores>,
@@ -125,6 +129,7 @@ impl PassageRecord {
             stats: Stats::default(),
             scores: Scores::default(),
             reason: None,
+            failed: None,
             p_values: None,
             flagged: None,
             decided_by: None,

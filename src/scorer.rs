@@ -260,6 +260,22 @@ impl<'m> Scorer<'m> {
         })
     }
 
+    /// The record of a passage that could not be scored (`error`: why): no numbers, the
+    /// error in `failed` and `reason`.
+    pub fn failed_record(&self, id: String, error: &crate::Error) -> PassageRecord {
+        let mut rec = PassageRecord::new(id, self.target.identity().clone());
+        rec.reference = self.reference.map(|r| r.identity().clone());
+        rec.scores = self
+            .selection
+            .names()
+            .into_iter()
+            .map(|n| (n, None))
+            .collect();
+        rec.reason = Some(format!("failed: {error}"));
+        rec.failed = Some(error.to_string());
+        rec
+    }
+
     /// Scores a group of prepared passages: every target sequence of the group (texts,
     /// lowercased texts, extraction windows) goes to the target engine at once, the
     /// reference's to its own. Extraction windows are cut from the scored tokens: with a

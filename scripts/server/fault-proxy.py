@@ -16,7 +16,9 @@ body also on its second attempt (429), and passes after that:
   0: the real answer
 
 GET /faults answers the counts of each kind and of requests that carried a bearer token
-(the token itself is never stored or printed). Standard library only.
+(the token itself is never stored or printed). GET /control?fail=TEXT makes every request
+whose body holds TEXT fail with 500, always (a passage a server cannot score);
+GET /control?fail= ends it. Standard library only.
 
 usage: fault-proxy.py --upstream http://127.0.0.1:PORT [--port P]
 The port bound is printed on stdout as "listening on PORT".
@@ -27,6 +29,7 @@ import json
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -39,6 +42,7 @@ class Proxy(BaseHTTPRequestHandler):
     lock = threading.Lock()
     n = 0
     seen = {}
+    fail = b""
     counts = {k: 0 for k in KINDS.values()}
     with_token = 0
 
@@ -66,6 +70,9 @@ class Proxy(BaseHTTPRequestHandler):
             return e.code, e.read(), e.headers.get("Content-Type", "application/json")
 
     def do_GET(self):
+        if self.path.startswith("/control?fail="):
+            Proxy.fail = urllib.parse.unquote(self.path.split("=", 1)[1]).encode()
+            return self.reply(200, b"{}")
         if self.path == "/faults":
             with self.lock:
                 out = dict(self.counts, requests=Proxy.n, with_token=Proxy.with_token)
@@ -75,6 +82,10 @@ class Proxy(BaseHTTPRequestHandler):
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        if Proxy.fail and Proxy.fail in body:
+            with self.lock:
+                Proxy.counts["500"] += 1
+            return self.reply(500, b'{"error": {"message": "injected: this one always fails"}}')
         key = hashlib.sha256(body).hexdigest()
         with self.lock:
             Proxy.n += 1

@@ -37,6 +37,7 @@ class Model:
                                    n_batch=512, verbose=False, seed=0)
         self.lock = threading.Lock()
         self.n_ctx = n_ctx
+        self.pieces = {}
 
     def raw_piece(self, t):
         """The token's bytes as the vocabulary stores them. (`Llama.detokenize` cleans up
@@ -47,7 +48,10 @@ class Model:
         return buf.raw[:n]
 
     def piece(self, t):
-        return self.raw_piece(t).decode("utf-8", errors="replace")
+        p = self.pieces.get(t)
+        if p is None:
+            p = self.pieces[t] = self.raw_piece(t).decode("utf-8", errors="replace")
+        return p
 
     def forward(self, prompt):
         """ids (BOS as the vocabulary says, special strings as text) and float64 log-softmax
@@ -74,19 +78,25 @@ def top_k(row, k):
 
 def prompt_logprobs_choice(model, index, prompt, k):
     ids, lp = model.forward(prompt)
+    n = len(ids)
+    rows = lp[: n - 1]
+    actual = rows[np.arange(n - 1), ids[1:]]
+    # ranks over the whole vocabulary, for every position at once
+    ranks = (rows > actual[:, None]).sum(axis=1) + 1
+    if k == 1:
+        tops = rows.argmax(axis=1)[:, None]
+    else:
+        tops = np.argsort(-rows, axis=1)[:, :k]
     positions = [None]
-    for i in range(1, len(ids)):
-        row = lp[i - 1]
+    for i in range(1, n):
         t = ids[i]
-        entry = {}
-        for j in [t] + top_k(row, k):
-            if str(j) in entry:
-                continue
-            entry[str(j)] = {
-                "logprob": float(row[j]),
-                "rank": int((row > row[j]).sum()) + 1,
-                "decoded_token": model.piece(j),
-            }
+        entry = {str(t): {"logprob": float(actual[i - 1]), "rank": int(ranks[i - 1]),
+                          "decoded_token": model.piece(t)}}
+        for j in tops[i - 1].tolist():
+            if str(j) not in entry:
+                entry[str(j)] = {"logprob": float(rows[i - 1, j]),
+                                 "rank": int((rows[i - 1] > rows[i - 1, j]).sum()) + 1,
+                                 "decoded_token": model.piece(j)}
         positions.append(entry)
     return {"index": index, "text": model.piece(int(np.argmax(lp[-1]))), "logprobs": None,
             "finish_reason": "length", "prompt_logprobs": positions, "prompt_token_ids": ids}

@@ -106,6 +106,10 @@ pub struct ServerArgs {
     /// Passages sent in one request.
     #[arg(long, default_value_t = 4)]
     pub prompts_per_request: usize,
+    /// Tries of a failed request (connection errors, time-outs, 408/429/5xx) before the run
+    /// stops, the first included; waits double from 0.5 s to 30 s, with jitter.
+    #[arg(long, default_value_t = 8)]
+    pub retries: u32,
     /// Seconds one request may take before it is retried.
     #[arg(long, default_value_t = 600)]
     pub request_timeout: u64,
@@ -140,6 +144,7 @@ impl ServerArgs {
             prompts_per_request: self.prompts_per_request,
             timeout: std::time::Duration::from_secs(self.request_timeout.max(1)),
             protocol: miascan::engine::remote::protocol::Protocol::parse(&self.server_protocol),
+            attempts: self.retries,
             ..miascan::engine::remote::RemoteOptions::new(url)
         }
     }

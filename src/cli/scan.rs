@@ -13,8 +13,8 @@ use miascan::scan::outputs::write_outputs;
 use miascan::scan::{self, ScanOptions, Scoring};
 use std::path::{Path, PathBuf};
 
-/// Exit code of a scan that finished but skipped some files or rows (listed in
-/// `summary.json`).
+/// Exit code of a scan that finished but skipped some files or rows, or could not score
+/// some passages (listed in `summary.json`).
 pub const EXIT_SKIPPED: i32 = 5;
 
 #[derive(Debug, clap::Args)]
@@ -305,7 +305,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
 /// The closing lines on stderr, and the exit code.
 pub fn closing(out: &Path, o: &Outputs, quiet: bool) -> i32 {
     let s = &o.summary;
-    let problems = s.skipped.len() + s.partial.len();
+    let problems = s.skipped.len() + s.partial.len() + s.failed.len();
     if !quiet {
         eprintln!("{}", s.verdict.sentence);
         if let Some(n) = &s.verdict.note {
@@ -331,6 +331,14 @@ pub fn closing(out: &Path, o: &Outputs, quiet: bool) -> i32 {
                 )
             }
         );
+        if let Some(first) = s.failed.first() {
+            eprintln!(
+                "{} passages failed ({} …: {}); run again with --resume to score them",
+                s.failed.len(),
+                first.source,
+                first.reason
+            );
+        }
         eprintln!("report: {}", out.join("report.html").display());
     }
     if problems > 0 {

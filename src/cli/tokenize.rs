@@ -21,9 +21,12 @@ pub enum Bos {
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Model or tokenizer: a .gguf file (vocabulary-only files too), a tokenizer.json, a
-    /// checkpoint folder, or a hub id org/name[@revision]. Default: the default model.
+    /// checkpoint folder, a hub id org/name[@revision], or a server's http(s)://…/v1 (its
+    /// own tokens, from a scoring request). Default: the default model.
     #[arg(long, short = 'm', env = "MIASCAN_MODEL")]
     pub model: Option<String>,
+    #[command(flatten)]
+    pub server: super::ServerArgs,
     /// Never download (also HF_HUB_OFFLINE=1).
     #[arg(long)]
     pub offline: bool,
@@ -55,6 +58,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Some(m) => m.clone(),
         None => model_cache().join(DEFAULT_MODEL).display().to_string(),
     };
+    if miascan::engine::is_url(&spec) {
+        return run_remote(&args, &spec);
+    }
     let tok = Tokenizer::open(&spec, args.offline)?;
     let inputs = args.input.inputs_or_stdin(&args.inputs)?;
     let opts = CollectOptions {
@@ -85,6 +91,58 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 id: &doc.id,
                 tokens: tok.token_strings(&ids),
                 ids,
+                spans,
+            };
+            let line =
+                serde_json::to_string(&rec).map_err(|e| miascan::Error::Internal(e.to_string()))?;
+            out.line(&line)?;
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// The server's tokens of each input: what one scoring request returns (ids where the
+/// server gives them, its rendering of each token, the byte spans located in the text).
+fn run_remote(args: &Args, url: &str) -> anyhow::Result<()> {
+    use miascan::engine::{Engine, RemoteEngine, Seq};
+    let engine = RemoteEngine::open(&args.server.options(url, None))?;
+    let inputs = args.input.inputs_or_stdin(&args.inputs)?;
+    let opts = CollectOptions {
+        read: args.input.options(None),
+        walk: WalkOptions {
+            hidden: true,
+            follow_links: true,
+            ..WalkOptions::default()
+        },
+        ..CollectOptions::default()
+    };
+    let mut out = Output::open(args.out.as_deref())?;
+    read_collection(&inputs, &opts, &|_| true, &mut |e| {
+        if let Event::Segment { doc, text, .. } = e {
+            let s = engine
+                .score(vec![Seq::Text(text.to_string())])?
+                .pop()
+                .unwrap_or_default();
+            let skip = if args.bos == Bos::Never {
+                s.text_from
+            } else {
+                0
+            };
+            let known = s.spans.len() + s.text_from == s.ids.len();
+            let spans = (0..s.ids.len())
+                .map(|i| (known && i >= s.text_from).then(|| s.spans[i - s.text_from]))
+                .skip(skip)
+                .collect();
+            let rec = Record {
+                id: &doc.id,
+                ids: s.ids[skip..].to_vec(),
+                tokens: s
+                    .tokens
+                    .unwrap_or_default()
+                    .into_iter()
+                    .skip(skip)
+                    .collect(),
                 spans,
             };
             let line =

@@ -64,6 +64,10 @@ pub struct Summary {
     pub excluded: Vec<SkippedLine>,
     /// Documents cut short by an error (their text before it was scored).
     pub partial: Vec<SkippedLine>,
+    /// Passages that could not be scored (a model server that kept failing): the passage
+    /// id and the error. `--resume` scores them again.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<SkippedLine>,
     /// Documents whose invalid UTF-8 was replaced.
     pub repaired: usize,
     pub scores: Vec<String>,
@@ -193,6 +197,7 @@ pub fn collect(logs: &[PathBuf], out: &Path, fdr: f64, top: usize) -> Result<Out
     let mut skipped = Vec::new();
     let mut excluded = Vec::new();
     let mut partial = Vec::new();
+    let mut failed = Vec::new();
     let (mut passages, mut tokens, mut flagged_passages) = (0u64, 0u64, 0u64);
     let mut repaired = 0;
     let mut values = Vec::new();
@@ -206,6 +211,12 @@ pub fn collect(logs: &[PathBuf], out: &Path, fdr: f64, top: usize) -> Result<Out
             match line {
                 LogLine::Passage(rec) => {
                     passages += 1;
+                    if let Some(why) = &rec.failed {
+                        failed.push(SkippedLine {
+                            source: rec.id.clone(),
+                            reason: why.clone(),
+                        });
+                    }
                     tokens += rec.n_tokens as u64;
                     if names.is_empty() {
                         names = rec.scores.0.iter().map(|(n, _)| n.clone()).collect();
@@ -306,6 +317,7 @@ pub fn collect(logs: &[PathBuf], out: &Path, fdr: f64, top: usize) -> Result<Out
         skipped,
         excluded,
         partial,
+        failed,
         repaired,
         scores: names,
         verdict: Verdict {

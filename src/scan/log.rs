@@ -315,6 +315,9 @@ pub struct Committed {
 pub fn read_committed(path: &Path) -> Result<Committed> {
     let mut header = None;
     let (mut items, mut committed_bytes, mut pos) = (0, 0, 0u64);
+    // a group with a failed passage and every group after it count as not committed: a
+    // resume scores them again
+    let mut failed = false;
     for_each_line(path, |line, raw_len, complete| {
         pos += raw_len;
         if !complete {
@@ -325,7 +328,8 @@ pub fn read_committed(path: &Path) -> Result<Committed> {
                 header = Some(*h);
                 committed_bytes = pos;
             }
-            Some(LogLine::Commit { items: n }) => {
+            Some(LogLine::Passage(p)) if p.failed.is_some() => failed = true,
+            Some(LogLine::Commit { items: n }) if !failed => {
                 items = n;
                 committed_bytes = pos;
             }
@@ -473,5 +477,38 @@ mod tests {
         })
         .unwrap();
         assert_eq!(seen, [skip(1), skip(2), skip(3)]);
+    }
+
+    #[test]
+    fn resume_scores_again_from_the_first_group_with_a_failed_passage() {
+        let d = tempfile::tempdir().unwrap();
+        let passage = |id: &str, failed: bool| {
+            let mut r = PassageRecord::new(id.into(), header("aa").model);
+            r.failed = failed.then(|| "model server x: HTTP 500".to_string());
+            LogLine::Passage(Box::new(r))
+        };
+        let mut w = LogWriter::create(d.path(), &header("aa"), false).unwrap();
+        w.write(&passage("a", false)).unwrap();
+        w.commit().unwrap();
+        w.write(&passage("b", true)).unwrap();
+        w.write(&skip(1)).unwrap();
+        w.commit().unwrap();
+        w.write(&passage("c", false)).unwrap();
+        w.commit().unwrap();
+        drop(w);
+        let w = LogWriter::resume(d.path(), &header("aa")).unwrap();
+        assert_eq!(
+            w.items(),
+            1,
+            "the groups from the failed one on are done again"
+        );
+        drop(w);
+        let mut seen = Vec::new();
+        read_lines(&path(d.path()), |l| {
+            seen.push(l);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, [passage("a", false)]);
     }
 }

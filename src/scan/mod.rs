@@ -197,7 +197,17 @@ fn write_group(scoring: &Scoring, group: Vec<Item>, log: &mut LogWriter) -> Resu
             Item::Skipped(s) => lines.push(Some(LogLine::Skipped(s))),
         }
     }
-    let results = scoring.scorer.score_prepared(prepared)?;
+    // a model server that still fails after its retries fails this group's passages, not
+    // the scan: they are listed, and `--resume` scores them again (see log.rs)
+    let ids: Vec<String> = prepared.iter().map(|p| p.passage.id.clone()).collect();
+    let results = match scoring.scorer.score_prepared(prepared) {
+        Ok(r) => r,
+        Err(e @ crate::Error::Server { .. }) => ids
+            .into_iter()
+            .map(|id| scoring.scorer.failed_record(id, &e))
+            .collect(),
+        Err(e) => return Err(e),
+    };
     let mut records = results.into_iter().zip(metas);
     let (mut passages, mut tokens) = (0, 0);
     for line in lines {
@@ -214,7 +224,7 @@ fn write_group(scoring: &Scoring, group: Vec<Item>, log: &mut LogWriter) -> Resu
                 if let (Some(l), Some(f)) = (label, &scoring.label_field) {
                     rec.extra.insert(f.clone(), serde_json::Value::Bool(l));
                 }
-                if let Some(d) = scoring.decision {
+                if let (Some(d), None) = (scoring.decision, &rec.failed) {
                     d.annotate(&mut rec);
                 }
                 LogLine::Passage(Box::new(rec))

@@ -93,6 +93,12 @@ fn facts(o: &Outputs) -> Markup {
             }
         ),
     ));
+    if !s.failed.is_empty() {
+        rows.push((
+            "Passages that failed",
+            format!("{} (listed below; --resume scores them)", s.failed.len()),
+        ));
+    }
     if !s.excluded.is_empty() {
         rows.push((
             "Left out by ignore files",
@@ -291,6 +297,20 @@ fn skipped(o: &Outputs) -> Markup {
             }
             @if all.len() > 500 {
                 p.note { "… and " (all.len() - 500) " more: see " code { "summary.json" } "." }
+            }
+        }
+        @if !s.failed.is_empty() {
+            h2 { "Passages that failed" }
+            p {
+                (s.failed.len()) " passages could not be scored (the model server kept failing); "
+                "they have no numbers here. Run the scan again with " code { "--resume" }
+                " to score them."
+            }
+            table.skipped {
+                tr { th { "passage" } th { "error" } }
+                @for k in s.failed.iter().take(500) {
+                    tr { td.id { (k.source) } td { (k.reason) } }
+                }
             }
         }
         @if !s.excluded.is_empty() {

@@ -144,6 +144,25 @@ fn a_llama_cpp_forward_behind_a_server_gives_the_local_tokens_and_log_probs_in_b
     let gguf = common::model(common::SMOLLM2);
     let (_server, url) = test_server(&py, &[("smollm2", &gguf)]);
     let local = token_logprobs(p(&gguf), &[]);
+    // `tokenize` through the server: the local tokenizer's ids
+    let corpus = common::golden().join("corpus.jsonl");
+    let ids = |model: &str| -> Vec<Vec<u32>> {
+        let o = ok(miascan()
+            .args(["tokenize", "--model", model])
+            .arg(&corpus)
+            .output()
+            .unwrap());
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(|l| {
+                serde_json::from_value(
+                    serde_json::from_str::<serde_json::Value>(l).unwrap()["ids"].clone(),
+                )
+                .unwrap()
+            })
+            .collect()
+    };
+    assert_eq!(ids(&url), ids(p(&gguf)), "tokenize through the server");
     for protocol in ["prompt_logprobs", "echo"] {
         let remote = token_logprobs(&url, &["--server-protocol", protocol]);
         assert_eq!(remote.len(), local.len());
@@ -345,8 +364,60 @@ fn faults_kill_and_resume_through_a_server_change_no_record_and_the_key_is_in_no
         expected
     );
 
+    // a passage the server keeps failing: listed as failed (exit 5), the scan goes on, and
+    // `--resume` scores it once the server can
+    let control = |fail: &str| {
+        let root = proxied.trim_end_matches("/v1");
+        ureq::agent()
+            .get(&format!("{root}/control?fail={}", fail.replace(' ', "%20")))
+            .call()
+            .unwrap();
+    };
+    control("Four score and seven");
+    let failing = d.path().join("failing");
+    let o4 = scan(&proxied, &failing, &["--retries", "2"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o4.stderr);
+    assert_eq!(o4.status.code(), Some(5), "{err}");
+    let report = std::fs::read_to_string(failing.join("report.html")).unwrap();
+    assert!(
+        report.contains("Passages that failed"),
+        "listed in the report"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(failing.join("summary.json")).unwrap())
+            .unwrap();
+    let failed = summary["failed"].as_array().unwrap();
+    assert!(
+        failed.iter().any(|f| f["source"]
+            .as_str()
+            .unwrap()
+            .starts_with("collection/letters.csv#gettysburg")),
+        "{failed:?}"
+    );
+    assert!(failed
+        .iter()
+        .all(|f| f["reason"].as_str().unwrap().contains("HTTP 500")));
+    let recs = records(&std::fs::read(failing.join("passages.jsonl")).unwrap());
+    assert_eq!(
+        recs.len(),
+        n,
+        "every passage has a line, the failed ones too"
+    );
+    assert_eq!(
+        recs.iter().filter(|r| r.failed.is_some()).count(),
+        failed.len()
+    );
+    control("");
+    let o5 = ok(scan(&proxied, &failing, &["--resume"]).output().unwrap());
+    assert_eq!(
+        std::fs::read_to_string(failing.join("passages.jsonl")).unwrap(),
+        expected
+    );
+
     // the key: sent on every request, written nowhere, said nowhere
-    for dir in [&calm, &stormy, &killed] {
+    for dir in [&calm, &stormy, &killed, &failing] {
         for (path, bytes) in files(dir) {
             assert!(
                 !String::from_utf8_lossy(&bytes).contains(KEY),
@@ -355,7 +426,7 @@ fn faults_kill_and_resume_through_a_server_change_no_record_and_the_key_is_in_no
             );
         }
     }
-    for o in [&o, &o2, &o3] {
+    for o in [&o, &o2, &o3, &o4, &o5] {
         assert!(!String::from_utf8_lossy(&o.stderr).contains(KEY));
         assert!(!String::from_utf8_lossy(&o.stdout).contains(KEY));
     }

@@ -50,6 +50,8 @@ pub struct RemoteOptions {
     pub top: u32,
     /// The protocol to use; `None`: ask the server (prompt_logprobs first, then echo).
     pub protocol: Option<Protocol>,
+    /// Tries of a request in all (the first included).
+    pub attempts: u32,
 }
 
 impl RemoteOptions {
@@ -64,6 +66,7 @@ impl RemoteOptions {
             timeout: Duration::from_secs(600),
             top: 1,
             protocol: None,
+            attempts: client::Retry::default().attempts,
         }
     }
 }
@@ -94,12 +97,13 @@ impl RemoteEngine {
                 "--concurrency and --prompts-per-request must be at least 1".into(),
             ));
         }
-        let client = Client::new(
+        let mut client = Client::new(
             &opts.url,
             opts.api_key.clone(),
             opts.allow_plain_http_key,
             opts.timeout,
         )?;
+        client.retry.attempts = opts.attempts.max(1);
         let model = match &opts.served_model {
             Some(m) => m.clone(),
             None => served_model(&client)?,
@@ -196,9 +200,15 @@ impl RemoteEngine {
                 t.id.unwrap_or_else(|| string_id(t.text.as_deref().unwrap_or("")))
             })
             .collect();
+        // the server's rendering; a token it gave no text for (the first position of a
+        // prompt_logprobs answer, ids-only echo) by its id
         let rendered = tokens
             .iter()
-            .map(|t| t.text.clone().unwrap_or_default())
+            .map(|t| match (&t.text, t.id) {
+                (Some(s), _) => s.clone(),
+                (None, Some(id)) => format!("<id {id}>"),
+                (None, None) => String::new(),
+            })
             .collect();
         let stats = tokens
             .iter()
