@@ -5,9 +5,8 @@
 # refused) with its server extras, and numpy. Idempotent: nothing is done when the venv
 # already imports them.
 #
-# llama.cpp is compiled from the sdist without its AMX kernels and without -march=native
-# (see setup-peers.sh: a native build segfaults on virtual machines whose CPU reports AMX
-# the kernel does not grant): ~8 min on 2 cores the first time, cached outside the clone.
+# llama.cpp is compiled from the sdist with llama-cmake-args.sh's flags (no AMX kernels, no
+# -march=native): ~8 min on 2 cores the first time, cached outside the clone.
 #
 # usage: scripts/fetch/setup-llama-server.sh [VENV_DIR]  (default: ~/.cache/miascan/llama-venv)
 set -euo pipefail
@@ -17,13 +16,7 @@ if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import llama_cpp, numpy, 
 fi
 python3 -m venv "$venv"
 "$venv/bin/pip" install -q --upgrade pip
-flags=$(grep -m1 '^flags' /proc/cpuinfo || true)
-has() { [[ " $flags " == *" $1 "* ]] && echo ON || echo OFF; }
-args="-DGGML_NATIVE=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
-args+=" -DGGML_AVX=$(has avx) -DGGML_AVX2=$(has avx2) -DGGML_FMA=$(has fma) -DGGML_F16C=$(has f16c)"
-args+=" -DGGML_AVX512=$(has avx512f) -DGGML_AVX512_VNNI=$(has avx512_vnni)"
-args+=" -DGGML_AVX512_BF16=$(has avx512_bf16) -DGGML_AVX512_VBMI=$(has avx512vbmi)"
-args+=" -DGGML_AVX_VNNI=$(has avx_vnni)"
+args=$("$(dirname "$0")/llama-cmake-args.sh")
 "$venv/bin/pip" install -q numpy
 CMAKE_ARGS="$args" "$venv/bin/pip" install -q --no-cache-dir "llama-cpp-python[server]==0.3.36"
 "$venv/bin/python" -c 'import llama_cpp, numpy; print("llama-cpp-python", llama_cpp.__version__)'

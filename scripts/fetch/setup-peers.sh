@@ -10,13 +10,7 @@ set -euo pipefail
 venv=${1:-$HOME/.cache/miascan/peers-venv}
 python3 -m venv "$venv"
 "$venv/bin/pip" install -q torch transformers accelerate gguf numpy safetensors tokenizers sentencepiece
-flags=$(grep -m1 '^flags' /proc/cpuinfo || true)
-has() { [[ " $flags " == *" $1 "* ]] && echo ON || echo OFF; }
-args="-DGGML_NATIVE=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
-args+=" -DGGML_AVX=$(has avx) -DGGML_AVX2=$(has avx2) -DGGML_FMA=$(has fma) -DGGML_F16C=$(has f16c)"
-args+=" -DGGML_AVX512=$(has avx512f) -DGGML_AVX512_VNNI=$(has avx512_vnni)"
-args+=" -DGGML_AVX512_BF16=$(has avx512_bf16) -DGGML_AVX512_VBMI=$(has avx512vbmi)"
-args+=" -DGGML_AVX_VNNI=$(has avx_vnni)"
+args=$("$(dirname "$0")/llama-cmake-args.sh")
 CMAKE_ARGS="$args" "$venv/bin/pip" install -q --force-reinstall --no-deps --no-cache-dir llama-cpp-python
 "$venv/bin/pip" install -q llama-cpp-python  # its pure-Python dependencies
 echo "peers ready: $venv/bin/python"

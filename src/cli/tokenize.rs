@@ -43,10 +43,17 @@ pub struct Args {
     pub out: Option<PathBuf>,
 }
 
-/// One output line.
+/// One output line: the document's id and its tokens.
 #[derive(serde::Serialize)]
-struct Record<'a> {
+struct Line<'a> {
     id: &'a str,
+    #[serde(flatten)]
+    rec: &'a Record,
+}
+
+/// The tokens of one text.
+#[derive(serde::Serialize)]
+struct Record {
     ids: Vec<u32>,
     tokens: Vec<String>,
     /// Byte span `[start, end)` of the input each token covers (none for a BOS).
@@ -59,9 +66,37 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         None => model_cache().join(DEFAULT_MODEL).display().to_string(),
     };
     if miascan::engine::is_url(&spec) {
-        return run_remote(&args, &spec);
+        let engine = miascan::engine::RemoteEngine::open(&args.server.options(&spec, None))?;
+        return each_segment(&args, |id, text| remote_record(&engine, args.bos, id, text));
     }
     let tok = Tokenizer::open(&spec, args.offline)?;
+    each_segment(&args, |id, text| {
+        let pieces = tok.pieces(id, text)?;
+        let bos = if args.bos == Bos::Auto {
+            tok.bos()
+        } else {
+            None
+        };
+        let ids: Vec<u32> = bos.into_iter().chain(pieces.iter().map(|p| p.0)).collect();
+        let spans = bos
+            .map(|_| None)
+            .into_iter()
+            .chain(pieces.iter().map(|&(_, a, b)| Some((a, b))))
+            .collect();
+        Ok(Record {
+            tokens: tok.token_strings(&ids),
+            ids,
+            spans,
+        })
+    })
+}
+
+/// Reads every input as `tokenize` does (hidden files and links included) and writes one
+/// line per document or row: `record`'s tokens of its text.
+fn each_segment(
+    args: &Args,
+    record: impl Fn(&str, &str) -> miascan::Result<Record>,
+) -> anyhow::Result<()> {
     let inputs = args.input.inputs_or_stdin(&args.inputs)?;
     let opts = CollectOptions {
         read: args.input.options(None),
@@ -75,26 +110,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut out = Output::open(args.out.as_deref())?;
     read_collection(&inputs, &opts, &|_| true, &mut |e| {
         if let Event::Segment { doc, text, .. } = e {
-            let pieces = tok.pieces(&doc.id, text)?;
-            let bos = if args.bos == Bos::Auto {
-                tok.bos()
-            } else {
-                None
-            };
-            let ids: Vec<u32> = bos.into_iter().chain(pieces.iter().map(|p| p.0)).collect();
-            let spans = bos
-                .map(|_| None)
-                .into_iter()
-                .chain(pieces.iter().map(|&(_, a, b)| Some((a, b))))
-                .collect();
-            let rec = Record {
+            let rec = record(&doc.id, text)?;
+            let line = serde_json::to_string(&Line {
                 id: &doc.id,
-                tokens: tok.token_strings(&ids),
-                ids,
-                spans,
-            };
-            let line =
-                serde_json::to_string(&rec).map_err(|e| miascan::Error::Internal(e.to_string()))?;
+                rec: &rec,
+            })
+            .map_err(|e| miascan::Error::Internal(e.to_string()))?;
             out.line(&line)?;
         }
         Ok(())
@@ -102,54 +123,33 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The server's tokens of each input: what one scoring request returns (ids where the
-/// server gives them, its rendering of each token, the byte spans located in the text).
-fn run_remote(args: &Args, url: &str) -> anyhow::Result<()> {
-    use miascan::engine::{Engine, RemoteEngine, Seq};
-    let engine = RemoteEngine::open(&args.server.options(url, None))?;
-    let inputs = args.input.inputs_or_stdin(&args.inputs)?;
-    let opts = CollectOptions {
-        read: args.input.options(None),
-        walk: WalkOptions {
-            hidden: true,
-            follow_links: true,
-            ..WalkOptions::default()
-        },
-        ..CollectOptions::default()
-    };
-    let mut out = Output::open(args.out.as_deref())?;
-    read_collection(&inputs, &opts, &|_| true, &mut |e| {
-        if let Event::Segment { doc, text, .. } = e {
-            let s = engine
-                .score(vec![Seq::Text(text.to_string())])?
-                .pop()
-                .unwrap_or_default();
-            let skip = if args.bos == Bos::Never {
-                s.text_from
-            } else {
-                0
-            };
-            let known = s.spans.len() + s.text_from == s.ids.len();
-            let spans = (0..s.ids.len())
-                .map(|i| (known && i >= s.text_from).then(|| s.spans[i - s.text_from]))
-                .skip(skip)
-                .collect();
-            let rec = Record {
-                id: &doc.id,
-                ids: s.ids[skip..].to_vec(),
-                tokens: s
-                    .tokens
-                    .unwrap_or_default()
-                    .into_iter()
-                    .skip(skip)
-                    .collect(),
-                spans,
-            };
-            let line =
-                serde_json::to_string(&rec).map_err(|e| miascan::Error::Internal(e.to_string()))?;
-            out.line(&line)?;
-        }
-        Ok(())
-    })?;
-    Ok(())
+/// A server's tokens of a text: what one scoring request returns (ids where the server
+/// gives them, its rendering of each token, the byte spans located in the text).
+fn remote_record(
+    engine: &miascan::engine::RemoteEngine,
+    bos: Bos,
+    _id: &str,
+    text: &str,
+) -> miascan::Result<Record> {
+    use miascan::engine::{Engine, Seq};
+    let s = engine
+        .score(vec![Seq::Text(text.to_string())])?
+        .pop()
+        .unwrap_or_default();
+    let skip = if bos == Bos::Never { s.text_from } else { 0 };
+    let known = s.spans.len() + s.text_from == s.ids.len();
+    let spans = (0..s.ids.len())
+        .map(|i| (known && i >= s.text_from).then(|| s.spans[i - s.text_from]))
+        .skip(skip)
+        .collect();
+    Ok(Record {
+        ids: s.ids[skip..].to_vec(),
+        tokens: s
+            .tokens
+            .unwrap_or_default()
+            .into_iter()
+            .skip(skip)
+            .collect(),
+        spans,
+    })
 }

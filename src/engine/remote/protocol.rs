@@ -69,26 +69,15 @@ pub struct Token {
 
 /// The request body for `prompts` (all text or all ids: a server takes one kind a request).
 pub fn request(protocol: Protocol, model: &str, prompts: &[Prompt], top: u32) -> Value {
-    let prompt: Value = match prompts.first() {
-        Some(Prompt::Ids(_)) => Value::Array(
-            prompts
-                .iter()
-                .map(|p| match p {
-                    Prompt::Ids(ids) => json!(ids),
-                    Prompt::Text(t) => json!(t),
-                })
-                .collect(),
-        ),
-        _ => Value::Array(
-            prompts
-                .iter()
-                .map(|p| match p {
-                    Prompt::Text(t) => json!(t),
-                    Prompt::Ids(ids) => json!(ids),
-                })
-                .collect(),
-        ),
-    };
+    let prompt = Value::Array(
+        prompts
+            .iter()
+            .map(|p| match p {
+                Prompt::Text(t) => json!(t),
+                Prompt::Ids(ids) => json!(ids),
+            })
+            .collect(),
+    );
     let mut body = json!({
         "model": model,
         "prompt": prompt,
