@@ -7,7 +7,7 @@
 //! The model behind each view is an [`Engine`]: miascan's own forward or a server; the
 //! scored positions and the windows of long passages are the engine's (see [`crate::engine`]).
 
-use crate::engine::{Engine, Seq};
+use crate::engine::{Engine, Scored, Seq};
 use crate::error::Result;
 use crate::input::Passage;
 use crate::model::Tokenizer;
@@ -18,7 +18,8 @@ use crate::score::{score_passage, GroupSettings, PassageContext, Selection, View
 /// Settings of a scoring run.
 #[derive(Debug, Clone)]
 pub struct ScoreOptions {
-    /// Fractions for Min-K% and Min-K%++ (default `[0.2]`).
+    /// Fractions for the k-scores, Min-K%, Min-K%++, Gap-K% and SURP (default `[0.2]`):
+    /// every k is computed from the same pass.
     pub ks: Vec<f64>,
     /// Also score the lowercased text (the `lowercase` score; a second forward).
     pub lowercase: bool,
@@ -276,12 +277,22 @@ impl<'m> Scorer<'m> {
         rec
     }
 
+    /// Scores a group of prepared passages; the first passage that failed fails the group
+    /// (see [`Scorer::score_group`] for the results one by one).
+    pub fn score_prepared(&self, group: Vec<Prepared>) -> Result<Vec<PassageRecord>> {
+        self.score_group(group)?.into_iter().collect()
+    }
+
     /// Scores a group of prepared passages: every target sequence of the group (texts,
     /// lowercased texts, extraction windows) goes to the target engine at once, the
     /// reference's to its own. Extraction windows are cut from the scored tokens: with a
     /// local tokenizer they go with the texts; a server's tokens are known only after its
     /// answer, so its windows are a second round.
-    pub fn score_prepared(&self, group: Vec<Prepared>) -> Result<Vec<PassageRecord>> {
+    ///
+    /// The outer error stops the run; an inner one is that passage's alone: a sequence of
+    /// it (text, lowercase, a window, the reference's) that the engine could not score —
+    /// a server request that kept failing — named with the passage's id.
+    pub fn score_group(&self, group: Vec<Prepared>) -> Result<Vec<Result<PassageRecord>>> {
         if group.is_empty() {
             return Ok(Vec::new());
         }
@@ -300,94 +311,115 @@ impl<'m> Scorer<'m> {
                 }
             }
         }
-        let named = |e: crate::Error| match e {
-            crate::Error::Server { endpoint, message } => crate::Error::Server {
-                endpoint,
-                message: format!(
-                    "{message} (scoring passages {} … {})",
-                    group[0].passage.id,
-                    group[group.len() - 1].passage.id
-                ),
-            },
-            other => other,
-        };
-        let mut scored = self.target.score(seqs).map_err(named)?;
+        let mut scored = self.target.score(seqs)?;
         let mut window_scored = scored.split_off(windows_at);
         let mut lower_scored = scored.split_off(lower_at).into_iter();
         let text_scored = scored;
         if let (Some(e), false, true) = (extraction, local_ids, self.target.scores_ids()) {
             let mut seqs = Vec::new();
             for (s, st) in text_scored.iter().zip(starts.iter_mut()) {
-                if s.spans.len() + s.text_from == s.ids.len() {
-                    *st = e.starts(s.spans.len());
-                    seqs.extend(windows_of(&s.ids, s.text_from, st, &e));
+                if let Ok(s) = s {
+                    if s.spans.len() + s.text_from == s.ids.len() {
+                        *st = e.starts(s.spans.len());
+                        seqs.extend(windows_of(&s.ids, s.text_from, st, &e));
+                    }
                 }
             }
-            window_scored = self.target.score(seqs).map_err(named)?;
+            window_scored = self.target.score(seqs)?;
         }
         let mut window_scored = window_scored.into_iter();
         let ref_seqs: Vec<Seq> = group.iter().filter_map(|p| p.reference.clone()).collect();
         let mut ref_scored = match self.reference {
-            Some(r) if !ref_seqs.is_empty() => r.score(ref_seqs).map_err(named)?,
+            Some(r) if !ref_seqs.is_empty() => r.score(ref_seqs)?,
             _ => Vec::new(),
         }
         .into_iter();
-        let same_vocab = self.same_vocab();
         let mut out = Vec::with_capacity(group.len());
         for ((p, st), starts) in group.into_iter().zip(text_scored).zip(starts) {
-            let lower = p.lower.as_ref().and_then(|_| lower_scored.next());
-            let reference = p.reference.as_ref().and_then(|_| ref_scored.next());
-            let best = extraction.and_then(|e| {
-                let suffix: Vec<f64> = window_scored
-                    .by_ref()
-                    .take(starts.len())
-                    .map(|w| {
-                        w.stats[w.stats.len() - e.suffix..]
-                            .iter()
-                            .map(|s| s.logp)
-                            .sum()
-                    })
-                    .collect();
-                extraction::best(&starts, &suffix)
-            });
-            // token-level differences only where both models tokenised the text alike
-            let aligned = same_vocab && reference.as_ref().is_some_and(|r| r.ids == st.ids);
-            let ctx = PassageContext {
-                text: &p.passage.text,
-                target: &st.stats,
-                lowercase: lower.as_ref().map(|l| l.stats.as_slice()),
-                reference: reference.as_ref().map(|r| r.stats.as_slice()),
-                aligned,
-                extraction: best.as_ref(),
-            };
-            let scores = score_passage(&ctx, &self.selection);
-            let mut rec = PassageRecord::new(p.passage.id.clone(), self.target.identity().clone());
-            rec.reference = self.reference.map(|r| r.identity().clone());
-            rec.n_tokens = st.ids.len();
-            rec.n_scored = st.stats.len();
-            rec.stats = scores.stats;
-            rec.scores = scores.scores;
-            rec.reason = st.stats.is_empty().then(|| {
-                format!(
-                    "too short: {} token(s), nothing to score ({})",
-                    st.ids.len(),
-                    self.target.bos_policy()
-                )
-            });
-            rec.extraction = match (extraction, &best) {
-                (Some(e), Some(b)) => Some(b.evidence(&e, &p.passage.text, &st.spans)),
-                _ => None,
-            };
-            if self.opts.token_details {
-                let strings = st
-                    .tokens
-                    .clone()
-                    .unwrap_or_else(|| self.target.token_strings(&st.ids));
-                rec.set_tokens(st.ids.clone(), strings, &st.stats, self.opts.token_ranks);
-            }
+            let lower = p
+                .lower
+                .as_ref()
+                .and_then(|_| lower_scored.next())
+                .transpose();
+            let reference = p
+                .reference
+                .as_ref()
+                .and_then(|_| ref_scored.next())
+                .transpose();
+            let windows: Result<Vec<Scored>> = window_scored.by_ref().take(starts.len()).collect();
+            let id = p.passage.id.clone();
+            let rec = (|| Ok(self.record(p, st?, lower?, reference?, &starts, windows?)))()
+                .map_err(|e| match e {
+                    crate::Error::Server { endpoint, message } => crate::Error::Server {
+                        endpoint,
+                        message: format!("{message} (scoring passage {id})"),
+                    },
+                    other => other,
+                });
             out.push(rec);
         }
         Ok(out)
+    }
+
+    /// The record of a scored passage: its views' statistics and extraction windows.
+    fn record(
+        &self,
+        p: Prepared,
+        st: Scored,
+        lower: Option<Scored>,
+        reference: Option<Scored>,
+        starts: &[usize],
+        windows: Vec<Scored>,
+    ) -> PassageRecord {
+        let extraction = self.selection.extraction();
+        let best = extraction.and_then(|e| {
+            let suffix: Vec<f64> = windows
+                .iter()
+                .map(|w| {
+                    w.stats[w.stats.len() - e.suffix..]
+                        .iter()
+                        .map(|s| s.logp)
+                        .sum()
+                })
+                .collect();
+            extraction::best(starts, &suffix)
+        });
+        // token-level differences only where both models tokenised the text alike
+        let aligned = self.same_vocab() && reference.as_ref().is_some_and(|r| r.ids == st.ids);
+        let ctx = PassageContext {
+            text: &p.passage.text,
+            target: &st.stats,
+            lowercase: lower.as_ref().map(|l| l.stats.as_slice()),
+            reference: reference.as_ref().map(|r| r.stats.as_slice()),
+            aligned,
+            extraction: best.as_ref(),
+        };
+        let scores = score_passage(&ctx, &self.selection);
+        let mut rec = PassageRecord::new(p.passage.id.clone(), self.target.identity().clone());
+        rec.reference = self.reference.map(|r| r.identity().clone());
+        rec.n_tokens = st.ids.len();
+        rec.n_scored = st.stats.len();
+        rec.stats = scores.stats;
+        rec.scores = scores.scores;
+        rec.reason = st.stats.is_empty().then(|| {
+            format!(
+                "too short: {} token(s), nothing to score ({})",
+                st.ids.len(),
+                self.target.bos_policy()
+            )
+        });
+        rec.extraction = match (extraction, &best) {
+            (Some(e), Some(b)) => Some(b.evidence(&e, &p.passage.text, &st.spans)),
+            _ => None,
+        };
+        if self.opts.token_details {
+            let strings = st
+                .tokens
+                .clone()
+                .unwrap_or_else(|| self.target.token_strings(&st.ids));
+            rec.set_tokens(st.ids.clone(), strings, &st.stats, self.opts.token_ranks);
+        }
+        rec
     }
 }
 

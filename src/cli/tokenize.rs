@@ -135,6 +135,7 @@ fn remote_record(
     let s = engine
         .score(vec![Seq::Text(text.to_string())])?
         .pop()
+        .transpose()?
         .unwrap_or_default();
     let skip = if bos == Bos::Never { s.text_from } else { 0 };
     let known = s.spans.len() + s.text_from == s.ids.len();

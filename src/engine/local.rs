@@ -191,7 +191,7 @@ impl<M: Borrow<Model> + Send + Sync> Engine for LocalEngine<M> {
         Some(&self.m().tokenizer)
     }
 
-    fn score(&self, seqs: Vec<Seq>) -> Result<Vec<Scored>> {
+    fn score(&self, seqs: Vec<Seq>) -> Result<Vec<Result<Scored>>> {
         let text_from = usize::from(self.m().tokenizer.bos().is_some());
         let mut ids = Vec::with_capacity(seqs.len());
         let mut spans = Vec::with_capacity(seqs.len());
@@ -213,12 +213,14 @@ impl<M: Borrow<Model> + Send + Sync> Engine for LocalEngine<M> {
             .into_iter()
             .zip(spans)
             .zip(stats)
-            .map(|((ids, spans), stats)| Scored {
-                ids,
-                text_from,
-                spans,
-                tokens: None,
-                stats,
+            .map(|((ids, spans), stats)| {
+                Ok(Scored {
+                    ids,
+                    text_from,
+                    spans,
+                    tokens: None,
+                    stats,
+                })
             })
             .collect())
     }

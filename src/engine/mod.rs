@@ -63,6 +63,12 @@ pub struct Scored {
     pub stats: Vec<TokenStat>,
 }
 
+/// Every sequence's statistics, or the first sequence's error: for callers that need all of
+/// them (`tokenize`, a run that stops at the first failure).
+pub fn all_scored(each: Vec<Result<Scored>>) -> Result<Vec<Scored>> {
+    each.into_iter().collect()
+}
+
 /// A model that scores sequences: the seam between the scoring pipeline and what runs the
 /// model.
 pub trait Engine: Send + Sync {
@@ -72,8 +78,11 @@ pub trait Engine: Send + Sync {
     /// The local tokenizer, when the engine has one: ids are then known before scoring, and
     /// [`Seq::Tokens`] is what it scores. `None`: give it [`Seq::Text`].
     fn tokenizer(&self) -> Option<&Tokenizer>;
-    /// Statistics of positions `1 … n-1` of each sequence, in order.
-    fn score(&self, seqs: Vec<Seq>) -> Result<Vec<Scored>>;
+    /// Statistics of positions `1 … n-1` of each sequence, in order. The outer error stops
+    /// the run (a local failure, a bug); an inner one is that sequence's alone — a server
+    /// request that kept failing fails the prompts it carried, not the others of the
+    /// group, so a scan lists exactly those passages as failed.
+    fn score(&self, seqs: Vec<Seq>) -> Result<Vec<Result<Scored>>>;
     /// Whether `mu`, `sigma` and `rank` of [`TokenStat`] are computed over the whole
     /// vocabulary. Without it only `logp` and `top1` are exact and the scores that need the
     /// rest are refused by name.

@@ -197,17 +197,20 @@ fn write_group(scoring: &Scoring, group: Vec<Item>, log: &mut LogWriter) -> Resu
             Item::Skipped(s) => lines.push(Some(LogLine::Skipped(s))),
         }
     }
-    // a model server that still fails after its retries fails this group's passages, not
-    // the scan: they are listed, and `--resume` scores them again (see log.rs)
+    // a model server that still fails after its retries fails the passages its requests
+    // carried, not the scan: they are listed, and `--resume` scores them again (log.rs)
     let ids: Vec<String> = prepared.iter().map(|p| p.passage.id.clone()).collect();
-    let results = match scoring.scorer.score_prepared(prepared) {
-        Ok(r) => r,
-        Err(e @ crate::Error::Server { .. }) => ids
-            .into_iter()
-            .map(|id| scoring.scorer.failed_record(id, &e))
-            .collect(),
-        Err(e) => return Err(e),
-    };
+    let results = scoring
+        .scorer
+        .score_group(prepared)?
+        .into_iter()
+        .zip(ids)
+        .map(|(r, id)| match r {
+            Ok(r) => Ok(r),
+            Err(e @ crate::Error::Server { .. }) => Ok(scoring.scorer.failed_record(id, &e)),
+            Err(e) => Err(e),
+        })
+        .collect::<Result<Vec<_>>>()?;
     let mut records = results.into_iter().zip(metas);
     let (mut passages, mut tokens) = (0, 0);
     for line in lines {

@@ -399,6 +399,12 @@ fn faults_kill_and_resume_through_a_server_change_no_record_and_the_key_is_in_no
     assert!(failed
         .iter()
         .all(|f| f["reason"].as_str().unwrap().contains("HTTP 500")));
+    // only the prompts of the failing request (2 a request here), not the group's 16
+    assert!(
+        failed.len() <= 2,
+        "{} passages failed with the one request: {failed:?}",
+        failed.len()
+    );
     let recs = records(&std::fs::read(failing.join("passages.jsonl")).unwrap());
     assert_eq!(
         recs.len(),

@@ -156,8 +156,9 @@ impl RemoteEngine {
     }
 
     /// The server's answer for each prompt: requests of up to `per_request` prompts, up to
-    /// `concurrency` in flight.
-    fn answers(&self, prompts: &[Prompt]) -> Result<Vec<Vec<Token>>> {
+    /// `concurrency` in flight. A request that still fails after its retries, or whose
+    /// answer fails a check, is the error of each prompt it carried; the others stand.
+    fn answers(&self, prompts: &[Prompt]) -> Result<Vec<Result<Vec<Token>>>> {
         let chunks: Vec<&[Prompt]> = prompts.chunks(self.per_request).collect();
         let bodies: Vec<(Value, String)> = chunks
             .iter()
@@ -179,14 +180,30 @@ impl RemoteEngine {
             .post_many("completions", &bodies, self.concurrency);
         let mut out = Vec::with_capacity(prompts.len());
         for ((answer, chunk), (_, what)) in answers.into_iter().zip(&chunks).zip(&bodies) {
-            let tokens =
-                protocol::parse(self.protocol, &answer?, chunk).map_err(|e| Error::Server {
-                    endpoint: self.client.endpoint().to_string(),
-                    message: format!("{what}: {e}"),
-                })?;
-            out.extend(tokens);
+            let parsed = answer.and_then(|a| {
+                protocol::parse(self.protocol, &a, chunk)
+                    .map_err(|e| self.error(format!("{what}: {e}")))
+            });
+            match parsed {
+                Ok(tokens) => out.extend(tokens.into_iter().map(Ok)),
+                Err(Error::Server { endpoint, message }) => out.extend(chunk.iter().map(|_| {
+                    Err(Error::Server {
+                        endpoint: endpoint.clone(),
+                        message: message.clone(),
+                    })
+                })),
+                Err(other) => return Err(other),
+            }
         }
         Ok(out)
+    }
+
+    /// An error of this server.
+    fn error(&self, message: String) -> Error {
+        Error::Server {
+            endpoint: self.client.endpoint().to_string(),
+            message,
+        }
     }
 
     /// A sequence's answer as the scorer takes it.
@@ -215,10 +232,9 @@ impl RemoteEngine {
             .skip(1)
             .enumerate()
             .map(|(k, t)| {
-                let logp = t.logp.ok_or_else(|| Error::Server {
-                    endpoint: self.client.endpoint().to_string(),
-                    message: format!("position {} has no log-prob", k + 1),
-                })?;
+                let logp = t
+                    .logp
+                    .ok_or_else(|| self.error(format!("position {} has no log-prob", k + 1)))?;
                 let top1 = t.top1.unwrap_or(f64::NAN);
                 let rank = t
                     .rank
@@ -292,9 +308,9 @@ impl Engine for RemoteEngine {
         None
     }
 
-    fn score(&self, seqs: Vec<Seq>) -> Result<Vec<Scored>> {
+    fn score(&self, seqs: Vec<Seq>) -> Result<Vec<Result<Scored>>> {
         // a request carries prompts of one kind: texts and ids go in separate requests
-        let mut out: Vec<Option<Scored>> = vec![None; seqs.len()];
+        let mut out: Vec<Option<Result<Scored>>> = (0..seqs.len()).map(|_| None).collect();
         for want_text in [true, false] {
             let picked: Vec<usize> = (0..seqs.len())
                 .filter(|&i| matches!(seqs[i], Seq::Text(_)) == want_text)
@@ -316,27 +332,27 @@ impl Engine for RemoteEngine {
                 .collect();
             let answers = self.answers(&prompts)?;
             for ((&i, tokens), prompt) in picked.iter().zip(answers).zip(&prompts) {
-                if let Prompt::Ids(ids) = prompt {
-                    let got: Vec<Option<u32>> = tokens.iter().map(|t| t.id).collect();
-                    if got.iter().zip(ids.iter()).any(|(g, &w)| *g != Some(w))
-                        || got.len() != ids.len()
-                    {
-                        return Err(Error::Server {
-                            endpoint: self.client.endpoint().to_string(),
-                            message:
+                out[i] = Some(tokens.and_then(|tokens| match prompt {
+                    Prompt::Ids(ids) => {
+                        let same = tokens.len() == ids.len()
+                            && tokens.iter().zip(ids.iter()).all(|(t, &w)| t.id == Some(w));
+                        if same {
+                            self.scored(tokens, None)
+                        } else {
+                            Err(self.error(
                                 "the tokens of an ids prompt came back different from those sent"
                                     .into(),
-                        });
+                            ))
+                        }
                     }
-                }
-                let text = match prompt {
-                    Prompt::Text(t) => Some(*t),
-                    Prompt::Ids(_) => None,
-                };
-                out[i] = Some(self.scored(tokens, text)?);
+                    Prompt::Text(t) => self.scored(tokens, Some(t)),
+                }));
             }
         }
-        Ok(out.into_iter().map(Option::unwrap_or_default).collect())
+        Ok(out
+            .into_iter()
+            .map(|s| s.unwrap_or_else(|| Err(Error::Internal("a sequence was not sent".into()))))
+            .collect())
     }
 
     fn full_distribution(&self) -> bool {
