@@ -150,6 +150,59 @@ pub fn z_score(s: &TokenStat) -> f64 {
     }
 }
 
+/// Gap-K%'s smoothing window: the paper's default (Kwak & Kim, ACL 2026).
+pub const GAPK_WINDOW: usize = 3;
+
+/// Gap-K% (Kwak & Kim, ACL 2026): per position the gap to the top prediction in units of
+/// the distribution's spread, `g_i = (logp_i − top1_i) / sigma_i` (≤ 0; `sigma_i²` floored
+/// at 1e-8, as the authors' code does), smoothed by the mean of every run of
+/// [`GAPK_WINDOW`] consecutive gaps (the gaps themselves when there are fewer), then the
+/// mean of the `max(1, floor(k·M))` smallest of the `M` smoothed values. A member's tokens
+/// are the model's top choice or close to it: higher = member.
+pub fn gapk(stats: &[TokenStat], k: f64) -> Option<f64> {
+    let g: Vec<f64> = stats
+        .iter()
+        .map(|s| (s.logp - s.top1) / (s.sigma * s.sigma).max(1e-8).sqrt())
+        .collect();
+    if g.len() < GAPK_WINDOW {
+        return mean_of_smallest(g.into_iter(), k);
+    }
+    let w = GAPK_WINDOW as f64;
+    mean_of_smallest(g.windows(GAPK_WINDOW).map(|r| r.iter().sum::<f64>() / w), k)
+}
+
+/// SURP's entropy bound, nats: a position below it is one where the model is confident
+/// (the authors' default).
+pub const SURP_MAX_ENTROPY: f64 = 2.0;
+
+/// SURP's value for a passage with no surprising token: the authors' code turns the empty
+/// mean into −100, the least member-like value.
+pub const SURP_NONE: f64 = -100.0;
+
+/// SURP (Zhang & Wu 2024, "surprising tokens"): the surprising tokens are the
+/// `floor(k·N)` lowest-`logp` positions where the model was confident (entropy below
+/// [`SURP_MAX_ENTROPY`]); the score is their mean `logp` ([`SURP_NONE`] when there are
+/// none). A member surprises its model less: higher = member.
+pub fn surp(stats: &[TokenStat], k: f64) -> Option<f64> {
+    if stats.is_empty() {
+        return None;
+    }
+    let n = (k * stats.len() as f64).floor() as usize;
+    let mut order: Vec<usize> = (0..stats.len()).collect();
+    order.sort_by(|&a, &b| stats[a].logp.total_cmp(&stats[b].logp));
+    let picked: Vec<f64> = order[..n]
+        .iter()
+        .map(|&i| &stats[i])
+        .filter(|s| s.entropy() < SURP_MAX_ENTROPY)
+        .map(|s| s.logp)
+        .collect();
+    Some(if picked.is_empty() {
+        SURP_NONE
+    } else {
+        picked.iter().sum::<f64>() / picked.len() as f64
+    })
+}
+
 /// `len(zlib.compress(text))` at zlib's default level 6, as Python computes it.
 pub fn zlib_bytes(text: &str) -> usize {
     let mut enc = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(6));
@@ -176,6 +229,16 @@ pub fn lowercase(loss_lower: Option<f64>, loss: Option<f64>) -> Option<f64> {
 /// Name of the Min-K% score for `k`, e.g. `mink_0.2`.
 pub fn mink_name(k: f64) -> String {
     format!("mink_{k}")
+}
+
+/// Name of the Gap-K% score for `k`, e.g. `gapk_0.2`.
+pub fn gapk_name(k: f64) -> String {
+    format!("gapk_{k}")
+}
+
+/// Name of the SURP score for `k`, e.g. `surp_0.2`.
+pub fn surp_name(k: f64) -> String {
+    format!("surp_{k}")
 }
 
 /// Name of the Min-K%++ score for `k`, e.g. `minkpp_0.2`.
@@ -335,10 +398,61 @@ mod tests {
                 "mink_0.2",
                 "minkpp_0.1",
                 "minkpp_0.2",
+                "gapk_0.1",
+                "gapk_0.2",
+                "surp_0.1",
+                "surp_0.2",
                 "zlib",
                 "lowercase"
             ]
         );
+    }
+
+    fn gap(logp: f64, top1: f64, sigma: f64) -> TokenStat {
+        TokenStat {
+            top1,
+            ..ts(logp, -1.0, sigma)
+        }
+    }
+
+    #[test]
+    fn gapk_smooths_over_three_and_takes_the_lowest() {
+        // gaps (logp − top1)/sigma: [0, -2, -1, -4, 0]
+        let s = [
+            gap(-1.0, -1.0, 1.0),
+            gap(-3.0, -1.0, 1.0),
+            gap(-2.0, -1.5, 0.5),
+            gap(-5.0, -1.0, 1.0),
+            gap(-0.5, -0.5, 2.0),
+        ];
+        // windows of 3: [-1, -7/3, -5/3]; k = 0.34 → floor(1.02) = 1 → -7/3
+        assert!((gapk(&s, 0.34).unwrap() + 7.0 / 3.0).abs() < 1e-12);
+        // k = 1 → mean of the three window means
+        assert!((gapk(&s, 1.0).unwrap() + 5.0 / 3.0).abs() < 1e-12);
+        // fewer positions than the window: the gaps themselves
+        assert_eq!(gapk(&s[..2], 0.5), Some(-2.0));
+        // a degenerate distribution: sigma² floored at 1e-8 (sigma 1e-4), as the authors do
+        assert!((gapk(&[gap(-1.0, 0.0, 0.0)], 1.0).unwrap() + 1e4).abs() < 1e-6);
+        assert_eq!(gapk(&[], 0.2), None);
+    }
+
+    #[test]
+    fn surp_averages_the_confident_lowest_and_says_minus_100_for_none() {
+        let e = |logp: f64, entropy: f64| ts(logp, -entropy, 1.0);
+        // lowest floor(0.6·5) = 3 logp: -9 (entropy 3: not confident), -7, -5
+        let s = [
+            e(-9.0, 3.0),
+            e(-1.0, 0.1),
+            e(-7.0, 0.5),
+            e(-5.0, 1.9),
+            e(-2.0, 0.1),
+        ];
+        assert_eq!(surp(&s, 0.6), Some(-6.0));
+        // floor(0.2·5) = 1: only -9, which is not confident → none
+        assert_eq!(surp(&s, 0.2), Some(SURP_NONE));
+        // floor(k·N) = 0 → none (the authors' int(k/100·N), no minimum of one)
+        assert_eq!(surp(&s, 0.1), Some(SURP_NONE));
+        assert_eq!(surp(&[], 0.2), None);
     }
 
     #[test]

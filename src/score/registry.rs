@@ -9,7 +9,7 @@
 
 use super::extraction::{Extraction, ExtractionBest};
 use super::finetune;
-use super::{loss, mink, mink_name, minkpp, minkpp_name, zlib};
+use super::{gapk, gapk_name, loss, mink, mink_name, minkpp, minkpp_name, surp, surp_name, zlib};
 use crate::error::{Error, Result};
 use crate::stats::TokenStat;
 
@@ -32,6 +32,10 @@ pub enum Score {
     NegLoss,
     Mink(f64),
     Minkpp(f64),
+    /// Gap-K% (Kwak & Kim 2026): the lowest smoothed gaps to the top prediction.
+    Gapk(f64),
+    /// SURP (Zhang & Wu 2024): the log-probs of surprising tokens.
+    Surp(f64),
     Zlib,
     Lowercase,
     Ref,
@@ -70,6 +74,8 @@ impl Score {
             Score::NegLoss => "neg_loss".into(),
             Score::Mink(k) => mink_name(*k),
             Score::Minkpp(k) => minkpp_name(*k),
+            Score::Gapk(k) => gapk_name(*k),
+            Score::Surp(k) => surp_name(*k),
             Score::Zlib => "zlib".into(),
             Score::Lowercase => "lowercase".into(),
             Score::Ref => "ref".into(),
@@ -87,17 +93,26 @@ impl Score {
     /// The view this score needs besides the target's.
     pub fn view(&self) -> Option<View> {
         match self {
-            Score::NegLoss | Score::Mink(_) | Score::Minkpp(_) | Score::Zlib => None,
+            Score::NegLoss
+            | Score::Mink(_)
+            | Score::Minkpp(_)
+            | Score::Gapk(_)
+            | Score::Surp(_)
+            | Score::Zlib => None,
             Score::Lowercase => Some(View::Lowercase),
             Score::Extraction(_) => Some(View::Extraction),
             _ => Some(View::Reference),
         }
     }
 
-    /// Whether it needs the whole next-token distribution at each position (its mean and
-    /// spread): not available through a server, which returns only the top few log-probs.
+    /// Whether it needs the whole next-token distribution at each position (its mean,
+    /// spread or entropy): not available through a server, which returns only the top few
+    /// log-probs.
     pub fn needs_distribution(&self) -> bool {
-        matches!(self, Score::Minkpp(_) | Score::RefInfo)
+        matches!(
+            self,
+            Score::Minkpp(_) | Score::Gapk(_) | Score::Surp(_) | Score::RefInfo
+        )
     }
 
     /// Whether it compares the two models token by token (same tokenisation needed).
@@ -124,6 +139,8 @@ impl Score {
             Score::NegLoss => loss(&logp()).map(|l| -l),
             Score::Mink(k) => mink(&logp(), *k),
             Score::Minkpp(k) => minkpp(c.target, *k),
+            Score::Gapk(k) => gapk(c.target, *k),
+            Score::Surp(k) => surp(c.target, *k),
             Score::Zlib => loss(&logp()).map(|l| zlib(l, super::zlib_bytes(c.text))),
             Score::Lowercase => {
                 let lower: Vec<f64> = c.lowercase?.iter().map(|s| s.logp).collect();
@@ -184,18 +201,24 @@ pub struct GroupSettings<'a> {
 }
 
 /// The names `--scores` accepts, for help and errors.
-pub const SCORE_NAMES: &str = "default, finetune, all, neg_loss, mink_K, minkpp_K, zlib, \
+pub const SCORE_NAMES: &str =
+    "default, finetune, all, neg_loss, mink_K, minkpp_K, gapk_K, surp_K, zlib, \
     lowercase, ref, ref_mink_K, ref_llr, ref_bpb, ez, ez_llr, wbc, ref_info, extraction_P_S";
 
 impl Selection {
-    /// Today's default set: neg_loss, Min-K% and Min-K%++ at each k, zlib, lowercase (unless
-    /// off); with a reference also `ref`, `ref_mink_k`, `ref_llr` (same vocabulary only)
-    /// and `ref_bpb`; the extraction score when `--extraction` is given.
+    /// The default set: every score that costs nothing beyond the views the run computes
+    /// anyway — neg_loss, Min-K% at each k, and where the whole distribution is known (a
+    /// local model) Min-K%++, Gap-K% and SURP at each k; zlib, lowercase (unless off); with
+    /// a reference `ref_bpb`, and where it shares the target's vocabulary also `ref`,
+    /// `ref_mink_k`, `ref_llr` and the fine-tune scores (ez, ez_llr, wbc, and ref_info with
+    /// the whole distribution); the extraction score when `--extraction` is given.
     pub fn default_for(g: &GroupSettings) -> Selection {
         let mut s = vec![Score::NegLoss];
         s.extend(g.ks.iter().map(|&k| Score::Mink(k)));
         if g.full_distribution {
             s.extend(g.ks.iter().map(|&k| Score::Minkpp(k)));
+            s.extend(g.ks.iter().map(|&k| Score::Gapk(k)));
+            s.extend(g.ks.iter().map(|&k| Score::Surp(k)));
         }
         s.push(Score::Zlib);
         if g.lowercase {
@@ -206,6 +229,10 @@ impl Selection {
                 s.push(Score::Ref);
                 s.extend(g.ks.iter().map(|&k| Score::RefMink(k)));
                 s.push(Score::RefLlr);
+                s.extend([Score::Ez, Score::EzLlr, Score::Wbc]);
+                if g.full_distribution {
+                    s.push(Score::RefInfo);
+                }
             }
             s.push(Score::RefBpb);
         }
@@ -338,6 +365,10 @@ fn parse_one(name: &str, g: &GroupSettings) -> Result<Score> {
         _ => {
             if let Some(r) = name.strip_prefix("ref_mink_") {
                 Score::RefMink(k(r)?)
+            } else if let Some(r) = name.strip_prefix("gapk_") {
+                Score::Gapk(k(r)?)
+            } else if let Some(r) = name.strip_prefix("surp_") {
+                Score::Surp(k(r)?)
             } else if let Some(r) = name.strip_prefix("minkpp_") {
                 Score::Minkpp(k(r)?)
             } else if let Some(r) = name.strip_prefix("mink_") {
@@ -370,10 +401,18 @@ mod tests {
     }
 
     #[test]
-    fn the_default_is_todays_set_in_todays_order() {
+    fn the_default_is_every_score_the_runs_views_pay_for() {
         assert_eq!(
             Selection::default_for(&g(false)).names(),
-            ["neg_loss", "mink_0.2", "minkpp_0.2", "zlib", "lowercase"]
+            [
+                "neg_loss",
+                "mink_0.2",
+                "minkpp_0.2",
+                "gapk_0.2",
+                "surp_0.2",
+                "zlib",
+                "lowercase"
+            ]
         );
         assert_eq!(
             Selection::default_for(&g(true)).names(),
@@ -381,22 +420,42 @@ mod tests {
                 "neg_loss",
                 "mink_0.2",
                 "minkpp_0.2",
+                "gapk_0.2",
+                "surp_0.2",
                 "zlib",
                 "lowercase",
                 "ref",
                 "ref_mink_0.2",
                 "ref_llr",
+                "ez",
+                "ez_llr",
+                "wbc",
+                "ref_info",
                 "ref_bpb"
             ]
         );
+        // another vocabulary: no token-level comparison, so no fine-tune scores
         let other_vocab = GroupSettings {
             same_vocab: false,
             ..g(true)
         };
-        assert_eq!(
-            Selection::default_for(&other_vocab).names().last().unwrap(),
-            "ref_bpb"
+        let d = Selection::default_for(&other_vocab).names();
+        assert_eq!(d.last().unwrap(), "ref_bpb");
+        assert!(
+            !d.iter().any(|n| n.starts_with("ez") || n == "wbc"),
+            "{d:?}"
         );
+        // a k list: every k-score at every k, in one selection (one pass)
+        let sweep = GroupSettings {
+            ks: &[0.1, 0.5],
+            ..g(false)
+        };
+        let d = Selection::default_for(&sweep).names();
+        for n in ["mink", "minkpp", "gapk", "surp"] {
+            for k in ["0.1", "0.5"] {
+                assert!(d.contains(&format!("{n}_{k}")), "{n}_{k} in {d:?}");
+            }
+        }
     }
 
     #[test]
@@ -406,10 +465,14 @@ mod tests {
             ..g(true)
         };
         let d = Selection::default_for(&server).names();
-        assert!(!d.iter().any(|n| n.starts_with("minkpp")), "{d:?}");
-        assert!(d.contains(&"mink_0.2".to_string()) && d.contains(&"ref_llr".to_string()));
+        for gone in ["minkpp", "gapk", "surp", "ref_info"] {
+            assert!(!d.iter().any(|n| n.starts_with(gone)), "{gone} in {d:?}");
+        }
+        for kept in ["mink_0.2", "ref_llr", "ez", "ez_llr", "wbc"] {
+            assert!(d.contains(&kept.to_string()), "{kept} not in {d:?}");
+        }
         let spec = |s: &str| vec![s.to_string()];
-        for name in ["minkpp_0.2", "ref_info", "all"] {
+        for name in ["minkpp_0.2", "gapk_0.2", "surp_0.2", "ref_info", "all"] {
             let e = Selection::parse(Some(&spec(name)), &server)
                 .unwrap_err()
                 .to_string();
@@ -432,12 +495,14 @@ mod tests {
         assert_eq!(s.names(), ["neg_loss", "zlib"]);
         assert!(!s.needs(View::Reference) && !s.needs(View::Lowercase) && s.needs(View::Target));
         let all = Selection::parse(Some(&spec("all")), &g(true)).unwrap();
-        assert_eq!(all.scores.len(), 13);
+        assert_eq!(all.scores.len(), 15);
+        let s = Selection::parse(Some(&spec("gapk_0.3,surp_0.1")), &g(false)).unwrap();
+        assert_eq!(s.names(), ["neg_loss", "gapk_0.3", "surp_0.1"]);
         let e = Selection::parse(Some(&spec("extraction_50_50")), &g(false)).unwrap();
         assert_eq!(e.extraction().map(|x| (x.prefix, x.suffix)), Some((50, 50)));
         assert_eq!(e.names(), ["neg_loss", "extraction_50_50"]);
         assert!(e.needs(View::Extraction));
-        for bad in ["ez", "nope", "mink_2", "ref_mink_x", ""] {
+        for bad in ["ez", "nope", "mink_2", "ref_mink_x", "gapk_0", "surp_x", ""] {
             assert!(
                 Selection::parse(Some(&spec(bad)), &g(false)).is_err(),
                 "{bad}"

@@ -269,3 +269,52 @@ fn top1_entropy_and_rank_match_transformers() {
     // final logit soft-cap: ranks on raw logits equal ranks on capped ones
     check_ranks("gemma2", "");
 }
+
+/// Gap-K% and SURP as their authors' code computes them from transformers' per-token values
+/// (`golden-pretrain.jsonl`, scripts/fixtures/golden-pretrain-scores.py), at k 0.1, 0.2 and
+/// 0.5 in one pass: within 1e-3 (Gap-K% divides by sigma; SURP's set of tokens is the same).
+fn check_pretrain_scores(arch: &str) -> usize {
+    let (model, passages, golden) = load::<std::collections::BTreeMap<String, serde_json::Value>>(
+        arch,
+        "",
+        "golden-pretrain.jsonl",
+        candle_core::DType::F32,
+    );
+    let opts = ScoreOptions {
+        ks: vec![0.1, 0.2, 0.5],
+        lowercase: false,
+        ..Default::default()
+    };
+    let engine = miascan::engine::LocalEngine::with_options(&model, &opts);
+    let (mut i, mut surprising) = (0, 0);
+    Scorer::new(&engine, opts)
+        .score_all(&passages, |r| {
+            let g = &golden[i];
+            i += 1;
+            for k in ["0.1", "0.2", "0.5"] {
+                for name in [format!("gapk_{k}"), format!("surp_{k}")] {
+                    let want = g[&name].as_f64().unwrap();
+                    let got = r.scores.get(&name).unwrap();
+                    assert!(
+                        (got - want).abs() <= 1e-3,
+                        "{arch} {}: {name} {got} vs {want}",
+                        r.id
+                    );
+                    surprising += usize::from(name.starts_with("surp") && want != -100.0);
+                }
+            }
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(i, golden.len());
+    surprising
+}
+
+#[test]
+fn gapk_and_surp_match_the_authors_code_on_transformers_values() {
+    // the tiny llama and qwen2 are never confident (entropy ≥ 4 nats everywhere): SURP's
+    // "no surprising token" value; gemma2 is, and its SURP values are real means
+    assert_eq!(check_pretrain_scores("llama"), 0);
+    assert_eq!(check_pretrain_scores("qwen2"), 0);
+    assert!(check_pretrain_scores("gemma2") > 300);
+}
