@@ -28,6 +28,8 @@ pub struct ScoreOptions {
     pub scores: Option<Vec<String>>,
     /// Windows of the verbatim-extraction score (`--extraction`).
     pub extraction: Option<Extraction>,
+    /// sha256 of the ReCaLL prefix text (`--recall-prefix`), for calibrations to check.
+    pub recall_prefix: Option<String>,
     /// Use a context shorter than the model's (windows of this many tokens).
     pub max_context: Option<usize>,
     /// Tokens packed into one forward pass.
@@ -46,6 +48,7 @@ impl Default for ScoreOptions {
             lowercase: true,
             scores: None,
             extraction: None,
+            recall_prefix: None,
             max_context: None,
             batch_tokens: 2048,
             token_details: false,
@@ -84,6 +87,8 @@ impl Prepared {
 pub struct Scorer<'m> {
     target: &'m dyn Engine,
     reference: Option<&'m dyn Engine>,
+    /// The target reading every passage after the ReCaLL prefix.
+    prefixed: Option<&'m dyn Engine>,
     /// Cuts documents into passages (the target's tokenizer, or the one given for a server).
     cutter: Option<&'m Tokenizer>,
     opts: ScoreOptions,
@@ -97,6 +102,7 @@ impl<'m> Scorer<'m> {
         let mut s = Scorer {
             target,
             reference: None,
+            prefixed: None,
             cutter: target.tokenizer(),
             selection: Selection { scores: Vec::new() },
             opts,
@@ -108,6 +114,14 @@ impl<'m> Scorer<'m> {
     /// Adds a reference model: its statistics on the same texts give the `ref*` scores.
     pub fn with_reference(mut self, reference: &'m dyn Engine) -> Self {
         self.reference = Some(reference);
+        self.selection = Selection::default_for(&self.group_settings());
+        self
+    }
+
+    /// Adds the target reading every passage after a non-member prefix
+    /// ([`crate::engine::LocalEngine::conditioned_on`]): the `recall` score.
+    pub fn with_prefixed(mut self, prefixed: &'m dyn Engine) -> Self {
+        self.prefixed = Some(prefixed);
         self.selection = Selection::default_for(&self.group_settings());
         self
     }
@@ -138,6 +152,7 @@ impl<'m> Scorer<'m> {
             extraction: self.opts.extraction,
             full_distribution: self.target.full_distribution()
                 && self.reference.is_none_or(|r| r.full_distribution()),
+            prefix: self.prefixed.is_some(),
         }
     }
 
@@ -156,6 +171,7 @@ impl<'m> Scorer<'m> {
         Scorer {
             target: self.target,
             reference: self.reference,
+            prefixed: self.prefixed,
             cutter: self.cutter,
             opts: ScoreOptions {
                 token_details: true,
@@ -334,6 +350,14 @@ impl<'m> Scorer<'m> {
             _ => Vec::new(),
         }
         .into_iter();
+        // the same token sequences as the target's, read after the prefix
+        let mut prefixed_scored = match self.prefixed {
+            Some(e) if self.selection.needs(View::Prefixed) => {
+                e.score(group.iter().map(|p| p.text.clone()).collect())?
+            }
+            _ => Vec::new(),
+        }
+        .into_iter();
         let mut out = Vec::with_capacity(group.len());
         for ((p, st), starts) in group.into_iter().zip(text_scored).zip(starts) {
             let lower = p
@@ -347,8 +371,19 @@ impl<'m> Scorer<'m> {
                 .and_then(|_| ref_scored.next())
                 .transpose();
             let windows: Result<Vec<Scored>> = window_scored.by_ref().take(starts.len()).collect();
+            let prefixed = prefixed_scored.next().transpose();
             let id = p.passage.id.clone();
-            let rec = (|| Ok(self.record(p, st?, lower?, reference?, &starts, windows?)))()
+            let views = || -> Result<Views> {
+                Ok(Views {
+                    text: st?,
+                    lower: lower?,
+                    reference: reference?,
+                    prefixed: prefixed?,
+                    windows: windows?,
+                })
+            };
+            let rec = views()
+                .map(|v| self.record(p, v, &starts))
                 .map_err(|e| match e {
                     crate::Error::Server { endpoint, message } => crate::Error::Server {
                         endpoint,
@@ -362,15 +397,14 @@ impl<'m> Scorer<'m> {
     }
 
     /// The record of a scored passage: its views' statistics and extraction windows.
-    fn record(
-        &self,
-        p: Prepared,
-        st: Scored,
-        lower: Option<Scored>,
-        reference: Option<Scored>,
-        starts: &[usize],
-        windows: Vec<Scored>,
-    ) -> PassageRecord {
+    fn record(&self, p: Prepared, views: Views, starts: &[usize]) -> PassageRecord {
+        let Views {
+            text: st,
+            lower,
+            reference,
+            prefixed,
+            windows,
+        } = views;
         let extraction = self.selection.extraction();
         let best = extraction.and_then(|e| {
             let suffix: Vec<f64> = windows
@@ -393,6 +427,7 @@ impl<'m> Scorer<'m> {
             reference: reference.as_ref().map(|r| r.stats.as_slice()),
             aligned,
             extraction: best.as_ref(),
+            prefixed: prefixed.as_ref().map(|s| s.stats.as_slice()),
         };
         let scores = score_passage(&ctx, &self.selection);
         let mut rec = PassageRecord::new(p.passage.id.clone(), self.target.identity().clone());
@@ -421,6 +456,15 @@ impl<'m> Scorer<'m> {
         }
         rec
     }
+}
+
+/// What the engines returned for one passage, view by view.
+struct Views {
+    text: Scored,
+    lower: Option<Scored>,
+    reference: Option<Scored>,
+    prefixed: Option<Scored>,
+    windows: Vec<Scored>,
 }
 
 /// The sequence of one view: tokenised (with spans for extraction) when the engine has a

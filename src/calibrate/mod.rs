@@ -38,6 +38,10 @@ pub struct Settings {
     /// The extraction windows (`--extraction`), which the extraction score depends on.
     #[serde(default)]
     pub extraction: Option<Extraction>,
+    /// sha256 of the ReCaLL prefix text (`--recall-prefix`), which the `recall` score
+    /// depends on.
+    #[serde(default)]
+    pub recall_prefix: Option<String>,
 }
 
 impl Settings {
@@ -54,6 +58,7 @@ impl Settings {
             max_context: opts.max_context,
             passage_tokens: None,
             extraction: opts.extraction,
+            recall_prefix: opts.recall_prefix.clone(),
         }
     }
 }
@@ -153,6 +158,17 @@ impl Calibration {
                 show(&s.reference),
                 show(&current.reference)
             ))
+        } else if s.recall_prefix != current.recall_prefix {
+            let show = |p: &Option<String>| {
+                p.as_ref().map_or("none".to_string(), |h| {
+                    format!("sha256 {}", &h[..16.min(h.len())])
+                })
+            };
+            Some(format!(
+                "ReCaLL prefix {} vs {}",
+                show(&s.recall_prefix),
+                show(&current.recall_prefix)
+            ))
         } else if s.ks != current.ks
             || s.lowercase != current.lowercase
             || s.max_context != current.max_context
@@ -251,6 +267,16 @@ mod tests {
             e.contains("does not match") && e.contains("model m.gguf (aa)"),
             "{e}"
         );
+        // another ReCaLL prefix (or none): the recall score is not comparable
+        let prefixed = ScoreOptions {
+            recall_prefix: Some("ab".repeat(32)),
+            ..Default::default()
+        };
+        let e = c
+            .check(&Settings::new(&identity("aa"), None, &prefixed))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ReCaLL prefix none vs sha256 abab"), "{e}");
         let opts = ScoreOptions {
             ks: vec![0.1],
             ..Default::default()

@@ -162,16 +162,18 @@ pub struct ScoringArgs {
     /// The model name to ask the reference's server for (default: the one it lists).
     #[arg(long)]
     pub reference_served_model: Option<String>,
-    /// Fraction(s) k for Min-K% and Min-K%++ (repeat or comma-separate).
+    /// Fraction(s) k for Min-K%, Min-K%++, Gap-K%, SURP and ref_mink (repeat or
+    /// comma-separate): every k from the same pass.
     #[arg(long = "k", value_delimiter = ',', default_value = "0.2")]
     pub ks: Vec<f64>,
     /// Skip the lowercase score (saves its second forward pass).
     #[arg(long)]
     pub no_lowercase: bool,
-    /// Scores to compute, comma-separated: names (neg_loss, mink_0.2, minkpp_0.2, zlib,
-    /// lowercase, ref, ref_mink_0.2, ref_llr, ref_bpb, ez, ez_llr, wbc, ref_info,
-    /// extraction_50_50) and groups: default (today's set), finetune (ez, ez_llr, wbc, ref_info;
-    /// needs a same-vocabulary --reference), all. Only the forward passes they need run.
+    /// Scores to compute, comma-separated: names (neg_loss, mink_0.2, minkpp_0.2, gapk_0.2,
+    /// surp_0.2, zlib, lowercase, ref, ref_mink_0.2, ref_llr, ref_bpb, ez, ez_llr, wbc,
+    /// ref_info, recall, extraction_50_50) and groups: default (every score the run's passes
+    /// pay for), finetune (ez, ez_llr, wbc, ref_info; needs a same-vocabulary --reference),
+    /// all. Only the forward passes they need run.
     #[arg(long, value_delimiter = ',')]
     pub scores: Option<Vec<String>>,
     /// Verbatim extraction: the probability of each window's SUFFIX tokens given its PREFIX
@@ -185,6 +187,11 @@ pub struct ScoringArgs {
     /// Tokens packed into one forward pass.
     #[arg(long, default_value_t = 2048)]
     pub batch_tokens: usize,
+    /// ReCaLL: read every passage after this non-member prefix too (a name from prompts/,
+    /// e.g. recall-written-2026, or a file), its key/value state computed once; adds
+    /// `recall`. A local target only. A prefix over half the context is cut from its front.
+    #[arg(long, value_name = "NAME|FILE")]
+    pub recall_prefix: Option<String>,
 }
 
 fn parse_extraction(s: &str) -> Result<miascan::score::extraction::Extraction, String> {
@@ -195,6 +202,8 @@ fn parse_extraction(s: &str) -> Result<miascan::score::extraction::Extraction, S
 pub struct Models {
     pub target: Box<dyn Engine>,
     pub reference: Option<Box<dyn Engine>>,
+    /// The target reading passages after the ReCaLL prefix (`--recall-prefix`).
+    pub prefixed: Option<Box<dyn Engine>>,
     /// With a server as target: the tokenizer that cuts documents (`--tokenizer`).
     pub cutter: Option<Tokenizer>,
 }
@@ -214,13 +223,45 @@ impl ScoringArgs {
         }
         self.model.setup_threads()?;
         let server = &self.model.server;
-        let target: Box<dyn Engine> = match &self.model.model {
-            Some(url) if is_url(url) => Box::new(RemoteEngine::open(&server.options(url, None))?),
-            _ => Box::new(LocalEngine::new(
-                self.model.load()?,
-                self.max_context,
-                self.batch_tokens,
-            )),
+        let prefix = self
+            .recall_prefix
+            .as_deref()
+            .map(miascan::score::prefix::load)
+            .transpose()?;
+        let (target, prefixed): (Box<dyn Engine>, Option<Box<dyn Engine>>) = match &self.model.model
+        {
+            Some(url) if is_url(url) => {
+                if prefix.is_some() {
+                    anyhow::bail!(miascan::Error::Usage(
+                        "--recall-prefix needs a local model: a server gives no way to reuse a prefix's state".into()
+                    ));
+                }
+                (
+                    Box::new(RemoteEngine::open(&server.options(url, None))?),
+                    None,
+                )
+            }
+            _ => {
+                let model = std::sync::Arc::new(self.model.load()?);
+                let prefixed = match &prefix {
+                    Some(p) => {
+                        let e =
+                            LocalEngine::new(model.clone(), self.max_context, self.batch_tokens)
+                                .conditioned_on(&p.text)?;
+                        let fit = e.prefix_fit().expect("conditioned");
+                        if fit.trimmed > 0 {
+                            eprintln!(
+                                "miascan: --recall-prefix {}: {} tokens cut from its front to fit half the context; {} kept",
+                                p.name, fit.trimmed, fit.tokens
+                            );
+                        }
+                        Some(Box::new(e) as Box<dyn Engine>)
+                    }
+                    None => None,
+                };
+                let target = LocalEngine::new(model, self.max_context, self.batch_tokens);
+                (Box::new(target) as Box<dyn Engine>, prefixed)
+            }
         };
         let reference: Option<Box<dyn Engine>> = match &self.reference {
             Some(url) if is_url(url) => Some(Box::new(RemoteEngine::open(
@@ -242,6 +283,7 @@ impl ScoringArgs {
         Ok(Models {
             target,
             reference,
+            prefixed,
             cutter,
         })
     }
@@ -252,6 +294,12 @@ impl ScoringArgs {
             lowercase: !self.no_lowercase,
             scores: self.scores.clone(),
             extraction: self.extraction,
+            // checked with its error by `load`
+            recall_prefix: self
+                .recall_prefix
+                .as_deref()
+                .and_then(|p| miascan::score::prefix::load(p).ok())
+                .map(|p| p.sha256),
             max_context: self.max_context,
             batch_tokens: self.batch_tokens,
             token_details,
@@ -264,12 +312,14 @@ impl ScoringArgs {
 impl Models {
     /// The run's scorer, its `--scores` checked against the models.
     pub fn scorer(&self, opts: ScoreOptions) -> miascan::Result<Scorer<'_>> {
-        let s = Scorer::new(self.target.as_ref(), opts).with_cutter(self.cutter.as_ref());
-        match &self.reference {
-            Some(r) => s.with_reference(r.as_ref()),
-            None => s,
+        let mut s = Scorer::new(self.target.as_ref(), opts).with_cutter(self.cutter.as_ref());
+        if let Some(r) = &self.reference {
+            s = s.with_reference(r.as_ref());
         }
-        .select()
+        if let Some(p) = &self.prefixed {
+            s = s.with_prefixed(p.as_ref());
+        }
+        s.select()
     }
 
     /// Scores every passage, with a progress bar on a terminal.

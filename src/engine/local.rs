@@ -10,7 +10,7 @@
 
 use super::{Engine, Scored, Seq};
 use crate::error::{Error, Result};
-use crate::model::{Batch, Model, ModelIdentity, Tokenizer};
+use crate::model::{Batch, Model, ModelIdentity, Prefix, Tokenizer};
 use crate::stats::{token_stats, TokenStat};
 use std::borrow::Borrow;
 
@@ -85,6 +85,26 @@ pub struct LocalEngine<M = Model> {
     model: M,
     ctx: usize,
     batch_tokens: usize,
+    /// A text every sequence is read after (ReCaLL's prefix), its key/value state computed
+    /// once.
+    prefix: Option<Conditioning>,
+}
+
+/// A prefix's state. The key/value state covers all its tokens but the last; the last is put
+/// in front of every sequence (as a BOS would be), so the row that predicts the sequence's
+/// first token is in the batch and that token is scored too.
+struct Conditioning {
+    state: Prefix,
+    last: u32,
+    tokens: usize,
+    trimmed: usize,
+}
+
+/// What a prefix became: its tokens as read, and how many were cut from its front to fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrefixFit {
+    pub tokens: usize,
+    pub trimmed: usize,
 }
 
 impl<M: Borrow<Model>> LocalEngine<M> {
@@ -97,7 +117,52 @@ impl<M: Borrow<Model>> LocalEngine<M> {
             model,
             ctx,
             batch_tokens: batch_tokens.max(1),
+            prefix: None,
         }
+    }
+
+    /// The engine reading every sequence after `text` (tokenised as a passage: the BOS first
+    /// where the model adds one), whose key/value state is computed here, once. Every text
+    /// token of a sequence is then scored, the first too (its context is the prefix). A
+    /// prefix over half the context is cut from the front (after its BOS) to half, so that
+    /// passages keep room; [`LocalEngine::prefix_fit`] says how many tokens went.
+    pub fn conditioned_on(mut self, text: &str) -> Result<Self> {
+        let m = self.m();
+        let mut ids = m.tokenizer.encode("prefix", text)?;
+        let bos = usize::from(m.tokenizer.bos().is_some());
+        if ids.len() <= bos {
+            return Err(Error::Usage(
+                "the prefix has no text tokens: nothing to condition on".into(),
+            ));
+        }
+        let keep = (self.ctx / 2).max(bos + 1);
+        let trimmed = ids.len().saturating_sub(keep);
+        ids.drain(bos..bos + trimmed);
+        let last = ids.pop().expect("at least one text token");
+        let state = if ids.is_empty() {
+            // a one-token prefix without a BOS: no state, the token alone is the context
+            Prefix {
+                len: 0,
+                layers: Vec::new(),
+            }
+        } else {
+            m.lm.prefix(&ids)?
+        };
+        self.prefix = Some(Conditioning {
+            tokens: ids.len() + 1,
+            state,
+            last,
+            trimmed,
+        });
+        Ok(self)
+    }
+
+    /// The prefix's size and trim, when the engine reads sequences after one.
+    pub fn prefix_fit(&self) -> Option<PrefixFit> {
+        self.prefix.as_ref().map(|c| PrefixFit {
+            tokens: c.tokens,
+            trimmed: c.trimmed,
+        })
     }
 
     /// Statistics of positions `1..n` of every sequence.
@@ -111,11 +176,29 @@ impl<M: Borrow<Model>> LocalEngine<M> {
     }
 
     fn stats(&self, seqs: &[Vec<u32>]) -> Result<Vec<Vec<TokenStat>>> {
-        let bos = self.m().tokenizer.bos();
+        // after a prefix, a sequence is read as [the prefix's last token, its text tokens]
+        // in a context shortened by the prefix's state; later windows repeat that token
+        let conditioned: Vec<Vec<u32>>;
+        let (seqs, ctx, bos) = match &self.prefix {
+            Some(c) => {
+                let from = usize::from(self.m().tokenizer.bos().is_some());
+                conditioned = seqs
+                    .iter()
+                    .map(|ids| {
+                        let text = ids.get(from..).unwrap_or_default();
+                        std::iter::once(c.last)
+                            .chain(text.iter().copied())
+                            .collect()
+                    })
+                    .collect();
+                (&conditioned[..], self.ctx - c.state.len, Some(c.last))
+            }
+            None => (seqs, self.ctx, self.m().tokenizer.bos()),
+        };
         let jobs: Vec<Job> = seqs
             .iter()
             .enumerate()
-            .flat_map(|(s, ids)| windows(s, ids, self.ctx, bos))
+            .flat_map(|(s, ids)| windows(s, ids, ctx, bos))
             .collect();
         let mut stats: Vec<Vec<TokenStat>> = seqs
             .iter()
@@ -151,7 +234,10 @@ impl<M: Borrow<Model>> LocalEngine<M> {
             window.clear();
             window.extend(job.bos);
             window.extend_from_slice(&ids[job.start..job.end]);
-            batch.push(&window);
+            match &self.prefix {
+                Some(c) => batch.push_after(&window, c.state.len),
+                None => batch.push(&window),
+            }
             let offset = usize::from(job.bos.is_some());
             for (p, &target) in ids.iter().enumerate().take(job.to).skip(job.from) {
                 // local index of position p in the window; its prediction comes from the row before
@@ -160,7 +246,10 @@ impl<M: Borrow<Model>> LocalEngine<M> {
                 targets.push(target);
             }
         }
-        let hidden = self.m().lm.forward(&batch)?;
+        let hidden = match &self.prefix {
+            Some(c) if c.state.len > 0 => self.m().lm.forward_after(&batch, &c.state)?,
+            _ => self.m().lm.forward(&batch)?,
+        };
         let computed = token_stats(self.m().lm.as_ref(), &hidden, &rows, &targets)?;
         let mut it = computed.into_iter();
         for job in jobs {

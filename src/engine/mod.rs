@@ -21,7 +21,7 @@ use crate::error::Result;
 use crate::model::{ModelIdentity, Tokenizer};
 use crate::stats::TokenStat;
 
-pub use local::LocalEngine;
+pub use local::{LocalEngine, PrefixFit};
 pub use remote::{is_url, RemoteEngine};
 
 /// One sequence to score.
@@ -59,7 +59,8 @@ pub struct Scored {
     pub spans: Vec<(usize, usize)>,
     /// The token strings as the engine renders them, when it renders them (a server).
     pub tokens: Option<Vec<String>>,
-    /// Statistics of positions `1 … n-1`.
+    /// Statistics of positions `1 … n-1`; for an engine that reads every sequence after a
+    /// prefix ([`LocalEngine::conditioned_on`]), of every text token (`text_from … n-1`).
     pub stats: Vec<TokenStat>,
 }
 

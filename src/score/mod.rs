@@ -4,6 +4,7 @@
 
 pub mod extraction;
 pub mod finetune;
+pub mod prefix;
 pub mod registry;
 
 pub use registry::{GroupSettings, PassageContext, Score, Selection, View};
@@ -231,6 +232,18 @@ pub fn mink_name(k: f64) -> String {
     format!("mink_{k}")
 }
 
+/// ReCaLL (Xie et al. 2024): `LL(x | P) / LL(x)` with `LL` the mean log-likelihood per
+/// token, `P` a non-member prefix — equal to `loss(x | P) / loss(x)`. `LL(x | P)` is over
+/// every text token (the first is predicted from the prefix), `LL(x)` over the scored
+/// positions, as the authors' code has it. A member loses more to a non-member prefix:
+/// higher = member. `None` if either loss is missing or `loss(x) = 0`.
+pub fn recall(loss_after: Option<f64>, loss: Option<f64>) -> Option<f64> {
+    match (loss_after, loss) {
+        (Some(a), Some(l)) if l != 0.0 => Some(a / l),
+        _ => None,
+    }
+}
+
 /// Name of the Gap-K% score for `k`, e.g. `gapk_0.2`.
 pub fn gapk_name(k: f64) -> String {
     format!("gapk_{k}")
@@ -299,6 +312,7 @@ mod tests {
             reference: None,
             aligned: false,
             extraction: None,
+            prefixed: None,
         }
     }
 
@@ -310,6 +324,7 @@ mod tests {
             same_vocab: reference,
             extraction: None,
             full_distribution: true,
+            prefix: false,
         })
     }
 

@@ -24,6 +24,8 @@ pub enum View {
     Reference,
     /// The target model on short windows of the text (verbatim extraction).
     Extraction,
+    /// The target model on the text read after a non-member prefix (ReCaLL).
+    Prefixed,
 }
 
 /// One score.
@@ -52,6 +54,9 @@ pub enum Score {
     RefInfo,
     /// Verbatim extraction probability of the best window (Cooper et al. 2025).
     Extraction(Extraction),
+    /// ReCaLL (Xie et al. 2024): the log-likelihood after a non-member prefix over the
+    /// log-likelihood alone.
+    Recall,
 }
 
 /// What a score is computed from.
@@ -66,6 +71,8 @@ pub struct PassageContext<'a> {
     /// comparisons need it).
     pub aligned: bool,
     pub extraction: Option<&'a ExtractionBest>,
+    /// Target statistics of every text token read after the ReCaLL prefix.
+    pub prefixed: Option<&'a [TokenStat]>,
 }
 
 impl Score {
@@ -87,6 +94,7 @@ impl Score {
             Score::Wbc => "wbc".into(),
             Score::RefInfo => "ref_info".into(),
             Score::Extraction(e) => e.score_name(),
+            Score::Recall => "recall".into(),
         }
     }
 
@@ -101,6 +109,7 @@ impl Score {
             | Score::Zlib => None,
             Score::Lowercase => Some(View::Lowercase),
             Score::Extraction(_) => Some(View::Extraction),
+            Score::Recall => Some(View::Prefixed),
             _ => Some(View::Reference),
         }
     }
@@ -176,6 +185,10 @@ impl Score {
             Score::Wbc => finetune::wbc(&diffs()?, finetune::WBC_WINDOWS),
             Score::RefInfo => finetune::ref_info(c.target, c.reference.filter(|_| c.aligned)?),
             Score::Extraction(_) => c.extraction.map(|e| e.log_prob),
+            Score::Recall => {
+                let after: Vec<f64> = c.prefixed?.iter().map(|s| s.logp).collect();
+                super::recall(loss(&after), loss(&logp()))
+            }
         }
     }
 }
@@ -198,12 +211,14 @@ pub struct GroupSettings<'a> {
     /// server does not): without it the default set leaves out the scores that need it and
     /// naming one is an error.
     pub full_distribution: bool,
+    /// Whether a ReCaLL prefix was given (`--recall-prefix`).
+    pub prefix: bool,
 }
 
 /// The names `--scores` accepts, for help and errors.
 pub const SCORE_NAMES: &str =
     "default, finetune, all, neg_loss, mink_K, minkpp_K, gapk_K, surp_K, zlib, \
-    lowercase, ref, ref_mink_K, ref_llr, ref_bpb, ez, ez_llr, wbc, ref_info, extraction_P_S";
+    lowercase, ref, ref_mink_K, ref_llr, ref_bpb, ez, ez_llr, wbc, ref_info, recall, extraction_P_S";
 
 impl Selection {
     /// The default set: every score that costs nothing beyond the views the run computes
@@ -237,6 +252,9 @@ impl Selection {
             s.push(Score::RefBpb);
         }
         s.extend(g.extraction.map(Score::Extraction));
+        if g.prefix {
+            s.push(Score::Recall);
+        }
         Selection { scores: s }
     }
 
@@ -297,6 +315,11 @@ impl Selection {
                 Some(View::Reference) if s.token_level_reference() && !g.same_vocab => {
                     return Err(Error::Usage(format!(
                         "--scores {name}: compares the models token by token, but the reference has another vocabulary (ref_bpb works across vocabularies)"
+                    )))
+                }
+                Some(View::Prefixed) if !g.prefix => {
+                    return Err(Error::Usage(format!(
+                        "--scores {name}: needs a non-member prefix (--recall-prefix NAME|FILE)"
                     )))
                 }
                 Some(View::Lowercase) if !g.lowercase => {
@@ -362,6 +385,7 @@ fn parse_one(name: &str, g: &GroupSettings) -> Result<Score> {
         "ez_llr" => Score::EzLlr,
         "wbc" => Score::Wbc,
         "ref_info" => Score::RefInfo,
+        "recall" => Score::Recall,
         _ => {
             if let Some(r) = name.strip_prefix("ref_mink_") {
                 Score::RefMink(k(r)?)
@@ -397,6 +421,7 @@ mod tests {
             same_vocab: reference,
             extraction: None,
             full_distribution: true,
+            prefix: false,
         }
     }
 

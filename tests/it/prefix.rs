@@ -69,3 +69,370 @@ fn a_prefix_computed_once_equals_scoring_prefix_and_text_as_one_sequence() {
         assert!(model.lm.forward_after(&wrong, &state).is_err(), "{arch}");
     }
 }
+
+/// The engine conditioned on a prefix (ReCaLL's path: the prefix's state computed once,
+/// every passage read after it) gives every text token of a passage the statistics that
+/// scoring `prefix + passage` as one sequence gives the same tokens: log-prob, mean and
+/// spread within 1e-4, on every decoder family with a prefix path, with and without a BOS.
+#[test]
+fn passages_read_after_a_prefix_equal_prefix_and_passage_as_one_sequence() {
+    use miascan::engine::{all_scored, Engine, LocalEngine, Seq};
+    let prefix = "The harbour committee met on Tuesday. Minutes follow. Present: the chair, \
+                  the treasurer and two wardens.";
+    // short texts and the tiny corpus's passages (up to ~150 tokens), all in one call: packed
+    // into shared batches after the one prefix state
+    let tiny: Vec<String> = std::fs::read_to_string(common::golden().join("tiny/passages.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["text"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let mut texts = vec![
+        "The ferry leaves at nine.",
+        "Tickets are sold on board, cash only. Dogs travel free.",
+        "x",
+    ];
+    texts.extend(tiny.iter().map(String::as_str));
+    for arch in ["llama", "qwen3", "gemma2", "gemma3_text", "phi3"] {
+        let dir = common::golden().join("tiny").join(arch);
+        let model = Model::load(&dir, &candle_core::Device::Cpu).unwrap();
+        let tok = &model.tokenizer;
+        let bos: Vec<u32> = tok.bos().into_iter().collect();
+        let p_ids = tok.encode("p", prefix).unwrap();
+        let seq = |t: &str| tok.encode("t", t).unwrap();
+        let plain = LocalEngine::new(&model, None, 2048);
+        let after = LocalEngine::new(&model, None, 2048)
+            .conditioned_on(prefix)
+            .unwrap();
+        let fit = after.prefix_fit().unwrap();
+        assert_eq!((fit.tokens, fit.trimmed), (p_ids.len(), 0), "{arch}");
+        let got = all_scored(
+            after
+                .score(
+                    texts
+                        .iter()
+                        .map(|t| Seq::Tokens {
+                            ids: seq(t),
+                            spans: vec![],
+                        })
+                        .collect(),
+                )
+                .unwrap(),
+        )
+        .unwrap();
+        for (t, g) in texts.iter().zip(&got) {
+            // the passage's text tokens after the prefix's, in one sequence
+            let text_ids = &seq(t)[bos.len()..];
+            let whole = [p_ids.as_slice(), text_ids].concat();
+            let w = all_scored(
+                plain
+                    .score(vec![Seq::Tokens {
+                        ids: whole,
+                        spans: vec![],
+                    }])
+                    .unwrap(),
+            )
+            .unwrap()
+            .remove(0);
+            let want = &w.stats[w.stats.len() - text_ids.len()..];
+            assert_eq!(
+                g.stats.len(),
+                text_ids.len(),
+                "{arch}: every text token scored"
+            );
+            for (a, b) in g.stats.iter().zip(want) {
+                let d = (a.logp - b.logp)
+                    .abs()
+                    .max((a.mu - b.mu).abs())
+                    .max((a.sigma - b.sigma).abs());
+                assert!(d < 1e-4, "{arch} {t:?}: {a:?} vs {b:?}");
+            }
+            // and the prefix matters: the same tokens alone score otherwise
+            let alone = all_scored(
+                plain
+                    .score(vec![Seq::Tokens {
+                        ids: seq(t),
+                        spans: vec![],
+                    }])
+                    .unwrap(),
+            )
+            .unwrap()
+            .remove(0);
+            // (the second text token: within any sliding window of the prefix)
+            if let (Some(a), Some(b)) = (alone.stats.first(), g.stats.get(1)) {
+                assert!(
+                    (a.logp - b.logp).abs() > 1e-4,
+                    "{arch} {t:?}: the prefix changed nothing"
+                );
+            }
+        }
+    }
+}
+
+/// A prefix longer than half the context is cut from the front (after its BOS) to half, and
+/// the cut is reported; passages are then still read after what is kept.
+#[test]
+fn a_long_prefix_is_trimmed_from_the_front_and_the_trim_reported() {
+    use miascan::engine::{all_scored, Engine, LocalEngine, Seq};
+    let dir = common::golden().join("tiny").join("llama");
+    let model = Model::load(&dir, &candle_core::Device::Cpu).unwrap();
+    let long = "word after word, ".repeat(40);
+    let n = model.tokenizer.encode("p", &long).unwrap().len();
+    let engine = LocalEngine::new(&model, Some(32), 2048)
+        .conditioned_on(&long)
+        .unwrap();
+    let fit = engine.prefix_fit().unwrap();
+    assert_eq!(fit.tokens, 16);
+    assert_eq!(fit.trimmed, n - 16);
+    // a passage longer than the room left (32 − 15) is read in windows after the prefix:
+    // every text token scored once
+    let ids = model
+        .tokenizer
+        .encode("t", &"one two three four five ".repeat(8))
+        .unwrap();
+    let bos = usize::from(model.tokenizer.bos().is_some());
+    let s = all_scored(
+        engine
+            .score(vec![Seq::Tokens {
+                ids: ids.clone(),
+                spans: vec![],
+            }])
+            .unwrap(),
+    )
+    .unwrap()
+    .remove(0);
+    assert!(ids.len() - bos > 17);
+    assert_eq!(s.stats.len(), ids.len() - bos);
+    assert!(s.stats.iter().all(|t| t.logp.is_finite() && t.logp <= 0.0));
+    assert!(LocalEngine::new(&model, None, 2048)
+        .conditioned_on("")
+        .is_err());
+}
+
+fn miascan() -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_miascan"));
+    c.env("RUST_BACKTRACE", "0");
+    c
+}
+
+/// `score --recall-prefix`: the `recall` score is `loss(x | P) / loss(x)` with `loss(x | P)`
+/// the mean loss of the passage's text tokens in one sequence `P + x` (the parity above),
+/// a prefix file's header is not read as prefix, the prefix's hash goes into calibrations
+/// (another prefix is refused), and a server target or a missing prefix is refused.
+#[test]
+fn the_recall_score_is_the_loss_after_the_prefix_over_the_loss() {
+    use miascan::engine::{all_scored, Engine, LocalEngine, Seq};
+    let dir = common::golden().join("tiny").join("llama");
+    let d = tempfile::tempdir().unwrap();
+    let prefix_file = d.path().join("prefix.txt");
+    let prefix = "Minutes of the harbour committee. Present: the chair and two wardens.";
+    std::fs::write(
+        &prefix_file,
+        format!("# source: written here\n# licence: CC0\n\n{prefix}\n"),
+    )
+    .unwrap();
+    let input = d.path().join("in.jsonl");
+    let texts = [
+        "The ferry leaves at nine.",
+        "Tickets are sold on board, cash only.",
+    ];
+    let lines: Vec<String> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| serde_json::json!({"id": format!("p{i}"), "text": t}).to_string())
+        .collect();
+    std::fs::write(&input, lines.join("\n")).unwrap();
+    let out = miascan()
+        .args(["score", "--model", dir.to_str().unwrap(), "--no-lowercase"])
+        .args([
+            "--recall-prefix",
+            prefix_file.to_str().unwrap(),
+            input.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let recs: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let model = Model::load(&dir, &candle_core::Device::Cpu).unwrap();
+    let plain = LocalEngine::new(&model, None, 2048);
+    let tok = &model.tokenizer;
+    let bos = usize::from(tok.bos().is_some());
+    let p_ids = tok.encode("p", prefix).unwrap();
+    for (t, r) in texts.iter().zip(&recs) {
+        let ids = tok.encode("t", t).unwrap();
+        let whole = [p_ids.as_slice(), &ids[bos..]].concat();
+        let w = all_scored(
+            plain
+                .score(vec![Seq::Tokens {
+                    ids: whole,
+                    spans: vec![],
+                }])
+                .unwrap(),
+        )
+        .unwrap()
+        .remove(0);
+        let n = ids.len() - bos;
+        let after: f64 = -w.stats[w.stats.len() - n..]
+            .iter()
+            .map(|s| s.logp)
+            .sum::<f64>()
+            / n as f64;
+        let loss = r["stats"]["loss"].as_f64().unwrap();
+        let got = r["scores"]["recall"].as_f64().unwrap();
+        assert!(
+            (got - after / loss).abs() < 1e-4,
+            "{t}: recall {got} vs {}",
+            after / loss
+        );
+    }
+    // calibrated with this prefix; scoring with another (the bundled one) is refused
+    let cal = d.path().join("cal.json");
+    let ok = miascan()
+        .args([
+            "calibrate",
+            "--model",
+            dir.to_str().unwrap(),
+            "--no-lowercase",
+        ])
+        .args([
+            "--recall-prefix",
+            prefix_file.to_str().unwrap(),
+            "-o",
+            cal.to_str().unwrap(),
+        ])
+        .args(["--nonmembers", input.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let other = miascan()
+        .args(["score", "--model", dir.to_str().unwrap(), "--no-lowercase"])
+        .args([
+            "--recall-prefix",
+            "recall-written-2026",
+            "--calibration",
+            cal.to_str().unwrap(),
+        ])
+        .arg(input.to_str().unwrap())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&other.stderr);
+    assert_eq!(other.status.code(), Some(2), "{err}");
+    assert!(err.contains("ReCaLL prefix"), "{err}");
+    // the score without a prefix, and a prefix with a server, are refused by name
+    let o = miascan()
+        .args([
+            "score",
+            "--model",
+            dir.to_str().unwrap(),
+            "--scores",
+            "recall",
+        ])
+        .arg(input.to_str().unwrap())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("--recall-prefix"), "{err}");
+    let o = miascan()
+        .args([
+            "score",
+            "--model",
+            "http://127.0.0.1:9/v1",
+            "--recall-prefix",
+            "recall-written-2026",
+        ])
+        .arg(input.to_str().unwrap())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("needs a local model"), "{err}");
+}
+
+/// ReCaLL against an independent implementation: the authors' formula over llama.cpp's
+/// forward of the same F32 GGUF files (`golden-recall.jsonl`,
+/// scripts/fixtures/golden-recall.py): the same tokens, `LL(x)` within 2e-3 and `recall`
+/// within 2e-3 relative (llama.cpp keeps its key/value cache in f16: per-token log-probs
+/// differ by up to ~8e-3).
+#[test]
+fn recall_matches_the_authors_formula_over_llama_cpps_forward() {
+    use miascan::engine::LocalEngine;
+    use miascan::scorer::{ScoreOptions, Scorer};
+    for arch in ["qwen2", "qwen3", "gemma2", "gemma3_text"] {
+        let dir = common::golden().join("tiny").join(arch);
+        let lines: Vec<serde_json::Value> =
+            std::fs::read_to_string(dir.join("golden-recall.jsonl"))
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+        let prefix = lines[0]["prefix"].as_str().unwrap();
+        let model = Model::load(&dir.join("model-f32.gguf"), &candle_core::Device::Cpu).unwrap();
+        let want_prefix: Vec<u32> = serde_json::from_value(lines[0]["prefix_ids"].clone()).unwrap();
+        assert_eq!(
+            model.tokenizer.encode("p", prefix).unwrap(),
+            want_prefix,
+            "{arch}"
+        );
+        let passages = miascan::input::read_inputs(
+            &[common::golden().join("tiny/passages.jsonl")],
+            &miascan::input::ReadOptions::default(),
+        )
+        .unwrap();
+        let opts = ScoreOptions {
+            lowercase: false,
+            scores: Some(vec!["recall".into()]),
+            token_details: true,
+            ..Default::default()
+        };
+        let target = LocalEngine::with_options(&model, &opts);
+        let after = LocalEngine::with_options(&model, &opts)
+            .conditioned_on(prefix)
+            .unwrap();
+        let (mut i, mut worst) = (0, 0f64);
+        Scorer::new(&target, opts)
+            .with_prefixed(&after)
+            .select()
+            .unwrap()
+            .score_all(&passages, |r| {
+                let g = &lines[i + 1];
+                i += 1;
+                let ids: Vec<u32> = serde_json::from_value(g["ids"].clone()).unwrap();
+                assert_eq!(r.token_ids.as_ref().unwrap(), &ids, "{arch} {}", r.id);
+                let ll = -r.stats.loss.unwrap();
+                let recall = r.scores.get("recall").unwrap();
+                // relative: a memorised passage's LL(x) is near 0 and its recall large
+                let want = g["recall"].as_f64().unwrap();
+                let (d_ll, d_r) = (
+                    (ll - g["ll"].as_f64().unwrap()).abs(),
+                    (recall - want).abs() / want.abs().max(1.0),
+                );
+                worst = worst.max(d_r);
+                assert!(
+                    d_ll < 2e-3 && d_r < 2e-3,
+                    "{arch} {}: ll {d_ll}, recall {recall} vs {want}",
+                    r.id
+                );
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(i, lines.len() - 1);
+        eprintln!("{arch}: recall max relative diff vs llama.cpp {worst:.1e}");
+    }
+}
