@@ -30,6 +30,10 @@ pub struct ScoreOptions {
     pub extraction: Option<Extraction>,
     /// sha256 of the ReCaLL prefix text (`--recall-prefix`), for calibrations to check.
     pub recall_prefix: Option<String>,
+    /// sha256 of Con-ReCall's member prefix (`--member-prefix`).
+    pub member_prefix: Option<String>,
+    /// Con-ReCall's contrast weights γ (`--gamma`), one score each.
+    pub gammas: Vec<f64>,
     /// Use a context shorter than the model's (windows of this many tokens).
     pub max_context: Option<usize>,
     /// Tokens packed into one forward pass.
@@ -49,6 +53,8 @@ impl Default for ScoreOptions {
             scores: None,
             extraction: None,
             recall_prefix: None,
+            member_prefix: None,
+            gammas: vec![0.1, 0.5, 1.0],
             max_context: None,
             batch_tokens: 2048,
             token_details: false,
@@ -89,6 +95,8 @@ pub struct Scorer<'m> {
     reference: Option<&'m dyn Engine>,
     /// The target reading every passage after the ReCaLL prefix.
     prefixed: Option<&'m dyn Engine>,
+    /// The target reading every passage after Con-ReCall's member prefix.
+    member_prefixed: Option<&'m dyn Engine>,
     /// Cuts documents into passages (the target's tokenizer, or the one given for a server).
     cutter: Option<&'m Tokenizer>,
     opts: ScoreOptions,
@@ -103,6 +111,7 @@ impl<'m> Scorer<'m> {
             target,
             reference: None,
             prefixed: None,
+            member_prefixed: None,
             cutter: target.tokenizer(),
             selection: Selection { scores: Vec::new() },
             opts,
@@ -122,6 +131,14 @@ impl<'m> Scorer<'m> {
     /// ([`crate::engine::LocalEngine::conditioned_on`]): the `recall` score.
     pub fn with_prefixed(mut self, prefixed: &'m dyn Engine) -> Self {
         self.prefixed = Some(prefixed);
+        self.selection = Selection::default_for(&self.group_settings());
+        self
+    }
+
+    /// Adds the target reading every passage after a member prefix: the Con-ReCall scores
+    /// (with [`Self::with_prefixed`], at each of `opts.gammas`).
+    pub fn with_member_prefixed(mut self, member: &'m dyn Engine) -> Self {
+        self.member_prefixed = Some(member);
         self.selection = Selection::default_for(&self.group_settings());
         self
     }
@@ -153,6 +170,11 @@ impl<'m> Scorer<'m> {
             full_distribution: self.target.full_distribution()
                 && self.reference.is_none_or(|r| r.full_distribution()),
             prefix: self.prefixed.is_some(),
+            gammas: if self.member_prefixed.is_some() {
+                &self.opts.gammas
+            } else {
+                &[]
+            },
         }
     }
 
@@ -172,6 +194,7 @@ impl<'m> Scorer<'m> {
             target: self.target,
             reference: self.reference,
             prefixed: self.prefixed,
+            member_prefixed: self.member_prefixed,
             cutter: self.cutter,
             opts: ScoreOptions {
                 token_details: true,
@@ -358,6 +381,13 @@ impl<'m> Scorer<'m> {
             _ => Vec::new(),
         }
         .into_iter();
+        let mut member_scored = match self.member_prefixed {
+            Some(e) if self.selection.needs(View::MemberPrefixed) => {
+                e.score(group.iter().map(|p| p.text.clone()).collect())?
+            }
+            _ => Vec::new(),
+        }
+        .into_iter();
         let mut out = Vec::with_capacity(group.len());
         for ((p, st), starts) in group.into_iter().zip(text_scored).zip(starts) {
             let lower = p
@@ -372,6 +402,7 @@ impl<'m> Scorer<'m> {
                 .transpose();
             let windows: Result<Vec<Scored>> = window_scored.by_ref().take(starts.len()).collect();
             let prefixed = prefixed_scored.next().transpose();
+            let member_prefixed = member_scored.next().transpose();
             let id = p.passage.id.clone();
             let views = || -> Result<Views> {
                 Ok(Views {
@@ -379,6 +410,7 @@ impl<'m> Scorer<'m> {
                     lower: lower?,
                     reference: reference?,
                     prefixed: prefixed?,
+                    member_prefixed: member_prefixed?,
                     windows: windows?,
                 })
             };
@@ -403,6 +435,7 @@ impl<'m> Scorer<'m> {
             lower,
             reference,
             prefixed,
+            member_prefixed,
             windows,
         } = views;
         let extraction = self.selection.extraction();
@@ -428,6 +461,7 @@ impl<'m> Scorer<'m> {
             aligned,
             extraction: best.as_ref(),
             prefixed: prefixed.as_ref().map(|s| s.stats.as_slice()),
+            member_prefixed: member_prefixed.as_ref().map(|s| s.stats.as_slice()),
         };
         let scores = score_passage(&ctx, &self.selection);
         let mut rec = PassageRecord::new(p.passage.id.clone(), self.target.identity().clone());
@@ -464,6 +498,7 @@ struct Views {
     lower: Option<Scored>,
     reference: Option<Scored>,
     prefixed: Option<Scored>,
+    member_prefixed: Option<Scored>,
     windows: Vec<Scored>,
 }
 

@@ -42,6 +42,9 @@ pub struct Settings {
     /// depends on.
     #[serde(default)]
     pub recall_prefix: Option<String>,
+    /// sha256 of Con-ReCall's member prefix (`--member-prefix`).
+    #[serde(default)]
+    pub member_prefix: Option<String>,
 }
 
 impl Settings {
@@ -59,6 +62,7 @@ impl Settings {
             passage_tokens: None,
             extraction: opts.extraction,
             recall_prefix: opts.recall_prefix.clone(),
+            member_prefix: opts.member_prefix.clone(),
         }
     }
 }
@@ -158,16 +162,20 @@ impl Calibration {
                 show(&s.reference),
                 show(&current.reference)
             ))
-        } else if s.recall_prefix != current.recall_prefix {
+        } else if s.recall_prefix != current.recall_prefix
+            || s.member_prefix != current.member_prefix
+        {
             let show = |p: &Option<String>| {
                 p.as_ref().map_or("none".to_string(), |h| {
                     format!("sha256 {}", &h[..16.min(h.len())])
                 })
             };
             Some(format!(
-                "ReCaLL prefix {} vs {}",
+                "ReCaLL prefix {} vs {}, member prefix {} vs {}",
                 show(&s.recall_prefix),
-                show(&current.recall_prefix)
+                show(&current.recall_prefix),
+                show(&s.member_prefix),
+                show(&current.member_prefix)
             ))
         } else if s.ks != current.ks
             || s.lowercase != current.lowercase

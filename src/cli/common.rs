@@ -192,6 +192,14 @@ pub struct ScoringArgs {
     /// `recall`. A local target only. A prefix over half the context is cut from its front.
     #[arg(long, value_name = "NAME|FILE")]
     pub recall_prefix: Option<String>,
+    /// Con-ReCall: also read every passage after this member prefix (text the model was
+    /// trained on: a name from prompts/, e.g. member-public-domain, or a file); with
+    /// --recall-prefix, adds `conrecall_G` for each --gamma.
+    #[arg(long, value_name = "NAME|FILE", requires = "recall_prefix")]
+    pub member_prefix: Option<String>,
+    /// Con-ReCall's contrast weights γ (comma-separate), one score each.
+    #[arg(long = "gamma", value_delimiter = ',', default_value = "0.1,0.5,1.0")]
+    pub gammas: Vec<f64>,
 }
 
 fn parse_extraction(s: &str) -> Result<miascan::score::extraction::Extraction, String> {
@@ -204,6 +212,8 @@ pub struct Models {
     pub reference: Option<Box<dyn Engine>>,
     /// The target reading passages after the ReCaLL prefix (`--recall-prefix`).
     pub prefixed: Option<Box<dyn Engine>>,
+    /// The target reading passages after Con-ReCall's member prefix (`--member-prefix`).
+    pub member_prefixed: Option<Box<dyn Engine>>,
     /// With a server as target: the tokenizer that cuts documents (`--tokenizer`).
     pub cutter: Option<Tokenizer>,
 }
@@ -223,44 +233,57 @@ impl ScoringArgs {
         }
         self.model.setup_threads()?;
         let server = &self.model.server;
-        let prefix = self
-            .recall_prefix
-            .as_deref()
-            .map(miascan::score::prefix::load)
-            .transpose()?;
-        let (target, prefixed): (Box<dyn Engine>, Option<Box<dyn Engine>>) = match &self.model.model
+        if self.gammas.iter().any(|g| !(g.is_finite() && *g >= 0.0)) {
+            anyhow::bail!(miascan::Error::Usage(format!(
+                "--gamma {:?}: each must be a number >= 0",
+                self.gammas
+            )));
+        }
+        let load = |flag: &str, spec: &Option<String>| {
+            spec.as_deref()
+                .map(|s| miascan::score::prefix::load_as(flag, s))
+                .transpose()
+        };
+        let prefix = load("--recall-prefix", &self.recall_prefix)?;
+        let member = load("--member-prefix", &self.member_prefix)?;
+        type Boxed = Option<Box<dyn Engine>>;
+        let (target, prefixed, member_prefixed): (Box<dyn Engine>, Boxed, Boxed) = match &self
+            .model
+            .model
         {
             Some(url) if is_url(url) => {
                 if prefix.is_some() {
                     anyhow::bail!(miascan::Error::Usage(
-                        "--recall-prefix needs a local model: a server gives no way to reuse a prefix's state".into()
-                    ));
+                            "--recall-prefix needs a local model: a server gives no way to reuse a prefix's state".into()
+                        ));
                 }
                 (
                     Box::new(RemoteEngine::open(&server.options(url, None))?),
+                    None,
                     None,
                 )
             }
             _ => {
                 let model = std::sync::Arc::new(self.model.load()?);
-                let prefixed = match &prefix {
-                    Some(p) => {
-                        let e =
-                            LocalEngine::new(model.clone(), self.max_context, self.batch_tokens)
-                                .conditioned_on(&p.text)?;
-                        let fit = e.prefix_fit().expect("conditioned");
-                        if fit.trimmed > 0 {
-                            eprintln!(
-                                "miascan: --recall-prefix {}: {} tokens cut from its front to fit half the context; {} kept",
+                let after = |flag: &str,
+                             p: &Option<miascan::score::prefix::PrefixText>|
+                 -> anyhow::Result<Boxed> {
+                    let Some(p) = p else { return Ok(None) };
+                    let e = LocalEngine::new(model.clone(), self.max_context, self.batch_tokens)
+                        .conditioned_on(&p.text)?;
+                    let fit = e.prefix_fit().expect("conditioned");
+                    if fit.trimmed > 0 {
+                        eprintln!(
+                                "miascan: {flag} {}: {} tokens cut from its front to fit half the context; {} kept",
                                 p.name, fit.trimmed, fit.tokens
                             );
-                        }
-                        Some(Box::new(e) as Box<dyn Engine>)
                     }
-                    None => None,
+                    Ok(Some(Box::new(e)))
                 };
+                let prefixed = after("--recall-prefix", &prefix)?;
+                let member_prefixed = after("--member-prefix", &member)?;
                 let target = LocalEngine::new(model, self.max_context, self.batch_tokens);
-                (Box::new(target) as Box<dyn Engine>, prefixed)
+                (Box::new(target), prefixed, member_prefixed)
             }
         };
         let reference: Option<Box<dyn Engine>> = match &self.reference {
@@ -284,6 +307,7 @@ impl ScoringArgs {
             target,
             reference,
             prefixed,
+            member_prefixed,
             cutter,
         })
     }
@@ -300,6 +324,12 @@ impl ScoringArgs {
                 .as_deref()
                 .and_then(|p| miascan::score::prefix::load(p).ok())
                 .map(|p| p.sha256),
+            member_prefix: self
+                .member_prefix
+                .as_deref()
+                .and_then(|p| miascan::score::prefix::load(p).ok())
+                .map(|p| p.sha256),
+            gammas: self.gammas.clone(),
             max_context: self.max_context,
             batch_tokens: self.batch_tokens,
             token_details,
@@ -318,6 +348,9 @@ impl Models {
         }
         if let Some(p) = &self.prefixed {
             s = s.with_prefixed(p.as_ref());
+        }
+        if let Some(m) = &self.member_prefixed {
+            s = s.with_member_prefixed(m.as_ref());
         }
         s.select()
     }

@@ -244,6 +244,23 @@ pub fn recall(loss_after: Option<f64>, loss: Option<f64>) -> Option<f64> {
     }
 }
 
+/// Con-ReCall (Wang et al. 2024): `(LL(x | P_non) − γ·LL(x | P_mem)) / LL(x)`, `LL` the
+/// mean log-likelihood per token (= `(loss_non − γ·loss_mem) / loss` in losses), the prefixes
+/// a non-member and a member text. Higher = member, as in the authors' code (which sweeps γ;
+/// here each γ is its own score, and `eval`'s `selected_cv` may pick one by
+/// cross-validation). `None` if a loss is missing or `loss(x) = 0`.
+pub fn conrecall(
+    loss_non: Option<f64>,
+    loss_mem: Option<f64>,
+    loss: Option<f64>,
+    gamma: f64,
+) -> Option<f64> {
+    match (loss_non, loss_mem, loss) {
+        (Some(n), Some(m), Some(l)) if l != 0.0 => Some((n - gamma * m) / l),
+        _ => None,
+    }
+}
+
 /// Name of the Gap-K% score for `k`, e.g. `gapk_0.2`.
 pub fn gapk_name(k: f64) -> String {
     format!("gapk_{k}")
@@ -313,6 +330,7 @@ mod tests {
             aligned: false,
             extraction: None,
             prefixed: None,
+            member_prefixed: None,
         }
     }
 
@@ -325,6 +343,7 @@ mod tests {
             extraction: None,
             full_distribution: true,
             prefix: false,
+            gammas: &[],
         })
     }
 
@@ -421,6 +440,18 @@ mod tests {
                 "lowercase"
             ]
         );
+    }
+
+    #[test]
+    fn recall_and_conrecall_by_hand() {
+        // losses: after the non-member prefix 3, after the member prefix 1, alone 2
+        assert_eq!(recall(Some(3.0), Some(2.0)), Some(1.5));
+        // (LL_non − γ·LL_mem) / LL = (−3 + 0.5·1) / −2 = 1.25
+        assert_eq!(conrecall(Some(3.0), Some(1.0), Some(2.0), 0.5), Some(1.25));
+        // γ = 0 is ReCaLL
+        assert_eq!(conrecall(Some(3.0), Some(1.0), Some(2.0), 0.0), Some(1.5));
+        assert_eq!(recall(Some(3.0), Some(0.0)), None);
+        assert_eq!(conrecall(None, Some(1.0), Some(2.0), 0.5), None);
     }
 
     fn gap(logp: f64, top1: f64, sigma: f64) -> TokenStat {

@@ -1,5 +1,6 @@
-//! ReCaLL's prefix texts (`--recall-prefix NAME|FILE`): a named set bundled from `prompts/`,
-//! or the user's file. A file's leading `#` lines are its header (source, licence) and not
+//! The prefix texts of ReCaLL (`--recall-prefix NAME|FILE`, a non-member prefix) and
+//! Con-ReCall (`--member-prefix NAME|FILE`): a named set bundled from `prompts/`, or the
+//! user's file. A file's leading `#` lines are its header (source, licence) and not
 //! part of the prefix.
 
 use crate::error::{Error, Result};
@@ -7,10 +8,16 @@ use sha2::{Digest, Sha256};
 use std::path::Path;
 
 /// The prefix sets in `prompts/`, compiled in: a name works wherever the binary runs.
-const BUNDLED: &[(&str, &str)] = &[(
-    "recall-written-2026",
-    include_str!("../../prompts/recall-written-2026.txt"),
-)];
+const BUNDLED: &[(&str, &str)] = &[
+    (
+        "recall-written-2026",
+        include_str!("../../prompts/recall-written-2026.txt"),
+    ),
+    (
+        "member-public-domain",
+        include_str!("../../prompts/member-public-domain.txt"),
+    ),
+];
 
 /// A prefix text, ready to condition on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,29 +38,33 @@ pub fn bundled_names() -> Vec<&'static str> {
 
 /// A bundled prefix by name, else the file at `spec`.
 pub fn load(spec: &str) -> Result<PrefixText> {
+    load_as("--recall-prefix", spec)
+}
+
+/// [`load`], errors naming `flag`.
+pub fn load_as(flag: &str, spec: &str) -> Result<PrefixText> {
     if let Some((name, raw)) = BUNDLED.iter().find(|(n, _)| *n == spec) {
-        return parse(name, raw);
+        return parse(flag, name, raw);
     }
     let path = Path::new(spec);
     if !path.is_file() {
         return Err(Error::Usage(format!(
-            "--recall-prefix {spec}: neither a bundled prefix ({}) nor a file",
+            "{flag} {spec}: neither a bundled prefix ({}) nor a file",
             bundled_names().join(", ")
         )));
     }
-    let bytes =
-        std::fs::read(path).map_err(|e| Error::Usage(format!("--recall-prefix {spec}: {e}")))?;
+    let bytes = std::fs::read(path).map_err(|e| Error::Usage(format!("{flag} {spec}: {e}")))?;
     let raw = String::from_utf8(bytes).map_err(|e| {
         Error::Usage(format!(
-            "--recall-prefix {spec}: not UTF-8 text (invalid byte at offset {})",
+            "{flag} {spec}: not UTF-8 text (invalid byte at offset {})",
             e.utf8_error().valid_up_to()
         ))
     })?;
-    parse(spec, &raw)
+    parse(flag, spec, &raw)
 }
 
 /// The text after the header lines (`#` first) and the blank lines that follow them.
-fn parse(name: &str, raw: &str) -> Result<PrefixText> {
+fn parse(flag: &str, name: &str, raw: &str) -> Result<PrefixText> {
     let body: Vec<&str> = raw
         .lines()
         .skip_while(|l| l.starts_with('#'))
@@ -62,7 +73,7 @@ fn parse(name: &str, raw: &str) -> Result<PrefixText> {
     let text = body.join("\n").trim_end().to_string();
     if text.is_empty() {
         return Err(Error::Usage(format!(
-            "--recall-prefix {name}: no text after the header"
+            "{flag} {name}: no text after the header"
         )));
     }
     let sha256 = crate::model::tokenizer::hex(&Sha256::digest(text.as_bytes()));
@@ -88,12 +99,13 @@ mod tests {
         assert!(!p.text.contains("licence"));
         assert_eq!(p.sha256.len(), 64);
         let q = parse(
+            "--f",
             "x",
             "# source: here\n# licence: CC0\n\n\nHello.\nWorld.\n\n",
         )
         .unwrap();
         assert_eq!(q.text, "Hello.\nWorld.");
-        assert!(parse("x", "# only a header\n\n").is_err());
+        assert!(parse("--f", "x", "# only a header\n\n").is_err());
     }
 
     #[test]

@@ -26,6 +26,8 @@ pub enum View {
     Extraction,
     /// The target model on the text read after a non-member prefix (ReCaLL).
     Prefixed,
+    /// The target model on the text read after a member prefix (Con-ReCall).
+    MemberPrefixed,
 }
 
 /// One score.
@@ -57,6 +59,9 @@ pub enum Score {
     /// ReCaLL (Xie et al. 2024): the log-likelihood after a non-member prefix over the
     /// log-likelihood alone.
     Recall,
+    /// Con-ReCall (Wang et al. 2024) at a contrast weight γ: ReCaLL's numerator less γ
+    /// times the log-likelihood after a member prefix.
+    ConRecall(f64),
 }
 
 /// What a score is computed from.
@@ -73,6 +78,8 @@ pub struct PassageContext<'a> {
     pub extraction: Option<&'a ExtractionBest>,
     /// Target statistics of every text token read after the ReCaLL prefix.
     pub prefixed: Option<&'a [TokenStat]>,
+    /// The same after Con-ReCall's member prefix.
+    pub member_prefixed: Option<&'a [TokenStat]>,
 }
 
 impl Score {
@@ -95,6 +102,7 @@ impl Score {
             Score::RefInfo => "ref_info".into(),
             Score::Extraction(e) => e.score_name(),
             Score::Recall => "recall".into(),
+            Score::ConRecall(g) => format!("conrecall_{g}"),
         }
     }
 
@@ -110,6 +118,8 @@ impl Score {
             Score::Lowercase => Some(View::Lowercase),
             Score::Extraction(_) => Some(View::Extraction),
             Score::Recall => Some(View::Prefixed),
+            // and View::Prefixed: see Selection::needs
+            Score::ConRecall(_) => Some(View::MemberPrefixed),
             _ => Some(View::Reference),
         }
     }
@@ -189,6 +199,11 @@ impl Score {
                 let after: Vec<f64> = c.prefixed?.iter().map(|s| s.logp).collect();
                 super::recall(loss(&after), loss(&logp()))
             }
+            Score::ConRecall(g) => {
+                let after: Vec<f64> = c.prefixed?.iter().map(|s| s.logp).collect();
+                let member: Vec<f64> = c.member_prefixed?.iter().map(|s| s.logp).collect();
+                super::conrecall(loss(&after), loss(&member), loss(&logp()), *g)
+            }
         }
     }
 }
@@ -213,12 +228,15 @@ pub struct GroupSettings<'a> {
     pub full_distribution: bool,
     /// Whether a ReCaLL prefix was given (`--recall-prefix`).
     pub prefix: bool,
+    /// Con-ReCall's contrast weights, when a member prefix was given too
+    /// (`--member-prefix`, `--gamma`); empty otherwise.
+    pub gammas: &'a [f64],
 }
 
 /// The names `--scores` accepts, for help and errors.
 pub const SCORE_NAMES: &str =
     "default, finetune, all, neg_loss, mink_K, minkpp_K, gapk_K, surp_K, zlib, \
-    lowercase, ref, ref_mink_K, ref_llr, ref_bpb, ez, ez_llr, wbc, ref_info, recall, extraction_P_S";
+    lowercase, ref, ref_mink_K, ref_llr, ref_bpb, ez, ez_llr, wbc, ref_info, recall, conrecall_G, extraction_P_S";
 
 impl Selection {
     /// The default set: every score that costs nothing beyond the views the run computes
@@ -254,6 +272,7 @@ impl Selection {
         s.extend(g.extraction.map(Score::Extraction));
         if g.prefix {
             s.push(Score::Recall);
+            s.extend(g.gammas.iter().map(|&x| Score::ConRecall(x)));
         }
         Selection { scores: s }
     }
@@ -317,6 +336,11 @@ impl Selection {
                         "--scores {name}: compares the models token by token, but the reference has another vocabulary (ref_bpb works across vocabularies)"
                     )))
                 }
+                Some(View::MemberPrefixed) if !g.prefix || g.gammas.is_empty() => {
+                    return Err(Error::Usage(format!(
+                        "--scores {name}: needs a non-member and a member prefix (--recall-prefix, --member-prefix)"
+                    )))
+                }
                 Some(View::Prefixed) if !g.prefix => {
                     return Err(Error::Usage(format!(
                         "--scores {name}: needs a non-member prefix (--recall-prefix NAME|FILE)"
@@ -334,7 +358,11 @@ impl Selection {
     }
 
     pub fn needs(&self, view: View) -> bool {
-        view == View::Target || self.scores.iter().any(|s| s.view() == Some(view))
+        view == View::Target
+            || self.scores.iter().any(|s| {
+                s.view() == Some(view)
+                    || (view == View::Prefixed && matches!(s, Score::ConRecall(_)))
+            })
     }
 
     /// The extraction settings, if an extraction score is selected.
@@ -389,6 +417,15 @@ fn parse_one(name: &str, g: &GroupSettings) -> Result<Score> {
         _ => {
             if let Some(r) = name.strip_prefix("ref_mink_") {
                 Score::RefMink(k(r)?)
+            } else if let Some(r) = name.strip_prefix("conrecall_") {
+                match r.parse::<f64>() {
+                    Ok(x) if x.is_finite() && x >= 0.0 => Score::ConRecall(x),
+                    _ => {
+                        return Err(Error::Usage(format!(
+                            "--scores {name}: γ must be a number >= 0"
+                        )))
+                    }
+                }
             } else if let Some(r) = name.strip_prefix("gapk_") {
                 Score::Gapk(k(r)?)
             } else if let Some(r) = name.strip_prefix("surp_") {
@@ -422,6 +459,7 @@ mod tests {
             extraction: None,
             full_distribution: true,
             prefix: false,
+            gammas: &[],
         }
     }
 

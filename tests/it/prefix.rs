@@ -436,3 +436,146 @@ fn recall_matches_the_authors_formula_over_llama_cpps_forward() {
         eprintln!("{arch}: recall max relative diff vs llama.cpp {worst:.1e}");
     }
 }
+
+/// Con-ReCall: `conrecall_G = (LL(x | P_non) − G·LL(x | P_mem)) / LL(x)`, each side the mean
+/// log-prob of the passage's text tokens after that prefix in one sequence; one score per
+/// `--gamma`; the member prefix needs the non-member one, and its hash is in calibrations.
+#[test]
+fn conrecall_contrasts_the_member_and_non_member_prefixes() {
+    use miascan::engine::{all_scored, Engine, LocalEngine, Seq};
+    let dir = common::golden().join("tiny").join("qwen2");
+    let d = tempfile::tempdir().unwrap();
+    let (non, mem) = (
+        "Minutes of the harbour committee. Present: the chair and two wardens.",
+        "Return true if the object argument is an instance of the classinfo argument.",
+    );
+    let file = |name: &str, text: &str| {
+        let f = d.path().join(name);
+        std::fs::write(&f, format!("# source: here\n\n{text}\n")).unwrap();
+        f.to_str().unwrap().to_string()
+    };
+    let (non_f, mem_f) = (file("non.txt", non), file("mem.txt", mem));
+    let input = d.path().join("in.jsonl");
+    let texts = [
+        "The ferry leaves at nine.",
+        "Tickets are sold on board, cash only.",
+    ];
+    let lines: Vec<String> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| serde_json::json!({"id": format!("p{i}"), "text": t}).to_string())
+        .collect();
+    std::fs::write(&input, lines.join("\n")).unwrap();
+    let m = dir.to_str().unwrap();
+    let out = miascan()
+        .args([
+            "score",
+            "--model",
+            m,
+            "--no-lowercase",
+            "--recall-prefix",
+            &non_f,
+        ])
+        .args([
+            "--member-prefix",
+            &mem_f,
+            "--gamma",
+            "0.3,1",
+            input.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let model = Model::load(&dir, &candle_core::Device::Cpu).unwrap();
+    let plain = LocalEngine::new(&model, None, 2048);
+    let tok = &model.tokenizer;
+    let bos = usize::from(tok.bos().is_some());
+    let ll_after = |prefix: &str, ids: &[u32]| {
+        let whole = [tok.encode("p", prefix).unwrap().as_slice(), &ids[bos..]].concat();
+        let w = all_scored(
+            plain
+                .score(vec![Seq::Tokens {
+                    ids: whole,
+                    spans: vec![],
+                }])
+                .unwrap(),
+        )
+        .unwrap()
+        .remove(0);
+        let n = ids.len() - bos;
+        w.stats[w.stats.len() - n..]
+            .iter()
+            .map(|s| s.logp)
+            .sum::<f64>()
+            / n as f64
+    };
+    for (t, line) in texts
+        .iter()
+        .zip(String::from_utf8(out.stdout).unwrap().lines())
+    {
+        let r: serde_json::Value = serde_json::from_str(line).unwrap();
+        let ids = tok.encode("t", t).unwrap();
+        let ll = -r["stats"]["loss"].as_f64().unwrap();
+        let (n, mm) = (ll_after(non, &ids), ll_after(mem, &ids));
+        for (name, g) in [("conrecall_0.3", 0.3), ("conrecall_1", 1.0)] {
+            let got = r["scores"][name].as_f64().unwrap();
+            let want = (n - g * mm) / ll;
+            assert!(
+                (got - want).abs() < 1e-4 * want.abs().max(1.0),
+                "{t} {name}: {got} vs {want}"
+            );
+        }
+        let recall = r["scores"]["recall"].as_f64().unwrap();
+        assert!((recall - n / ll).abs() < 1e-4 * recall.abs().max(1.0));
+    }
+    // a member prefix alone, or conrecall without one, is refused by name
+    let o = miascan()
+        .args([
+            "score",
+            "--model",
+            m,
+            "--member-prefix",
+            &mem_f,
+            input.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--recall-prefix"));
+    let o = miascan()
+        .args([
+            "score",
+            "--model",
+            m,
+            "--recall-prefix",
+            &non_f,
+            "--scores",
+            "conrecall_0.5",
+        ])
+        .arg(input.to_str().unwrap())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("member prefix"), "{err}");
+    // the bundled member prefix: longer than half the tiny context, cut and said so
+    let o = miascan()
+        .args(["score", "--model", m, "--recall-prefix", &non_f])
+        .args([
+            "--member-prefix",
+            "member-public-domain",
+            input.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("--member-prefix member-public-domain") && err.contains("cut from its front"),
+        "{err}"
+    );
+}
