@@ -45,6 +45,16 @@ pub struct ScoreOptions {
     pub token_ranks: bool,
 }
 
+impl ScoreOptions {
+    /// The local engine of `model` with these options' window and batch settings.
+    pub fn local_engine<M: std::borrow::Borrow<crate::model::Model>>(
+        &self,
+        model: M,
+    ) -> crate::engine::LocalEngine<M> {
+        crate::engine::LocalEngine::new(model, self.max_context, self.batch_tokens)
+    }
+}
+
 impl Default for ScoreOptions {
     fn default() -> Self {
         ScoreOptions {

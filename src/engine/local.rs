@@ -165,12 +165,6 @@ impl<M: Borrow<Model>> LocalEngine<M> {
         })
     }
 
-    /// Statistics of positions `1..n` of every sequence.
-    /// The engine with a run's window and batch settings.
-    pub fn with_options(model: M, opts: &crate::scorer::ScoreOptions) -> Self {
-        Self::new(model, opts.max_context, opts.batch_tokens)
-    }
-
     fn m(&self) -> &Model {
         self.model.borrow()
     }

@@ -4,7 +4,6 @@
 use crate::common;
 
 use miascan::calibrate::{Calibration, Settings};
-use miascan::engine::LocalEngine;
 use miascan::eval::dataset::{dataset_test, score_matrix};
 use miascan::eval::{cv, evaluate, split_by_label};
 use miascan::input::{read_inputs, ReadOptions};
@@ -23,10 +22,7 @@ fn score(
 ) -> Vec<PassageRecord> {
     let passages = read_inputs(&[file.to_path_buf()], &ReadOptions::default()).unwrap();
     let mut out = Vec::new();
-    let (target, reference) = (
-        LocalEngine::with_options(target, opts),
-        LocalEngine::with_options(reference, opts),
-    );
+    let (target, reference) = (opts.local_engine(target), opts.local_engine(reference));
     Scorer::new(&target, opts.clone())
         .with_reference(&reference)
         .select()

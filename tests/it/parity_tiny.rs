@@ -55,7 +55,7 @@ fn check_file(arch: &str, file: &str, golden: &str, dtype: candle_core::DType, t
     };
     let mut max_diff = 0f64;
     let mut i = 0;
-    let engine = miascan::engine::LocalEngine::with_options(&model, &opts);
+    let engine = opts.local_engine(&model);
     Scorer::new(&engine, opts)
         .score_all(&passages, |r| {
             let g = &golden[i];
@@ -222,7 +222,7 @@ fn check_ranks(arch: &str, file: &str) {
         ..Default::default()
     };
     let (mut i, mut max_diff, mut exact, mut tokens) = (0, 0f64, 0, 0);
-    let engine = miascan::engine::LocalEngine::with_options(&model, &opts);
+    let engine = opts.local_engine(&model);
     Scorer::new(&engine, opts)
         .score_all(&passages, |r| {
             let g = &golden[i];
@@ -285,7 +285,7 @@ fn check_pretrain_scores(arch: &str) -> usize {
         lowercase: false,
         ..Default::default()
     };
-    let engine = miascan::engine::LocalEngine::with_options(&model, &opts);
+    let engine = opts.local_engine(&model);
     let (mut i, mut surprising) = (0, 0);
     Scorer::new(&engine, opts)
         .score_all(&passages, |r| {

@@ -81,22 +81,17 @@ fn passages_read_after_a_prefix_equal_prefix_and_passage_as_one_sequence() {
                   the treasurer and two wardens.";
     // short texts and the tiny corpus's passages (up to ~150 tokens), all in one call: packed
     // into shared batches after the one prefix state
-    let tiny: Vec<String> = std::fs::read_to_string(common::golden().join("tiny/passages.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["text"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
+    let tiny = miascan::input::read_inputs(
+        &[common::golden().join("tiny/passages.jsonl")],
+        &miascan::input::ReadOptions::default(),
+    )
+    .unwrap();
     let mut texts = vec![
         "The ferry leaves at nine.",
         "Tickets are sold on board, cash only. Dogs travel free.",
         "x",
     ];
-    texts.extend(tiny.iter().map(String::as_str));
+    texts.extend(tiny.iter().map(|p| p.text.as_str()));
     for arch in ["llama", "qwen3", "gemma2", "gemma3_text", "phi3"] {
         let dir = common::golden().join("tiny").join(arch);
         let model = Model::load(&dir, &candle_core::Device::Cpu).unwrap();
@@ -219,100 +214,130 @@ fn miascan() -> std::process::Command {
     c
 }
 
-/// `score --recall-prefix`: the `recall` score is `loss(x | P) / loss(x)` with `loss(x | P)`
-/// the mean loss of the passage's text tokens in one sequence `P + x` (the parity above),
-/// a prefix file's header is not read as prefix, the prefix's hash goes into calibrations
-/// (another prefix is refused), and a server target or a missing prefix is refused.
-#[test]
-fn the_recall_score_is_the_loss_after_the_prefix_over_the_loss() {
-    use miascan::engine::{all_scored, Engine, LocalEngine, Seq};
-    let dir = common::golden().join("tiny").join("llama");
-    let d = tempfile::tempdir().unwrap();
-    let prefix_file = d.path().join("prefix.txt");
-    let prefix = "Minutes of the harbour committee. Present: the chair and two wardens.";
-    std::fs::write(
-        &prefix_file,
-        format!("# source: written here\n# licence: CC0\n\n{prefix}\n"),
-    )
-    .unwrap();
-    let input = d.path().join("in.jsonl");
-    let texts = [
-        "The ferry leaves at nine.",
-        "Tickets are sold on board, cash only.",
-    ];
-    let lines: Vec<String> = texts
+/// The two passages of the CLI tests.
+const TEXTS: [&str; 2] = [
+    "The ferry leaves at nine.",
+    "Tickets are sold on board, cash only.",
+];
+
+/// `TEXTS` as a JSONL file in `dir`.
+fn passages_file(dir: &std::path::Path) -> String {
+    let lines: Vec<String> = TEXTS
         .iter()
         .enumerate()
         .map(|(i, t)| serde_json::json!({"id": format!("p{i}"), "text": t}).to_string())
         .collect();
-    std::fs::write(&input, lines.join("\n")).unwrap();
-    let out = miascan()
-        .args(["score", "--model", dir.to_str().unwrap(), "--no-lowercase"])
-        .args([
-            "--recall-prefix",
-            prefix_file.to_str().unwrap(),
-            input.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let recs: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+    let f = dir.join("in.jsonl");
+    std::fs::write(&f, lines.join("\n")).unwrap();
+    f.to_str().unwrap().to_string()
+}
+
+/// A prefix file with a header (which is not part of the prefix).
+fn prefix_file(dir: &std::path::Path, name: &str, text: &str) -> String {
+    let f = dir.join(name);
+    std::fs::write(
+        &f,
+        format!("# source: written here\n# licence: CC0\n\n{text}\n"),
+    )
+    .unwrap();
+    f.to_str().unwrap().to_string()
+}
+
+/// The records of a run that must succeed.
+fn records(out: std::process::Output) -> Vec<serde_json::Value> {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    String::from_utf8(out.stdout)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let model = Model::load(&dir, &candle_core::Device::Cpu).unwrap();
-    let plain = LocalEngine::new(&model, None, 2048);
+        .collect()
+}
+
+/// Exit 2 with `needle` in the error.
+fn refused(out: std::process::Output, needle: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(needle), "{err}");
+}
+
+/// The mean log-prob of `text`'s tokens read after `prefix`'s in one forward of the plain
+/// engine (no prefix state: the reference the conditioned path must equal).
+fn ll_after(model: &Model, prefix: &str, text: &str) -> f64 {
+    use miascan::engine::{all_scored, Engine, LocalEngine, Seq};
     let tok = &model.tokenizer;
+    let ids = tok.encode("t", text).unwrap();
     let bos = usize::from(tok.bos().is_some());
-    let p_ids = tok.encode("p", prefix).unwrap();
-    for (t, r) in texts.iter().zip(&recs) {
-        let ids = tok.encode("t", t).unwrap();
-        let whole = [p_ids.as_slice(), &ids[bos..]].concat();
-        let w = all_scored(
-            plain
-                .score(vec![Seq::Tokens {
-                    ids: whole,
-                    spans: vec![],
-                }])
-                .unwrap(),
-        )
-        .unwrap()
-        .remove(0);
-        let n = ids.len() - bos;
-        let after: f64 = -w.stats[w.stats.len() - n..]
-            .iter()
-            .map(|s| s.logp)
-            .sum::<f64>()
-            / n as f64;
-        let loss = r["stats"]["loss"].as_f64().unwrap();
+    let whole = [tok.encode("p", prefix).unwrap().as_slice(), &ids[bos..]].concat();
+    let seq = Seq::Tokens {
+        ids: whole,
+        spans: vec![],
+    };
+    let w = all_scored(
+        LocalEngine::new(model, None, 2048)
+            .score(vec![seq])
+            .unwrap(),
+    )
+    .unwrap()
+    .remove(0);
+    let n = ids.len() - bos;
+    w.stats[w.stats.len() - n..]
+        .iter()
+        .map(|s| s.logp)
+        .sum::<f64>()
+        / n as f64
+}
+
+/// `|a − b|` within `tol` relative to `max(1, |b|)`.
+fn close(a: f64, b: f64, tol: f64) -> bool {
+    (a - b).abs() <= tol * b.abs().max(1.0)
+}
+
+/// `score --recall-prefix`: the `recall` score is `LL(x | P) / LL(x)` with `LL(x | P)` the
+/// mean log-prob of the passage's text tokens in one sequence `P + x` (the parity above), a
+/// prefix file's header is not read as prefix, the prefix's hash goes into calibrations
+/// (another prefix is refused), and a server target or a missing prefix is refused.
+#[test]
+fn the_recall_score_is_the_loss_after_the_prefix_over_the_loss() {
+    let dir = common::golden().join("tiny").join("llama");
+    let m = dir.to_str().unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let prefix = "Minutes of the harbour committee. Present: the chair and two wardens.";
+    let pf = prefix_file(d.path(), "prefix.txt", prefix);
+    let input = passages_file(d.path());
+    let recs = records(
+        miascan()
+            .args([
+                "score",
+                "--model",
+                m,
+                "--no-lowercase",
+                "--recall-prefix",
+                &pf,
+                &input,
+            ])
+            .output()
+            .unwrap(),
+    );
+    let model = Model::load(&dir, &candle_core::Device::Cpu).unwrap();
+    for (t, r) in TEXTS.iter().zip(&recs) {
+        let want = ll_after(&model, prefix, t) / -r["stats"]["loss"].as_f64().unwrap();
         let got = r["scores"]["recall"].as_f64().unwrap();
-        assert!(
-            (got - after / loss).abs() < 1e-4,
-            "{t}: recall {got} vs {}",
-            after / loss
-        );
+        assert!(close(got, want, 1e-4), "{t}: recall {got} vs {want}");
     }
     // calibrated with this prefix; scoring with another (the bundled one) is refused
     let cal = d.path().join("cal.json");
+    let cal = cal.to_str().unwrap();
     let ok = miascan()
         .args([
             "calibrate",
             "--model",
-            dir.to_str().unwrap(),
+            m,
             "--no-lowercase",
-        ])
-        .args([
             "--recall-prefix",
-            prefix_file.to_str().unwrap(),
-            "-o",
-            cal.to_str().unwrap(),
+            &pf,
         ])
-        .args(["--nonmembers", input.to_str().unwrap()])
+        .args(["-o", cal, "--nonmembers", &input])
         .output()
         .unwrap();
     assert!(
@@ -321,48 +346,30 @@ fn the_recall_score_is_the_loss_after_the_prefix_over_the_loss() {
         String::from_utf8_lossy(&ok.stderr)
     );
     let other = miascan()
-        .args(["score", "--model", dir.to_str().unwrap(), "--no-lowercase"])
         .args([
-            "--recall-prefix",
-            "recall-written-2026",
+            "score",
+            "--model",
+            m,
+            "--no-lowercase",
             "--calibration",
-            cal.to_str().unwrap(),
+            cal,
         ])
-        .arg(input.to_str().unwrap())
+        .args(["--recall-prefix", "recall-written-2026", &input])
         .output()
         .unwrap();
-    let err = String::from_utf8_lossy(&other.stderr);
-    assert_eq!(other.status.code(), Some(2), "{err}");
-    assert!(err.contains("ReCaLL prefix"), "{err}");
+    refused(other, "ReCaLL prefix");
     // the score without a prefix, and a prefix with a server, are refused by name
     let o = miascan()
-        .args([
-            "score",
-            "--model",
-            dir.to_str().unwrap(),
-            "--scores",
-            "recall",
-        ])
-        .arg(input.to_str().unwrap())
+        .args(["score", "--model", m, "--scores", "recall", &input])
         .output()
         .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains("--recall-prefix"), "{err}");
+    refused(o, "--recall-prefix");
     let o = miascan()
-        .args([
-            "score",
-            "--model",
-            "http://127.0.0.1:9/v1",
-            "--recall-prefix",
-            "recall-written-2026",
-        ])
-        .arg(input.to_str().unwrap())
+        .args(["score", "--model", "http://127.0.0.1:9/v1"])
+        .args(["--recall-prefix", "recall-written-2026", &input])
         .output()
         .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains("needs a local model"), "{err}");
+    refused(o, "needs a local model");
 }
 
 /// ReCaLL against an independent implementation: the authors' formula over llama.cpp's
@@ -372,7 +379,6 @@ fn the_recall_score_is_the_loss_after_the_prefix_over_the_loss() {
 /// differ by up to ~8e-3).
 #[test]
 fn recall_matches_the_authors_formula_over_llama_cpps_forward() {
-    use miascan::engine::LocalEngine;
     use miascan::scorer::{ScoreOptions, Scorer};
     for arch in ["qwen2", "qwen3", "gemma2", "gemma3_text"] {
         let dir = common::golden().join("tiny").join(arch);
@@ -401,10 +407,8 @@ fn recall_matches_the_authors_formula_over_llama_cpps_forward() {
             token_details: true,
             ..Default::default()
         };
-        let target = LocalEngine::with_options(&model, &opts);
-        let after = LocalEngine::with_options(&model, &opts)
-            .conditioned_on(prefix)
-            .unwrap();
+        let target = opts.local_engine(&model);
+        let after = opts.local_engine(&model).conditioned_on(prefix).unwrap();
         let (mut i, mut worst) = (0, 0f64);
         Scorer::new(&target, opts)
             .with_prefixed(&after)
@@ -439,137 +443,62 @@ fn recall_matches_the_authors_formula_over_llama_cpps_forward() {
 
 /// Con-ReCall: `conrecall_G = (LL(x | P_non) − G·LL(x | P_mem)) / LL(x)`, each side the mean
 /// log-prob of the passage's text tokens after that prefix in one sequence; one score per
-/// `--gamma`; the member prefix needs the non-member one, and its hash is in calibrations.
+/// `--gamma`; the member prefix needs the non-member one.
 #[test]
 fn conrecall_contrasts_the_member_and_non_member_prefixes() {
-    use miascan::engine::{all_scored, Engine, LocalEngine, Seq};
     let dir = common::golden().join("tiny").join("qwen2");
+    let m = dir.to_str().unwrap();
     let d = tempfile::tempdir().unwrap();
     let (non, mem) = (
         "Minutes of the harbour committee. Present: the chair and two wardens.",
         "Return true if the object argument is an instance of the classinfo argument.",
     );
-    let file = |name: &str, text: &str| {
-        let f = d.path().join(name);
-        std::fs::write(&f, format!("# source: here\n\n{text}\n")).unwrap();
-        f.to_str().unwrap().to_string()
-    };
-    let (non_f, mem_f) = (file("non.txt", non), file("mem.txt", mem));
-    let input = d.path().join("in.jsonl");
-    let texts = [
-        "The ferry leaves at nine.",
-        "Tickets are sold on board, cash only.",
-    ];
-    let lines: Vec<String> = texts
-        .iter()
-        .enumerate()
-        .map(|(i, t)| serde_json::json!({"id": format!("p{i}"), "text": t}).to_string())
-        .collect();
-    std::fs::write(&input, lines.join("\n")).unwrap();
-    let m = dir.to_str().unwrap();
-    let out = miascan()
-        .args([
-            "score",
-            "--model",
-            m,
-            "--no-lowercase",
-            "--recall-prefix",
-            &non_f,
-        ])
-        .args([
-            "--member-prefix",
-            &mem_f,
-            "--gamma",
-            "0.3,1",
-            input.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let (non_f, mem_f) = (
+        prefix_file(d.path(), "non.txt", non),
+        prefix_file(d.path(), "mem.txt", mem),
+    );
+    let input = passages_file(d.path());
+    let recs = records(
+        miascan()
+            .args([
+                "score",
+                "--model",
+                m,
+                "--no-lowercase",
+                "--recall-prefix",
+                &non_f,
+            ])
+            .args(["--member-prefix", &mem_f, "--gamma", "0.3,1", &input])
+            .output()
+            .unwrap(),
     );
     let model = Model::load(&dir, &candle_core::Device::Cpu).unwrap();
-    let plain = LocalEngine::new(&model, None, 2048);
-    let tok = &model.tokenizer;
-    let bos = usize::from(tok.bos().is_some());
-    let ll_after = |prefix: &str, ids: &[u32]| {
-        let whole = [tok.encode("p", prefix).unwrap().as_slice(), &ids[bos..]].concat();
-        let w = all_scored(
-            plain
-                .score(vec![Seq::Tokens {
-                    ids: whole,
-                    spans: vec![],
-                }])
-                .unwrap(),
-        )
-        .unwrap()
-        .remove(0);
-        let n = ids.len() - bos;
-        w.stats[w.stats.len() - n..]
-            .iter()
-            .map(|s| s.logp)
-            .sum::<f64>()
-            / n as f64
-    };
-    for (t, line) in texts
-        .iter()
-        .zip(String::from_utf8(out.stdout).unwrap().lines())
-    {
-        let r: serde_json::Value = serde_json::from_str(line).unwrap();
-        let ids = tok.encode("t", t).unwrap();
+    for (t, r) in TEXTS.iter().zip(&recs) {
         let ll = -r["stats"]["loss"].as_f64().unwrap();
-        let (n, mm) = (ll_after(non, &ids), ll_after(mem, &ids));
+        let (n, mm) = (ll_after(&model, non, t), ll_after(&model, mem, t));
         for (name, g) in [("conrecall_0.3", 0.3), ("conrecall_1", 1.0)] {
             let got = r["scores"][name].as_f64().unwrap();
             let want = (n - g * mm) / ll;
-            assert!(
-                (got - want).abs() < 1e-4 * want.abs().max(1.0),
-                "{t} {name}: {got} vs {want}"
-            );
+            assert!(close(got, want, 1e-4), "{t} {name}: {got} vs {want}");
         }
-        let recall = r["scores"]["recall"].as_f64().unwrap();
-        assert!((recall - n / ll).abs() < 1e-4 * recall.abs().max(1.0));
+        assert!(close(r["scores"]["recall"].as_f64().unwrap(), n / ll, 1e-4));
     }
     // a member prefix alone, or conrecall without one, is refused by name
     let o = miascan()
-        .args([
-            "score",
-            "--model",
-            m,
-            "--member-prefix",
-            &mem_f,
-            input.to_str().unwrap(),
-        ])
+        .args(["score", "--model", m, "--member-prefix", &mem_f, &input])
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("--recall-prefix"));
+    refused(o, "--recall-prefix");
     let o = miascan()
-        .args([
-            "score",
-            "--model",
-            m,
-            "--recall-prefix",
-            &non_f,
-            "--scores",
-            "conrecall_0.5",
-        ])
-        .arg(input.to_str().unwrap())
+        .args(["score", "--model", m, "--recall-prefix", &non_f])
+        .args(["--scores", "conrecall_0.5", &input])
         .output()
         .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains("member prefix"), "{err}");
+    refused(o, "member prefix");
     // the bundled member prefix: longer than half the tiny context, cut and said so
     let o = miascan()
         .args(["score", "--model", m, "--recall-prefix", &non_f])
-        .args([
-            "--member-prefix",
-            "member-public-domain",
-            input.to_str().unwrap(),
-        ])
+        .args(["--member-prefix", "member-public-domain", &input])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);

@@ -22,7 +22,7 @@ fn gemma3_windows_repeat_the_bos_and_score_every_token() {
         ..Default::default()
     };
     let mut out = Vec::new();
-    let engine = miascan::engine::LocalEngine::with_options(&model, &opts);
+    let engine = opts.local_engine(&model);
     miascan::scorer::Scorer::new(&engine, opts)
         .score_all(&[p], |r| {
             out.push(r);

@@ -26,7 +26,7 @@ fn passage(id: &str, text: &str) -> Passage {
 
 fn score(passages: &[Passage], opts: ScoreOptions) -> Vec<PassageRecord> {
     let mut out = Vec::new();
-    let engine = miascan::engine::LocalEngine::with_options(model(), &opts);
+    let engine = opts.local_engine(model());
     Scorer::new(&engine, opts)
         .score_all(passages, |r| {
             out.push(r);

@@ -16,7 +16,7 @@ fn logprobs(model: &Model, passages: &Path) -> Vec<Vec<f64>> {
         ..Default::default()
     };
     let mut out = Vec::new();
-    let engine = miascan::engine::LocalEngine::with_options(model, &opts);
+    let engine = opts.local_engine(model);
     Scorer::new(&engine, opts)
         .score_all(&ps, |r| {
             out.push(r.token_logprobs.unwrap());

@@ -88,7 +88,7 @@ pub fn check_parity(model: &Model, golden: &str, tol: f64) -> f64 {
         ..ScoreOptions::default()
     };
     let mut results = Vec::new();
-    let engine = miascan::engine::LocalEngine::with_options(model, &opts);
+    let engine = opts.local_engine(model);
     Scorer::new(&engine, opts)
         .score_all(&passages, |r| {
             results.push(r);
