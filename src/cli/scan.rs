@@ -134,6 +134,7 @@ impl Args {
 
     /// Everything the results depend on besides the models (a resume must match it).
     fn settings(&self) -> ScanSettings {
+        let opts = self.scoring.options(false);
         ScanSettings {
             ks: self.scoring.ks.clone(),
             lowercase: !self.scoring.no_lowercase,
@@ -162,6 +163,9 @@ impl Args {
                 .collect(),
             scores: self.scoring.scores.clone(),
             extraction: self.scoring.extraction,
+            gammas: opts.member_prefix.is_some().then_some(opts.gammas),
+            recall_prefix: opts.recall_prefix,
+            member_prefix: opts.member_prefix,
         }
     }
 }

@@ -65,6 +65,15 @@ pub struct ScanSettings {
     pub scores: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub extraction: Option<crate::score::extraction::Extraction>,
+    /// sha256 of the ReCaLL prefix (`--recall-prefix`): records scored after another
+    /// prefix must not be mixed in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recall_prefix: Option<String>,
+    /// sha256 of Con-ReCall's member prefix, and its γs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub member_prefix: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gammas: Option<Vec<f64>>,
 }
 
 impl RunHeader {

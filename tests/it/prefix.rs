@@ -508,3 +508,51 @@ fn conrecall_contrasts_the_member_and_non_member_prefixes() {
         "{err}"
     );
 }
+
+/// A scan's log records the prefixes' hashes: `--resume` with another ReCaLL prefix is
+/// refused (the records before and after would not be comparable).
+#[test]
+fn a_scan_resumed_with_another_prefix_is_refused() {
+    let dir = common::golden().join("tiny").join("llama");
+    let m = dir.to_str().unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let docs = d.path().join("docs");
+    std::fs::create_dir(&docs).unwrap();
+    std::fs::write(docs.join("a.txt"), TEXTS.join(" ")).unwrap();
+    let pf = prefix_file(d.path(), "prefix.txt", "Minutes of the harbour committee.");
+    let out = d.path().join("out");
+    let scan = |prefix: &str, extra: &[&str]| {
+        miascan()
+            .args([
+                "scan",
+                docs.to_str().unwrap(),
+                "--model",
+                m,
+                "--no-lowercase",
+                "-q",
+            ])
+            .args(["--recall-prefix", prefix, "--out", out.to_str().unwrap()])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let first = scan(&pf, &[]);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let recs = std::fs::read_to_string(out.join("passages.jsonl")).unwrap();
+    assert!(recs.contains("\"recall\":"), "{recs}");
+    refused(
+        scan("recall-written-2026", &["--resume"]),
+        "run differently",
+    );
+    // the same prefix resumes
+    let again = scan(&pf, &["--resume"]);
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+}
