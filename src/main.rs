@@ -21,6 +21,7 @@ fn main() {
         Command::Calibrate(a) => ok(cli::calibrate::run(*a)),
         Command::DatasetTest(a) => ok(cli::dataset_test::run(*a)),
         Command::Exposure(a) => ok(cli::exposure::run(*a)),
+        Command::Freq(a) => cli::freq::run(a),
         Command::Inspect(a) => ok(cli::inspect::run(a)),
         Command::Tokenize(a) => ok(cli::tokenize::run(a)),
     };

@@ -13,6 +13,7 @@ use crate::input::Passage;
 use crate::model::Tokenizer;
 use crate::record::PassageRecord;
 use crate::score::extraction::{self, Extraction};
+use crate::score::freq::FreqTable;
 use crate::score::{score_passage, GroupSettings, PassageContext, Selection, View};
 
 /// Settings of a scoring run.
@@ -34,6 +35,8 @@ pub struct ScoreOptions {
     pub member_prefix: Option<String>,
     /// Con-ReCall's contrast weights γ (`--gamma`), one score each.
     pub gammas: Vec<f64>,
+    /// sha256 of DC-PDD's token frequency table (`--freq-table`), for calibrations to check.
+    pub freq_table: Option<String>,
     /// Use a context shorter than the model's (windows of this many tokens).
     pub max_context: Option<usize>,
     /// Tokens packed into one forward pass.
@@ -65,6 +68,7 @@ impl Default for ScoreOptions {
             recall_prefix: None,
             member_prefix: None,
             gammas: vec![0.1, 0.5, 1.0],
+            freq_table: None,
             max_context: None,
             batch_tokens: 2048,
             token_details: false,
@@ -109,6 +113,8 @@ pub struct Scorer<'m> {
     member_prefixed: Option<&'m dyn Engine>,
     /// Cuts documents into passages (the target's tokenizer, or the one given for a server).
     cutter: Option<&'m Tokenizer>,
+    /// DC-PDD's token frequencies, in the target's vocabulary.
+    freq: Option<&'m FreqTable>,
     opts: ScoreOptions,
     selection: Selection,
 }
@@ -123,6 +129,7 @@ impl<'m> Scorer<'m> {
             prefixed: None,
             member_prefixed: None,
             cutter: target.tokenizer(),
+            freq: None,
             selection: Selection { scores: Vec::new() },
             opts,
         };
@@ -151,6 +158,32 @@ impl<'m> Scorer<'m> {
         self.member_prefixed = Some(member);
         self.selection = Selection::default_for(&self.group_settings());
         self
+    }
+
+    /// Adds DC-PDD's token frequency table (the `dcpdd` score). Refused when it was built
+    /// with another vocabulary than the target's, or for a server, whose token ids are not
+    /// checked against a local vocabulary.
+    pub fn with_freq(mut self, table: &'m FreqTable) -> Result<Self> {
+        let name = &self.target.identity().name;
+        let Some(tok) = self.target.tokenizer() else {
+            return Err(crate::Error::Usage(format!(
+                "--freq-table: {name} is scored by a server, whose token ids cannot be checked against the table's vocabulary; score DC-PDD with a local model"
+            )));
+        };
+        if tok.vocab_hash() != table.header.vocab_hash {
+            return Err(crate::Error::Usage(format!(
+                "--freq-table: built with the vocabulary {} ({}, {} tokens), but {name} tokenises with {} ({}, {} tokens): build one with this model (miascan freq build --model …)",
+                short(&table.header.vocab_hash),
+                table.header.tokenizer,
+                table.header.vocab_size,
+                short(tok.vocab_hash()),
+                tok.kind(),
+                tok.vocab_size()
+            )));
+        }
+        self.freq = Some(table);
+        self.selection = Selection::default_for(&self.group_settings());
+        Ok(self)
     }
 
     /// The tokenizer that cuts documents into passages, for a target without one of its
@@ -185,6 +218,7 @@ impl<'m> Scorer<'m> {
             } else {
                 &[]
             },
+            freq: self.freq.is_some(),
         }
     }
 
@@ -206,6 +240,7 @@ impl<'m> Scorer<'m> {
             prefixed: self.prefixed,
             member_prefixed: self.member_prefixed,
             cutter: self.cutter,
+            freq: self.freq,
             opts: ScoreOptions {
                 token_details: true,
                 token_ranks: true,
@@ -472,6 +507,8 @@ impl<'m> Scorer<'m> {
             extraction: best.as_ref(),
             prefixed: prefixed.as_ref().map(|s| s.stats.as_slice()),
             member_prefixed: member_prefixed.as_ref().map(|s| s.stats.as_slice()),
+            ids: &st.ids[st.ids.len().saturating_sub(st.stats.len())..],
+            freq: self.freq,
         };
         let scores = score_passage(&ctx, &self.selection);
         let mut rec = PassageRecord::new(p.passage.id.clone(), self.target.identity().clone());
@@ -547,4 +584,9 @@ fn windows_of<'a>(
             .collect(),
         spans: Vec::new(),
     })
+}
+
+/// The first 16 hex digits of a hash, for messages.
+fn short(h: &str) -> &str {
+    &h[..16.min(h.len())]
 }

@@ -45,6 +45,9 @@ pub struct Settings {
     /// sha256 of Con-ReCall's member prefix (`--member-prefix`).
     #[serde(default)]
     pub member_prefix: Option<String>,
+    /// sha256 of DC-PDD's token frequency table (`--freq-table`), which `dcpdd` depends on.
+    #[serde(default)]
+    pub freq_table: Option<String>,
 }
 
 impl Settings {
@@ -63,6 +66,7 @@ impl Settings {
             extraction: opts.extraction,
             recall_prefix: opts.recall_prefix.clone(),
             member_prefix: opts.member_prefix.clone(),
+            freq_table: opts.freq_table.clone(),
         }
     }
 }
@@ -177,6 +181,17 @@ impl Calibration {
                 show(&s.member_prefix),
                 show(&current.member_prefix)
             ))
+        } else if s.freq_table != current.freq_table {
+            let show = |p: &Option<String>| {
+                p.as_ref().map_or("none".to_string(), |h| {
+                    format!("sha256 {}", &h[..16.min(h.len())])
+                })
+            };
+            Some(format!(
+                "token frequency table {} vs {}",
+                show(&s.freq_table),
+                show(&current.freq_table)
+            ))
         } else if s.ks != current.ks
             || s.lowercase != current.lowercase
             || s.max_context != current.max_context
@@ -285,6 +300,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("ReCaLL prefix none vs sha256 abab"), "{e}");
+        // another token frequency table: dcpdd is not comparable
+        let freq = ScoreOptions {
+            freq_table: Some("cd".repeat(32)),
+            ..Default::default()
+        };
+        let e = c
+            .check(&Settings::new(&identity("aa"), None, &freq))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("token frequency table none vs sha256 cdcd"),
+            "{e}"
+        );
         let opts = ScoreOptions {
             ks: vec![0.1],
             ..Default::default()

@@ -5,9 +5,13 @@ use super::ModelArgs;
 use miascan::calibrate::{Calibration, Decision, Settings};
 use miascan::chunk::{cut_passages, ChunkOptions};
 use miascan::engine::{is_url, Engine, LocalEngine, RemoteEngine};
-use miascan::input::{read_inputs, Format, Passage, ReadOptions, STDIN};
+use miascan::input::walk::{Filter, WalkOptions};
+use miascan::input::{
+    read_inputs, CollectOptions, Format, Passage, ReadOptions, Utf8Policy, STDIN,
+};
 use miascan::model::Tokenizer;
 use miascan::record::PassageRecord;
+use miascan::score::freq::FreqTable;
 use miascan::scorer::{ScoreOptions, Scorer};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -171,8 +175,8 @@ pub struct ScoringArgs {
     pub no_lowercase: bool,
     /// Scores to compute, comma-separated: names (neg_loss, mink_0.2, minkpp_0.2, gapk_0.2,
     /// surp_0.2, zlib, lowercase, ref, ref_mink_0.2, ref_llr, ref_bpb, ez, ez_llr, wbc,
-    /// ref_info, recall, extraction_50_50) and groups: default (every score the run's passes
-    /// pay for), finetune (ez, ez_llr, wbc, ref_info; needs a same-vocabulary --reference),
+    /// ref_info, recall, conrecall_0.5, dcpdd, extraction_50_50) and groups: default
+    /// (every score the run's passes pay for), finetune (ez, ez_llr, wbc, ref_info; needs a same-vocabulary --reference),
     /// all. Only the forward passes they need run.
     #[arg(long, value_delimiter = ',')]
     pub scores: Option<Vec<String>>,
@@ -200,6 +204,10 @@ pub struct ScoringArgs {
     /// Con-ReCall's contrast weights γ (comma-separate), one score each.
     #[arg(long = "gamma", value_delimiter = ',', default_value = "0.1,0.5,1.0")]
     pub gammas: Vec<f64>,
+    /// DC-PDD: token frequencies of a reference corpus in the target's vocabulary (made by
+    /// `miascan freq build --model M`); adds `dcpdd`. A local target only.
+    #[arg(long, value_name = "FILE")]
+    pub freq_table: Option<PathBuf>,
 }
 
 fn parse_extraction(s: &str) -> Result<miascan::score::extraction::Extraction, String> {
@@ -216,6 +224,8 @@ pub struct Models {
     pub member_prefixed: Option<Box<dyn Engine>>,
     /// With a server as target: the tokenizer that cuts documents (`--tokenizer`).
     pub cutter: Option<Tokenizer>,
+    /// DC-PDD's token frequencies (`--freq-table`).
+    pub freq: Option<FreqTable>,
 }
 
 impl ScoringArgs {
@@ -303,12 +313,18 @@ impl ScoringArgs {
             }
             _ => None,
         };
+        let freq = self
+            .freq_table
+            .as_deref()
+            .map(FreqTable::load)
+            .transpose()?;
         Ok(Models {
             target,
             reference,
             prefixed,
             member_prefixed,
             cutter,
+            freq,
         })
     }
 
@@ -330,6 +346,12 @@ impl ScoringArgs {
                 .and_then(|p| miascan::score::prefix::load(p).ok())
                 .map(|p| p.sha256),
             gammas: self.gammas.clone(),
+            // checked with its error by `load`
+            freq_table: self
+                .freq_table
+                .as_deref()
+                .and_then(|p| FreqTable::load(p).ok())
+                .map(|t| t.sha256().to_string()),
             max_context: self.max_context,
             batch_tokens: self.batch_tokens,
             token_details,
@@ -351,6 +373,9 @@ impl Models {
         }
         if let Some(m) = &self.member_prefixed {
             s = s.with_member_prefixed(m.as_ref());
+        }
+        if let Some(t) = &self.freq {
+            s = s.with_freq(t)?;
         }
         s.select()
     }
@@ -417,4 +442,63 @@ pub fn calibrate(
         c.decide_by = Some(by);
     }
     Ok(c)
+}
+
+/// How a collection is walked and read, as `scan` reads it: leniently (a file or row that
+/// cannot be read is skipped with its reason), ids relative to each input, large text files
+/// streamed in segments.
+#[derive(Debug, clap::Args)]
+pub struct WalkArgs {
+    /// Follow symbolic links (loops are detected, a file reached twice is read once).
+    #[arg(long)]
+    pub follow_links: bool,
+    /// Also read hidden files and folders (`.git` and the like).
+    #[arg(long)]
+    pub hidden: bool,
+    /// Also read what `.gitignore` (in a git repository), `.ignore` and `.git/info/exclude`
+    /// exclude. Without it they are left out as ripgrep leaves them out, each listed in
+    /// summary.json's `excluded` and the report.
+    #[arg(long)]
+    pub no_ignore: bool,
+    /// Only files of this type (ripgrep's names: rust, py, c, cpp, js, java, go, markdown,
+    /// …; see --type-list). Repeatable.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub types: Vec<String>,
+    /// No files of this type. Repeatable.
+    #[arg(long, value_name = "TYPE")]
+    pub type_not: Vec<String>,
+    /// Only paths matching this glob, relative to each input folder (`!GLOB`: leave these
+    /// out; gitignore syntax, as ripgrep's --glob). Repeatable.
+    #[arg(long, value_name = "GLOB")]
+    pub glob: Vec<String>,
+    /// Text that is not valid UTF-8: skip the file (default) or replace bad bytes (U+FFFD).
+    #[arg(long, default_value = "skip", value_parser = ["skip", "replace"])]
+    pub invalid_utf8: String,
+    /// Text files are streamed in segments of this many bytes.
+    #[arg(long, default_value_t = 1 << 20, hide = true)]
+    pub segment_bytes: usize,
+}
+
+impl WalkArgs {
+    /// The reader's options for these flags and `read`.
+    pub fn collect_options(&self, read: ReadOptions) -> miascan::Result<CollectOptions> {
+        Ok(CollectOptions {
+            read,
+            walk: WalkOptions {
+                hidden: self.hidden,
+                follow_links: self.follow_links,
+                ignore_files: !self.no_ignore,
+                filter: Filter::new(&self.types, &self.type_not, &self.glob)?,
+            },
+            strict: false,
+            relative_ids: true,
+            segment_bytes: self.segment_bytes,
+            max_record_bytes: 256 << 20,
+            utf8: if self.invalid_utf8 == "replace" {
+                Utf8Policy::Replace
+            } else {
+                Utf8Policy::Skip
+            },
+        })
+    }
 }

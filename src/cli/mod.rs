@@ -6,6 +6,7 @@ pub mod common;
 pub mod dataset_test;
 pub mod eval;
 pub mod exposure;
+pub mod freq;
 pub mod inspect;
 pub mod merge;
 pub mod output;
@@ -48,6 +49,9 @@ pub enum Command {
     /// Canary exposure: rank each secret's likelihood among random fills of its template
     /// (Carlini et al. 2019): rank, exact p-value, exposure in bits.
     Exposure(Box<exposure::Args>),
+    /// DC-PDD's token frequency table: `freq build` counts a reference corpus in a
+    /// model's vocabulary, `freq show` describes a table.
+    Freq(freq::Args),
     /// Describe a model file: architecture, size, context, vocabulary, tokenizer, BOS policy.
     Inspect(inspect::Args),
     /// The model's own tokenisation of each input: JSONL {id, ids, tokens, spans}, from a

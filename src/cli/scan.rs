@@ -1,11 +1,10 @@
 //! `miascan scan`: a whole collection into a directory of results (see the library's
 //! `scan` module for the pipeline and `scan::finish` for the outputs).
 
-use super::common::{DecisionArgs, InputArgs, ScoringArgs};
+use super::common::{DecisionArgs, InputArgs, ScoringArgs, WalkArgs};
 use super::output::Progress;
 use miascan::chunk::ChunkOptions;
-use miascan::input::walk::{Filter, WalkOptions};
-use miascan::input::{CollectOptions, Utf8Policy};
+use miascan::input::walk::WalkOptions;
 use miascan::scan::finish::RunInfo;
 use miascan::scan::finish::{self, Outputs};
 use miascan::scan::log::{self, LogWriter, RunHeader, ScanSettings};
@@ -54,40 +53,14 @@ pub struct Args {
     /// N processes on N machines split one collection; join them with `miascan merge`.
     #[arg(long, value_parser = parse_shard)]
     pub shard: Option<(u64, u64)>,
-    /// Follow symbolic links (loops are detected, a file reached twice is read once).
-    #[arg(long)]
-    pub follow_links: bool,
-    /// Also read hidden files and folders (`.git` and the like).
-    #[arg(long)]
-    pub hidden: bool,
-    /// Also read what `.gitignore` (in a git repository), `.ignore` and `.git/info/exclude`
-    /// exclude. Without it they are left out as ripgrep leaves them out, each listed in
-    /// summary.json's `excluded` and the report.
-    #[arg(long)]
-    pub no_ignore: bool,
-    /// Only files of this type (ripgrep's names: rust, py, c, cpp, js, java, go, markdown,
-    /// …; see --type-list). Repeatable.
-    #[arg(long = "type", value_name = "TYPE")]
-    pub types: Vec<String>,
-    /// No files of this type. Repeatable.
-    #[arg(long, value_name = "TYPE")]
-    pub type_not: Vec<String>,
-    /// Only paths matching this glob, relative to each input folder (`!GLOB`: leave these
-    /// out; gitignore syntax, as ripgrep's --glob). Repeatable.
-    #[arg(long, value_name = "GLOB")]
-    pub glob: Vec<String>,
+    #[command(flatten)]
+    pub walk: WalkArgs,
     /// List the file types --type knows, with their globs, and exit.
     #[arg(long)]
     pub type_list: bool,
-    /// Text that is not valid UTF-8: skip the file (default) or replace bad bytes (U+FFFD).
-    #[arg(long, default_value = "skip", value_parser = ["skip", "replace"])]
-    pub invalid_utf8: String,
     /// Passages shown token by token in the report.
     #[arg(long, default_value_t = 10)]
     pub heatmaps: usize,
-    /// Text files are streamed in segments of this many bytes.
-    #[arg(long, default_value_t = 1 << 20, hide = true)]
-    pub segment_bytes: usize,
     /// No progress bar and no closing lines.
     #[arg(long, short = 'q')]
     pub quiet: bool,
@@ -106,24 +79,9 @@ fn parse_shard(s: &str) -> Result<(u64, u64), String> {
 impl Args {
     fn scan_options(&self) -> miascan::Result<ScanOptions> {
         Ok(ScanOptions {
-            collect: CollectOptions {
-                read: self.input.options(self.label_field.clone()),
-                walk: WalkOptions {
-                    hidden: self.hidden,
-                    follow_links: self.follow_links,
-                    ignore_files: !self.no_ignore,
-                    filter: Filter::new(&self.types, &self.type_not, &self.glob)?,
-                },
-                strict: false,
-                relative_ids: true,
-                segment_bytes: self.segment_bytes,
-                max_record_bytes: 256 << 20,
-                utf8: if self.invalid_utf8 == "replace" {
-                    Utf8Policy::Replace
-                } else {
-                    Utf8Policy::Skip
-                },
-            },
+            collect: self
+                .walk
+                .collect_options(self.input.options(self.label_field.clone()))?,
             chunk: ChunkOptions {
                 passage_tokens: self.passage_tokens,
                 overlap: self.overlap,
@@ -147,15 +105,15 @@ impl Args {
             text_field: self.input.text_field.clone(),
             id_field: self.input.id_field.clone(),
             label_field: self.label_field.clone(),
-            hidden: self.hidden,
-            follow_links: self.follow_links,
-            ignore_files: !self.no_ignore,
-            types: self.types.clone(),
-            type_not: self.type_not.clone(),
-            globs: self.glob.clone(),
+            hidden: self.walk.hidden,
+            follow_links: self.walk.follow_links,
+            ignore_files: !self.walk.no_ignore,
+            types: self.walk.types.clone(),
+            type_not: self.walk.type_not.clone(),
+            globs: self.walk.glob.clone(),
             encoding: self.input.encoding.map(|e| e.name().to_string()),
-            invalid_utf8: self.invalid_utf8.clone(),
-            segment_bytes: self.segment_bytes,
+            invalid_utf8: self.walk.invalid_utf8.clone(),
+            segment_bytes: self.walk.segment_bytes,
             inputs: self
                 .inputs
                 .iter()
@@ -166,6 +124,7 @@ impl Args {
             gammas: opts.member_prefix.is_some().then_some(opts.gammas),
             recall_prefix: opts.recall_prefix,
             member_prefix: opts.member_prefix,
+            freq_table: opts.freq_table,
         }
     }
 }

@@ -74,6 +74,9 @@ pub struct ScanSettings {
     pub member_prefix: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gammas: Option<Vec<f64>>,
+    /// sha256 of DC-PDD's token frequency table (`--freq-table`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freq_table: Option<String>,
 }
 
 impl RunHeader {

@@ -4,6 +4,7 @@
 
 pub mod extraction;
 pub mod finetune;
+pub mod freq;
 pub mod prefix;
 pub mod registry;
 
@@ -331,6 +332,8 @@ mod tests {
             extraction: None,
             prefixed: None,
             member_prefixed: None,
+            ids: &[],
+            freq: None,
         }
     }
 
@@ -344,6 +347,7 @@ mod tests {
             full_distribution: true,
             prefix: false,
             gammas: &[],
+            freq: false,
         })
     }
 

@@ -9,6 +9,7 @@
 
 use super::extraction::{Extraction, ExtractionBest};
 use super::finetune;
+use super::freq::FreqTable;
 use super::{gapk, gapk_name, loss, mink, mink_name, minkpp, minkpp_name, surp, surp_name, zlib};
 use crate::error::{Error, Result};
 use crate::stats::TokenStat;
@@ -62,6 +63,9 @@ pub enum Score {
     /// Con-ReCall (Wang et al. 2024) at a contrast weight γ: ReCaLL's numerator less γ
     /// times the log-likelihood after a member prefix.
     ConRecall(f64),
+    /// DC-PDD (Zhang et al. 2024): token probabilities calibrated by their frequency in a
+    /// reference corpus (`--freq-table`).
+    Dcpdd,
 }
 
 /// What a score is computed from.
@@ -80,6 +84,10 @@ pub struct PassageContext<'a> {
     pub prefixed: Option<&'a [TokenStat]>,
     /// The same after Con-ReCall's member prefix.
     pub member_prefixed: Option<&'a [TokenStat]>,
+    /// The token id of each scored position (`target[i]` is the statistic of `ids[i]`).
+    pub ids: &'a [u32],
+    /// DC-PDD's token frequency table, when the run has one (`--freq-table`).
+    pub freq: Option<&'a FreqTable>,
 }
 
 impl Score {
@@ -103,6 +111,7 @@ impl Score {
             Score::Extraction(e) => e.score_name(),
             Score::Recall => "recall".into(),
             Score::ConRecall(g) => format!("conrecall_{g}"),
+            Score::Dcpdd => "dcpdd".into(),
         }
     }
 
@@ -114,7 +123,8 @@ impl Score {
             | Score::Minkpp(_)
             | Score::Gapk(_)
             | Score::Surp(_)
-            | Score::Zlib => None,
+            | Score::Zlib
+            | Score::Dcpdd => None,
             Score::Lowercase => Some(View::Lowercase),
             Score::Extraction(_) => Some(View::Extraction),
             Score::Recall => Some(View::Prefixed),
@@ -204,6 +214,7 @@ impl Score {
                 let member: Vec<f64> = c.member_prefixed?.iter().map(|s| s.logp).collect();
                 super::conrecall(loss(&after), loss(&member), loss(&logp()), *g)
             }
+            Score::Dcpdd => super::freq::dcpdd(c.ids, &logp(), c.freq?),
         }
     }
 }
@@ -231,12 +242,15 @@ pub struct GroupSettings<'a> {
     /// Con-ReCall's contrast weights, when a member prefix was given too
     /// (`--member-prefix`, `--gamma`); empty otherwise.
     pub gammas: &'a [f64],
+    /// Whether a token frequency table in the target's vocabulary was given
+    /// (`--freq-table`): DC-PDD.
+    pub freq: bool,
 }
 
 /// The names `--scores` accepts, for help and errors.
 pub const SCORE_NAMES: &str =
     "default, finetune, all, neg_loss, mink_K, minkpp_K, gapk_K, surp_K, zlib, \
-    lowercase, ref, ref_mink_K, ref_llr, ref_bpb, ez, ez_llr, wbc, ref_info, recall, conrecall_G, extraction_P_S";
+    lowercase, ref, ref_mink_K, ref_llr, ref_bpb, ez, ez_llr, wbc, ref_info, recall, conrecall_G, dcpdd, extraction_P_S";
 
 impl Selection {
     /// The default set: every score that costs nothing beyond the views the run computes
@@ -273,6 +287,9 @@ impl Selection {
         if g.prefix {
             s.push(Score::Recall);
             s.extend(g.gammas.iter().map(|&x| Score::ConRecall(x)));
+        }
+        if g.freq {
+            s.push(Score::Dcpdd);
         }
         Selection { scores: s }
     }
@@ -346,6 +363,11 @@ impl Selection {
                         "--scores {name}: needs a non-member prefix (--recall-prefix NAME|FILE)"
                     )))
                 }
+                None if *s == Score::Dcpdd && !g.freq => {
+                    return Err(Error::Usage(format!(
+                        "--scores {name}: needs a token frequency table in the target's vocabulary (--freq-table FILE, made by `miascan freq build`)"
+                    )))
+                }
                 Some(View::Lowercase) if !g.lowercase => {
                     return Err(Error::Usage(
                         "--scores lowercase contradicts --no-lowercase".into(),
@@ -414,6 +436,7 @@ fn parse_one(name: &str, g: &GroupSettings) -> Result<Score> {
         "wbc" => Score::Wbc,
         "ref_info" => Score::RefInfo,
         "recall" => Score::Recall,
+        "dcpdd" => Score::Dcpdd,
         _ => {
             if let Some(r) = name.strip_prefix("ref_mink_") {
                 Score::RefMink(k(r)?)
@@ -460,6 +483,7 @@ mod tests {
             full_distribution: true,
             prefix: false,
             gammas: &[],
+            freq: false,
         }
     }
 

@@ -6,6 +6,7 @@
 mod common;
 
 mod blind_baseline;
+mod dcpdd;
 mod errors;
 mod eval_cli;
 mod exposure;
