@@ -3,7 +3,9 @@
 
 use super::common::{InputArgs, ScoringArgs};
 use super::output::Output;
-use miascan::eval::dataset::{dataset_test, score_matrix};
+use miascan::eval::baseline::blind_auroc;
+use miascan::eval::control::Guarded;
+use miascan::eval::dataset::{control, dataset_test, score_matrix};
 use miascan::eval::plot;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -20,9 +22,13 @@ pub struct Args {
     /// Passages from the same distribution known not to be in the training data.
     #[arg(long, required = true, num_args = 1..)]
     pub validation: Vec<PathBuf>,
-    /// Seed of the split into learning and testing halves.
+    /// Seed of the split into learning and testing halves (and of the control's halves
+    /// and the blind baseline's folds).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Level the test and its negative control are read at.
+    #[arg(long, default_value_t = 0.01)]
+    pub alpha: f64,
     /// Write the result as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -34,6 +40,12 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let suspect = args.input.read(&args.suspect, None)?;
     let validation = args.input.read(&args.validation, None)?;
+    if !(args.alpha > 0.0 && args.alpha < 1.0) {
+        anyhow::bail!(miascan::Error::Usage(format!(
+            "--alpha {}: must be in (0, 1)",
+            args.alpha
+        )));
+    }
     let models = args.scoring.load()?;
     let opts = args.scoring.options(false);
     let s = models.score_collect(&suspect, opts.clone())?;
@@ -44,6 +56,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "too few scorable passages: each set needs at least 4".into()
         ));
     };
+    // the guards: the validation set against itself, and a classifier that never sees the
+    // model on the two sets' texts
+    let control_p = control(&m.names, &m.b, args.seed);
+    let texts: Vec<&str> = suspect
+        .iter()
+        .chain(&validation)
+        .map(|p| p.text.as_str())
+        .collect();
+    let is_suspect: Vec<bool> = (0..texts.len()).map(|i| i < suspect.len()).collect();
+    let blind = blind_auroc(&texts, &is_suspect, args.seed);
+    let guarded = Guarded::judge(r.p_value, args.alpha, control_p, blind);
     let mut o = String::new();
     writeln!(
         o,
@@ -63,12 +86,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     writeln!(
         o,
+        "negative control (one random half of the validation set vs the other): p = {}",
+        control_p.map_or(
+            "not run: fewer than 8 validation passages".into(),
+            |p| format!("{p:.3e}")
+        )
+    )?;
+    writeln!(
+        o,
+        "blind baseline (suspect vs validation texts, no model): AUROC {}",
+        blind.map_or(
+            "not run: fewer than 5 passages in a set".into(),
+            |a| format!("{a:.3}")
+        )
+    )?;
+    writeln!(
+        o,
         "{}",
-        if r.p_value < 0.01 {
-            "the suspect set scores significantly higher than the validation set (p < 0.01)"
-        } else {
-            "no significant evidence at p < 0.01"
-        }
+        guarded.sentence("the suspect set", "the validation set")
     )?;
     let mut out = Output::open(None)?;
     out.text(&o)?;
@@ -77,6 +112,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let mut j = serde_json::to_value(&r)?;
         j["model"] = serde_json::to_value(models.target.identity())?;
         j["seed"] = serde_json::json!(args.seed);
+        j["verdict"] = serde_json::to_value(&guarded)?;
+        j["verdict"]["sentence"] =
+            serde_json::json!(guarded.sentence("the suspect set", "the validation set"));
         std::fs::write(path, serde_json::to_string_pretty(&j)?).map_err(|source| {
             miascan::Error::OutputIo {
                 path: path.clone(),

@@ -117,6 +117,22 @@ pub fn dataset_test(
     })
 }
 
+/// The negative control of a dataset test: the same test of one random half of the
+/// validation set (seeded by `seed`) against the other. Neither half was trained on, so
+/// its p-value is at most `a` with probability at most `a`; a smaller one says the test is
+/// not to be trusted on these texts. `None` when a half would be too small for the test
+/// (fewer than 8 validation passages).
+pub fn control(names: &[String], validation: &[Vec<f64>], seed: u64) -> Option<f64> {
+    let split = seed.wrapping_mul(7919).wrapping_add(1_000_003);
+    let (a, b) = super::control::halves(validation.len(), split);
+    let pick = |ix: &[usize]| {
+        ix.iter()
+            .map(|&k| validation[k].clone())
+            .collect::<Vec<_>>()
+    };
+    dataset_test(names, &pick(&a), &pick(&b), split).map(|r| r.p_value)
+}
+
 /// Per-passage score vectors of two sets.
 #[derive(Debug, Clone)]
 pub struct ScoreMatrix {

@@ -4,6 +4,7 @@
 
 pub mod baseline;
 pub mod bounds;
+pub mod control;
 pub mod cv;
 pub mod dataset;
 pub mod logistic;

@@ -132,6 +132,12 @@ pub struct Verdict {
     /// How the collection p-value was computed: documents (mean of the deciding score over
     /// their passages) against the calibration's non-member passages, one-sided Welch t.
     pub collection_test: Option<CollectionTest>,
+    /// The negative control: the collection test of one random half of the calibration's
+    /// non-member passages (as pseudo-documents of the collection's mean size) against the
+    /// other half, over several halvings; the verdict is stated only if it does not reject.
+    pub control_p_value: Option<f64>,
+    /// What may be said: a statistical signal, none, or inconclusive (with why).
+    pub finding: Option<crate::eval::control::Finding>,
     /// A caveat for the reader (e.g. a calibration too small to flag documents one by one).
     pub note: Option<String>,
     /// The verdict in one sentence for a reader who was not there.
@@ -330,6 +336,8 @@ pub fn collect(logs: &[PathBuf], out: &Path, fdr: f64, top: usize) -> Result<Out
             documents_flagged,
             collection_p_value: None,
             collection_test: None,
+            control_p_value: None,
+            finding: None,
             note: None,
             sentence: String::new(),
         },
@@ -369,6 +377,14 @@ pub fn conclude(o: &mut Outputs) {
                 .iter()
                 .filter_map(|d| d.mean.get(i).copied().flatten())
                 .collect();
+            let scored: usize = o
+                .documents
+                .iter()
+                .filter(|d| d.mean.get(i).copied().flatten().is_some())
+                .map(|d| d.scored)
+                .sum();
+            let per_document = (scored as f64 / means.len().max(1) as f64).round() as usize;
+            v.control_p_value = collection_control(&o.calibration_values, per_document, 0);
             if let Some((t, df, p)) = welch_greater(&means, &o.calibration_values) {
                 let avg = |x: &[f64]| x.iter().sum::<f64>() / x.len() as f64;
                 v.collection_p_value = Some(p);
@@ -395,13 +411,17 @@ pub fn conclude(o: &mut Outputs) {
             ));
         }
     }
+    let guarded = v
+        .collection_p_value
+        .map(|p| Guarded::judge(p, COLLECTION_ALPHA, v.control_p_value, None));
+    v.finding = guarded.as_ref().map(|g| g.finding);
     v.sentence = sentence(
         &s.header,
         v.decided_by.as_deref(),
         s.documents,
         v.documents_tested,
         v.documents_flagged,
-        v.collection_p_value,
+        guarded.as_ref(),
         v.fdr,
     );
     if let Some(fpr) = v.fpr {
@@ -462,28 +482,60 @@ fn row(d: DocumentLine, acc: Acc, n: usize) -> DocumentRow {
     }
 }
 
+/// Level of the collection test and its negative control.
+pub const COLLECTION_ALPHA: f64 = 0.01;
+
+/// The collection test's negative control: the calibration's non-member passages split into
+/// two random halves (seeded: a rerun gives the same answer; the scan uses seed 0); one
+/// half grouped into
+/// pseudo-documents of `per_document` passages (the collection's mean; single passages when
+/// that leaves fewer than two), their means tested against the other half's passages by
+/// the same one-sided Welch test. `None` with fewer than 8 calibration passages.
+pub fn collection_control(calibration: &[f64], per_document: usize, seed: u64) -> Option<f64> {
+    if calibration.len() < 8 {
+        return None;
+    }
+    let (a, b) = crate::eval::control::halves(calibration.len(), seed);
+    let m = if a.len() / per_document.max(1) >= 2 {
+        per_document.max(1)
+    } else {
+        1
+    };
+    let means: Vec<f64> = a
+        .chunks_exact(m)
+        .map(|c| c.iter().map(|&k| calibration[k]).sum::<f64>() / m as f64)
+        .collect();
+    let rest: Vec<f64> = b.iter().map(|&k| calibration[k]).collect();
+    welch_greater(&means, &rest).map(|r| r.2)
+}
+
 fn sentence(
     header: &RunHeader,
     by: Option<&str>,
     documents: usize,
     tested: usize,
     flagged: usize,
-    coll_p: Option<f64>,
+    guarded: Option<&Guarded>,
     fdr: f64,
 ) -> String {
     let model = &header.model.name;
-    match (by, coll_p) {
-        (Some(by), Some(p)) => {
-            let verdict = if p <= 0.01 {
-                "The collection's documents score significantly higher, on average, than text known not to be in the training data"
-            } else {
-                "The collection's documents do not score significantly higher, on average, than text known not to be in the training data"
+    match (by, guarded) {
+        (Some(by), Some(g)) => {
+            let verdict = g.sentence(
+                "the collection's documents",
+                "text known not to be in the training data",
+            );
+            let flags = match g.finding {
+                Finding::Signal | Finding::NoSignal => format!(
+                    "{flagged} of {tested} documents are flagged as likely training data at a {:.0}% false discovery rate.",
+                    fdr * 100.0
+                ),
+                _ => format!(
+                    "{flagged} of {tested} documents reach the flagging threshold ({:.0}% false discovery rate), but with the check failing they are not findings.",
+                    fdr * 100.0
+                ),
             };
-            format!(
-                "{verdict} (collection p-value {}, by {by} on {model}). {flagged} of {tested} documents are flagged as likely training data at a {:.0}% false discovery rate.",
-                fmt_p(p),
-                fdr * 100.0
-            )
+            format!("{verdict} (Decided by {by} on {model}.) {flags}")
         }
         _ => format!(
             "{documents} documents were scored with {model}. Without a calibration on known non-members there is no verdict: the scores rank documents, but say nothing about how unusual a score is (scan with --nonmembers FILES, text known not to be training data, or with --calibration from `miascan calibrate`)."
@@ -491,14 +543,8 @@ fn sentence(
     }
 }
 
-/// A p-value for people: 3 significant digits, scientific below 0.001.
-pub fn fmt_p(p: f64) -> String {
-    if p < 1e-3 {
-        format!("{p:.2e}")
-    } else {
-        format!("{p:.3}")
-    }
-}
+pub use crate::eval::control::fmt_p;
+use crate::eval::control::{Finding, Guarded};
 
 /// Writes `documents.csv`.
 pub fn write_documents(out: &Path, o: &Outputs) -> Result<()> {

@@ -8,7 +8,7 @@
 //! purpose with `PreEscaped`, which only the style sheet and the SVG plots (escaped when
 //! built) use.
 
-use super::finish::{fmt_p, DocumentRow, Outputs};
+use super::finish::{fmt_p, DocumentRow, Outputs, COLLECTION_ALPHA};
 use crate::eval::plot::roc_svg;
 use crate::eval::roc::{auroc, roc_curve};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
@@ -158,6 +158,25 @@ fn facts(o: &Outputs) -> Markup {
             ),
         ));
     }
+    if v.collection_test.is_some() {
+        rows.push((
+            "Negative control",
+            format!(
+                "the same collection test of one random half of the {} calibration passages against the other half (neither half is training data, so it must not reject): p = {} beside the collection's p = {}; {}",
+                v.calibration_n.unwrap_or(0),
+                v.control_p_value.map_or("– (too few calibration passages to split)".into(), fmt_p),
+                v.collection_p_value.map_or("–".into(), fmt_p),
+                match v.control_p_value {
+                    Some(c) if c > COLLECTION_ALPHA => "it does not reject, so the verdict stands",
+                    _ => "it rejects or could not run, so there is no verdict",
+                }
+            ),
+        ));
+        rows.push((
+            "Blind baseline",
+            "not run: a calibration holds scores, not texts, so whether the collection and the non-members differ as texts (time, topic, format) is unchecked here; `miascan dataset-test` and `eval` run it".into(),
+        ));
+    }
     html! {
         h2 { "What was tested" }
         table.facts {
@@ -176,7 +195,15 @@ fn explain() -> Markup {
             b { "higher means more likely to have been in the training data" }
             ". A score alone is not evidence: a p-value compares it with passages known "
             i { "not" }
-            " to be training data (the calibration). A p-value of 0.01 means that only 1% of such non-member passages score as high. A document's p-value combines its passages' p-values by a rule that holds however related the passages are; the adjusted p-value controls the expected share of wrongly flagged documents across the whole collection; and the collection test asks whether the documents, taken together, score higher than the non-members on average."
+            " to be training data (the calibration). A p-value of 0.01 means that only 1% of such non-member passages score as high. A document's p-value combines its passages' p-values by a rule that holds however related the passages are; the adjusted p-value controls the expected share of wrongly flagged documents across the whole collection; and the collection test asks whether the documents, taken together, score higher than the non-members on average. The same test is run on two random halves of the non-members (the negative control): if those already differ, the test is not to be trusted on these texts and no verdict is given."
+        }
+        p {
+            b { "A statistical signal is not proof." }
+            " Scores and p-values say that the documents look more predictable to the model than comparable text it never saw — evidence consistent with training, which other causes (text the model saw elsewhere, a calibration from another source or period) can also produce. Proof that a model was trained on a text is an exposed canary (a secret planted in the text that the model ranks far above chance: "
+            code { "miascan exposure" }
+            ") or a verbatim extraction of passages the model could not otherwise know ("
+            code { "--extraction" }
+            ")."
         }
     }
 }

@@ -188,6 +188,18 @@ fn finetune_audit() {
             significant += 1;
         }
     }
+    // dataset-test's own negative control (one seeded random half of the validation set
+    // against the other) at 0.05, over 200 seeds
+    let seeds = 200u64;
+    let control05 = (0..seeds)
+        .filter(|&s| miascan::eval::dataset::control(&m.names, &rows, s).unwrap() <= 0.05)
+        .count();
+    let (lo, hi) = miascan::eval::bounds::wilson(control05, seeds as usize);
+    eprintln!(
+        "dataset-test's negative control at 0.05: {control05} of {seeds} seeds ({:.3}, 95% interval [{lo:.3}, {hi:.3}])",
+        control05 as f64 / seeds as f64
+    );
+    assert!(lo <= 0.05, "control rate {control05}/{seeds}: [{lo}, {hi}]");
     let bound = miascan::eval::bounds::binomial_upper(splits, 0.05, 0.001);
     eprintln!(
         "non-member halves significant at 0.05 in {significant} of {splits} splits (bound {bound})"

@@ -24,4 +24,5 @@ mod score_gemma3;
 mod score_smollm2;
 mod stats_backends;
 mod tokenizer_suite;
+mod verdict_guards;
 mod weights;

@@ -11,8 +11,10 @@
 use crate::common;
 
 use miascan::eval::bounds::wilson;
+use miascan::eval::control::{Finding, Guarded};
 use miascan::eval::dataset::welch_greater;
 use miascan::record::PassageRecord;
+use miascan::scan::finish::collection_control;
 use miascan::scan::verdict::{document_p, mann_whitney_greater};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -113,8 +115,8 @@ fn non_member_documents_are_flagged_at_most_at_the_nominal_rate() {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let splits = 400;
     let (mut tests, mut ours05, mut ours10, mut mwu05) = (0, 0, 0, 0);
-    let mut collection05 = 0;
-    for _ in 0..splits {
+    let (mut collection05, mut control05, mut stated05) = (0, 0, 0);
+    for split in 0..splits {
         let mut idx: Vec<usize> = (0..40).collect();
         idx.shuffle(&mut rng);
         let mut calib: Vec<f64> = idx[..20]
@@ -132,6 +134,18 @@ fn non_member_documents_are_flagged_at_most_at_the_nominal_rate() {
             .collect();
         let (_, _, p) = welch_greater(&means, &calib).unwrap();
         collection05 += usize::from(p <= 0.05);
+        // the negative control the scan runs on its calibration: a random half as
+        // pseudo-documents of the tested documents' mean size against the other half
+        let per_doc = idx[20..]
+            .iter()
+            .map(|&i| docs_scores[i].len())
+            .sum::<usize>()
+            / 20;
+        let control = collection_control(&calib, per_doc, split as u64).unwrap();
+        control05 += usize::from(control <= 0.05);
+        // a finding stated on non-members: the test rejects and the control does not
+        let g = Guarded::judge(p, 0.05, Some(control), None);
+        stated05 += usize::from(g.finding == Finding::Signal);
         for &i in &idx[20..] {
             let ps: Vec<f64> = docs_scores[i].iter().map(|&x| pv(x)).collect();
             let p = document_p(&ps).unwrap();
@@ -153,6 +167,23 @@ fn non_member_documents_are_flagged_at_most_at_the_nominal_rate() {
         rate(mwu05)
     );
     assert!(coll <= 0.05 + 0.05, "collection test rate at 0.05: {coll}");
+    // the control's own false-positive rate: the nominal 0.05 at or above its interval's
+    // lower end (the calibration halves are random, the passages the same 40 documents')
+    let (clo, chi) = wilson(control05, splits);
+    let (slo, shi) = wilson(stated05, splits);
+    eprintln!(
+        "negative control (half of the calibration vs the other half) at 0.05: {:.4} [{clo:.4}, {chi:.4}] of {splits} splits; a finding stated on non-members (collection test and control at 0.05): {:.4} [{slo:.4}, {shi:.4}]",
+        control05 as f64 / splits as f64,
+        stated05 as f64 / splits as f64
+    );
+    assert!(
+        clo <= 0.05,
+        "control rate {control05}/{splits}: [{clo}, {chi}]"
+    );
+    assert!(
+        stated05 <= collection05,
+        "the control only ever removes findings"
+    );
     // the nominal rate must lie at or above the interval's lower end: an interval wholly
     // above 0.05 is evidence that the document p-values are anti-conservative
     assert!(
@@ -224,7 +255,17 @@ fn non_member_documents_are_flagged_at_most_at_the_nominal_rate() {
             .all(|l| l.split(',').nth(6).is_some_and(|p| !p.is_empty())),
         "every document has a p-value:\n{csv}"
     );
+    // the control beside the collection's p-value, and the finding
+    let c = s["verdict"]["control_p_value"].as_f64().unwrap();
+    assert!(c > 0.01, "the control on non-members: {c}");
+    assert!(
+        ["no_signal", "signal"].contains(&s["verdict"]["finding"].as_str().unwrap()),
+        "{}",
+        s["verdict"]
+    );
     let html = std::fs::read_to_string(out2.join("report.html")).unwrap();
+    assert!(html.contains("Negative control") && html.contains("Blind baseline"));
+    assert!(html.contains("A statistical signal is not proof"));
     assert!(
         html.contains("calibration non-members"),
         "the histogram shows the calibration"
