@@ -72,13 +72,12 @@ fn non_members_against_non_members_are_no_finding() {
     let (_, n) = passages();
     // alternate passages: the file is ordered by source section, so its two halves would
     // differ as texts (the blind baseline reads 0.61 on them)
-    let (a, b): (Vec<(usize, String)>, Vec<(usize, String)>) =
-        n.into_iter().enumerate().partition(|(i, _)| i % 2 == 0);
-    let strip = |v: Vec<(usize, String)>| v.into_iter().map(|x| x.1).collect::<Vec<_>>();
+    let a: Vec<String> = n.iter().step_by(2).cloned().collect();
+    let b: Vec<String> = n.iter().skip(1).step_by(2).cloned().collect();
     let v = verdict(
         d.path(),
-        &write(d.path(), "a.jsonl", &strip(a)),
-        &write(d.path(), "b.jsonl", &strip(b)),
+        &write(d.path(), "a.jsonl", &a),
+        &write(d.path(), "b.jsonl", &b),
     );
     assert_eq!(v["finding"], "no_signal", "{v}");
     assert!(
