@@ -22,6 +22,7 @@ mod scan;
 mod scan_fpr;
 mod score_gemma3;
 mod score_smollm2;
+mod shift_free;
 mod stats_backends;
 mod tokenizer_suite;
 mod verdict_guards;
