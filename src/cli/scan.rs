@@ -243,6 +243,9 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     finish::best_first(&mut o.heatmaps, o.summary.verdict.score());
     if let Some(d) = &decision {
         o.calibration_values = d.calibration.scores.get(&d.by).cloned().unwrap_or_default();
+        if !args.decision.nonmembers.is_empty() {
+            o.summary.verdict.blind_auroc = blind_baseline(&args, &scorer, &sopts)?;
+        }
     }
     finish::conclude(&mut o);
     o.summary.run = RunInfo {
@@ -258,11 +261,39 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         type_left_out: stats.collect.by_type as u64,
         glob_left_out: stats.collect.by_glob as u64,
         calibration_values: o.calibration_values.clone(),
+        blind_auroc: o.summary.verdict.blind_auroc,
         merged_from: Vec::new(),
         missing_shards: Vec::new(),
     };
     write_outputs(&out_dir, &o)?;
     Ok(closing(&out_dir, &o, args.quiet))
+}
+
+/// Passages drawn for the blind baseline from each side.
+const BLIND_SAMPLE: usize = 2000;
+
+/// The blind baseline of a scan calibrated with `--nonmembers`: a sample of the scanned
+/// passages against the non-members cut as the calibration cut them, by a classifier that
+/// never sees the model. `None` when a side has too few passages.
+fn blind_baseline(
+    args: &Args,
+    scorer: &miascan::scorer::Scorer,
+    sopts: &scan::ScanOptions,
+) -> anyhow::Result<Option<f64>> {
+    let tokenizer = scorer.target_tokenizer()?;
+    let scanned = scan::sample_passages(tokenizer, &args.inputs, sopts, BLIND_SAMPLE, 0)?;
+    let non = miascan::chunk::cut_passages(
+        tokenizer,
+        args.input.read(&args.decision.nonmembers, None)?,
+        ChunkOptions {
+            passage_tokens: args.passage_tokens,
+            overlap: 0,
+        },
+    )?;
+    let mut texts: Vec<&str> = scanned.iter().map(String::as_str).collect();
+    texts.extend(non.iter().take(BLIND_SAMPLE).map(|p| p.text.as_str()));
+    let is_scanned: Vec<bool> = (0..texts.len()).map(|i| i < scanned.len()).collect();
+    Ok(miascan::eval::baseline::blind_auroc(&texts, &is_scanned, 0))
 }
 
 /// The closing lines on stderr, and the exit code.

@@ -101,6 +101,10 @@ pub struct RunInfo {
     pub glob_left_out: u64,
     /// The calibration's values of the deciding score (for the report's histogram).
     pub calibration_values: Vec<f64>,
+    /// The blind baseline's AUROC (scanned passages vs the known non-members'), where it ran;
+    /// a merge keeps the largest of its shards'.
+    #[serde(default)]
+    pub blind_auroc: Option<f64>,
     /// The shard folders a merge read (empty for a scan).
     pub merged_from: Vec<String>,
     /// Shards a merge went without (`--allow-missing`), as `I/N`.
@@ -136,6 +140,10 @@ pub struct Verdict {
     /// non-member passages (as pseudo-documents of the collection's mean size) against the
     /// other half, over several halvings; the verdict is stated only if it does not reject.
     pub control_p_value: Option<f64>,
+    /// The blind baseline's AUROC between a sample of the scanned passages and the known
+    /// non-members' (a classifier that never sees the model): only where the non-members'
+    /// texts are at hand (`--nonmembers`; a calibration file holds scores only).
+    pub blind_auroc: Option<f64>,
     /// What may be said: a statistical signal, none, or inconclusive (with why).
     pub finding: Option<crate::eval::control::Finding>,
     /// A caveat for the reader (e.g. a calibration too small to flag documents one by one).
@@ -337,6 +345,7 @@ pub fn collect(logs: &[PathBuf], out: &Path, fdr: f64, top: usize) -> Result<Out
             collection_p_value: None,
             collection_test: None,
             control_p_value: None,
+            blind_auroc: None,
             finding: None,
             note: None,
             sentence: String::new(),
@@ -413,7 +422,7 @@ pub fn conclude(o: &mut Outputs) {
     }
     let guarded = v
         .collection_p_value
-        .map(|p| Guarded::judge(p, COLLECTION_ALPHA, v.control_p_value, None));
+        .map(|p| Guarded::judge(p, COLLECTION_ALPHA, v.control_p_value, v.blind_auroc));
     v.finding = guarded.as_ref().map(|g| g.finding);
     v.sentence = sentence(
         &s.header,
@@ -425,10 +434,18 @@ pub fn conclude(o: &mut Outputs) {
         v.fdr,
     );
     if let Some(fpr) = v.fpr {
-        v.sentence.push_str(&format!(
-            " {} of {} passages are flagged on their own (p-value at most {fpr}).",
-            v.passages_flagged, s.passages
-        ));
+        let stated = matches!(v.finding, Some(Finding::Signal | Finding::NoSignal));
+        v.sentence.push_str(&if stated {
+            format!(
+                " {} of {} passages are flagged on their own (p-value at most {fpr}).",
+                v.passages_flagged, s.passages
+            )
+        } else {
+            format!(
+                " {} of {} passages reach the passage threshold (p-value at most {fpr}), which for the same reason is no finding.",
+                v.passages_flagged, s.passages
+            )
+        });
     }
 }
 
@@ -521,10 +538,7 @@ fn sentence(
     let model = &header.model.name;
     match (by, guarded) {
         (Some(by), Some(g)) => {
-            let verdict = g.sentence(
-                "the collection's documents",
-                "text known not to be in the training data",
-            );
+            let verdict = g.sentence("the collection", "text known not to be in the training data");
             let flags = match g.finding {
                 Finding::Signal | Finding::NoSignal => format!(
                     "{flagged} of {tested} documents are flagged as likely training data at a {:.0}% false discovery rate.",

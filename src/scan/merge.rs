@@ -113,6 +113,11 @@ pub fn merge(dirs: &[PathBuf], out: &Path, opts: &MergeOptions) -> Result<Output
         .first()
         .map(|r| r.calibration_values.clone())
         .unwrap_or_default();
+    // each shard compared its own passages with the non-members: the most separable decides
+    o.summary.verdict.blind_auroc = runs
+        .iter()
+        .filter_map(|r| r.blind_auroc)
+        .max_by(f64::total_cmp);
     finish::conclude(&mut o);
     let seconds = runs.iter().map(|r| r.seconds).sum();
     let tokens = runs.iter().map(|r| r.tokens_scored).sum();
@@ -130,6 +135,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, opts: &MergeOptions) -> Result<Output
         type_left_out: runs.first().map_or(0, |r| r.type_left_out),
         glob_left_out: runs.first().map_or(0, |r| r.glob_left_out),
         calibration_values: o.calibration_values.clone(),
+        blind_auroc: o.summary.verdict.blind_auroc,
         merged_from: dirs.iter().map(|d| d.display().to_string()).collect(),
         missing_shards: missing,
     };

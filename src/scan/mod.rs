@@ -383,6 +383,46 @@ pub fn rescore_with_details(
     Ok(out)
 }
 
+/// Passage texts drawn uniformly at random (reservoir sampling, seeded) from the collection
+/// as the scan cuts it: at most `n`. For the blind baseline, which compares the scanned
+/// texts with the known non-members' without the model. Reads the collection once more
+/// (reading and cutting only: no model).
+pub fn sample_passages(
+    tokenizer: &crate::model::Tokenizer,
+    inputs: &[PathBuf],
+    opts: &ScanOptions,
+    n: usize,
+    seed: u64,
+) -> Result<Vec<String>> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut sample: Vec<String> = Vec::with_capacity(n);
+    let mut seen = 0usize;
+    let collect = CollectOptions {
+        strict: false,
+        ..opts.collect.clone()
+    };
+    let shard = opts.shard;
+    let keep = |id: &str| shard.is_none_or(|(i, count)| shard_of(id, count) == i);
+    read_collection(inputs, &collect, &keep, &mut |e| {
+        if let Event::Segment { doc, text, .. } = e {
+            for (a, b) in chunk::cut(tokenizer, &doc.id, text, opts.chunk)? {
+                seen += 1;
+                if sample.len() < n {
+                    sample.push(text[a..b].to_string());
+                } else {
+                    let j = rng.random_range(0..seen);
+                    if j < n {
+                        sample[j] = text[a..b].to_string();
+                    }
+                }
+            }
+        }
+        Ok(())
+    })?;
+    Ok(sample)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -174,7 +174,18 @@ fn facts(o: &Outputs) -> Markup {
         ));
         rows.push((
             "Blind baseline",
-            "not run: a calibration holds scores, not texts, so whether the collection and the non-members differ as texts (time, topic, format) is unchecked here; `miascan dataset-test` and `eval` run it".into(),
+            match v.blind_auroc {
+                Some(a) => format!(
+                    "a classifier that never sees the model tells a sample of the scanned passages from the non-members' with AUROC {a:.3} ({}): {}",
+                    if a >= crate::eval::baseline::WARN_AUROC { "at or above 0.6" } else { "below 0.6" },
+                    if a >= crate::eval::baseline::WARN_AUROC {
+                        "the sets differ as texts (time, topic, format), so no verdict is given"
+                    } else {
+                        "the sets do not differ much as texts, so a difference in scores is not explained by them"
+                    }
+                ),
+                None => "not run: a calibration file holds scores, not texts, so whether the collection and the non-members differ as texts (time, topic, format) is unchecked here; scan with --nonmembers FILES to run it".into(),
+            },
         ));
     }
     html! {

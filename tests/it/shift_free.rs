@@ -97,3 +97,75 @@ fn members_and_held_out_passages_differ_by_training_only() {
     let blind = miascan::eval::baseline::blind_auroc(&texts, &member, 0).unwrap();
     assert!(blind < 0.55, "the blind baseline tells them apart: {blind}");
 }
+
+/// Scans `suspect` with `--nonmembers cal` on the 4-epoch model; its summary's verdict.
+fn scan_verdict(
+    dir: &std::path::Path,
+    name: &str,
+    suspect: &[&serde_json::Value],
+    cal: &[&serde_json::Value],
+) -> serde_json::Value {
+    let write = |file: &str, rows: &[&serde_json::Value]| {
+        let p = dir.join(file);
+        let lines: Vec<String> = rows.iter().map(|r| r.to_string()).collect();
+        std::fs::write(&p, lines.join("\n") + "\n").unwrap();
+        p
+    };
+    let (s, c) = (
+        write(&format!("{name}.jsonl"), suspect),
+        write(&format!("{name}-cal.jsonl"), cal),
+    );
+    let out = dir.join(name);
+    let o = Command::new(env!("CARGO_BIN_EXE_miascan"))
+        .args([
+            "scan",
+            "-q",
+            "--no-lowercase",
+            "--passage-tokens",
+            "256",
+            "-m",
+        ])
+        .arg(data().join("epoch-4"))
+        .arg(&s)
+        .arg("--nonmembers")
+        .arg(&c)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    summary["verdict"].clone()
+}
+
+#[test]
+fn a_scan_states_a_signal_for_members_and_none_for_held_out_passages() {
+    let rows = passages();
+    let members: Vec<&serde_json::Value> = rows.iter().filter(|r| r["member"] == true).collect();
+    let held: Vec<&serde_json::Value> = rows.iter().filter(|r| r["member"] == false).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let cal = &held[..300];
+    // members against held-out non-members: the sets differ by training only
+    let v = scan_verdict(dir.path(), "members", &members[..150], cal);
+    assert_eq!(v["finding"], "signal", "{v}");
+    assert!(v["blind_auroc"].as_f64().unwrap() < 0.6, "{v}");
+    assert!(v["control_p_value"].as_f64().unwrap() > 0.01, "{v}");
+    assert!(v["sentence"].as_str().unwrap().contains("not proof"), "{v}");
+    // other held-out passages against the same non-members: nothing to find
+    let v = scan_verdict(dir.path(), "held", &held[300..450], cal);
+    assert_eq!(v["finding"], "no_signal", "{v}");
+    assert!(v["blind_auroc"].as_f64().unwrap() < 0.6, "{v}");
+    // held-out passages against non-members of another kind (Python documentation): the
+    // model scores them apart, and so does a classifier that never sees it — no finding
+    let docs: Vec<serde_json::Value> =
+        std::fs::read_to_string(common::golden().join("tiny/passages.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+    let other: Vec<&serde_json::Value> = docs.iter().collect();
+    let v = scan_verdict(dir.path(), "shifted", &held[300..450], &other);
+    assert!(v["blind_auroc"].as_f64().unwrap() >= 0.6, "{v}");
+    assert_eq!(v["finding"], "inconclusive_blind", "{v}");
+}
