@@ -215,3 +215,48 @@ fn a_calibration_made_with_one_table_refuses_a_run_with_another() {
     assert_eq!(o.status.code(), Some(2), "{e}");
     assert!(e.contains("token frequency table sha256"), "{e}");
 }
+
+#[test]
+fn a_scan_with_a_table_reports_dcpdd_and_refuses_to_resume_with_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let (all, reference) = corpus(dir.path());
+    let tiny = common::golden().join("tiny/llama").display().to_string();
+    let a = dir.path().join("a.freq").display().to_string();
+    let b = dir.path().join("b.freq").display().to_string();
+    ok(miascan(&[
+        "freq", "build", "-q", "-m", &tiny, &reference, "-o", &a,
+    ]));
+    ok(miascan(&[
+        "freq", "build", "-q", "-m", &tiny, &all, "-o", &b,
+    ]));
+    let out = dir.path().join("scan").display().to_string();
+    let scan = |table: &str, extra: &[&str]| {
+        let mut args = vec![
+            "scan",
+            &all,
+            "-q",
+            "--no-lowercase",
+            "-m",
+            &tiny,
+            "--freq-table",
+            table,
+            "--out",
+            &out,
+            "--nonmembers",
+            &reference,
+        ];
+        args.extend(extra);
+        miascan(&args)
+    };
+    ok(scan(&a, &[]));
+    let recs = std::fs::read_to_string(Path::new(&out).join("passages.jsonl")).unwrap();
+    assert!(recs.contains("\"dcpdd\":0."), "dcpdd in every record");
+    let o = scan(&b, &["--resume"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("run differently"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    ok(scan(&a, &["--resume"]));
+}
