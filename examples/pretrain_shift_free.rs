@@ -11,7 +11,9 @@
 //!
 //! usage: cargo run --release --example pretrain_shift_free -- DATA_DIR OUT_DIR
 //! (DATA_DIR holds passages.jsonl and reference.jsonl; OUT_DIR gets tokenizer.json,
-//! epoch-1/ and epoch-4/.) Seeded: the same machine gives the same weights. ~4 min on 2 cores.
+//! epoch-1/ and epoch-4/.) With a third argument `reference`: a reference model, the same
+//! architecture and tokenizer (OUT_DIR/tokenizer.json) trained 1 epoch on the reference
+//! corpus only, into OUT_DIR/reference/ (for the `ref` scores). Seeded: the same machine gives the same weights. ~4 min on 2 cores.
 
 use candle_core::{DType, Device, Module, Tensor, D};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
@@ -248,8 +250,10 @@ fn write_checkpoint(vars: &VarMap, tokenizer: &Path, dir: &Path) -> R<()> {
 
 fn main() -> R<()> {
     let args: Vec<PathBuf> = std::env::args().skip(1).map(PathBuf::from).collect();
-    let [data, out] = args.as_slice() else {
-        anyhow::bail!("usage: pretrain_shift_free DATA_DIR OUT_DIR");
+    let (data, out, reference_model) = match args.as_slice() {
+        [data, out] => (data, out, false),
+        [data, out, mode] if mode.as_os_str() == "reference" => (data, out, true),
+        _ => anyhow::bail!("usage: pretrain_shift_free DATA_DIR OUT_DIR [reference]"),
     };
     std::fs::create_dir_all(out)?;
     let dev = Device::Cpu;
@@ -258,7 +262,13 @@ fn main() -> R<()> {
         .map(|r| r["text"].as_str().unwrap_or_default().to_string())
         .collect();
     let tok_path = out.join("tokenizer.json");
-    let tok = train_tokenizer(&reference, &tok_path)?;
+    // the reference model shares the target's tokenizer (same vocabulary: token-level
+    // comparisons)
+    let tok = if reference_model {
+        Tokenizer::from_file(&tok_path).map_err(anyhow::Error::msg)?
+    } else {
+        train_tokenizer(&reference, &tok_path)?
+    };
     let rows = jsonl(&data.join("passages.jsonl"))?;
     let encode = |text: &str| -> R<Vec<u32>> {
         let mut ids = tok
@@ -282,6 +292,11 @@ fn main() -> R<()> {
             held.push(ids);
         }
     }
+    if reference_model {
+        // the reference model reads the reference corpus once: neither members nor held-out
+        members = reference.iter().map(|t| encode(t)).collect::<R<Vec<_>>>()?;
+    }
+    let epochs = if reference_model { 1 } else { EPOCHS };
     let tokens: usize = members.iter().map(Vec::len).sum();
     eprintln!(
         "{} members ({tokens} tokens, {:.1} per passage), {} held out",
@@ -302,7 +317,7 @@ fn main() -> R<()> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(SEED);
     let mut step = 0usize;
     let started = std::time::Instant::now();
-    for epoch in 1..=EPOCHS {
+    for epoch in 1..=epochs {
         let mut order: Vec<usize> = (0..members.len()).collect();
         order.shuffle(&mut rng);
         let mut total = 0.0;
@@ -321,8 +336,12 @@ fn main() -> R<()> {
             total / steps as f64,
             started.elapsed().as_secs_f64()
         );
-        if epoch == 1 || epoch == EPOCHS {
-            let dir = out.join(format!("epoch-{epoch}"));
+        if epoch == 1 || epoch == epochs {
+            let dir = if reference_model {
+                out.join("reference")
+            } else {
+                out.join(format!("epoch-{epoch}"))
+            };
             write_checkpoint(&vars, &tok_path, &dir)?;
             // this forward's loss per passage, for the reading check
             let mut check = Vec::new();

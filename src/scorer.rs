@@ -160,15 +160,26 @@ impl<'m> Scorer<'m> {
         self
     }
 
-    /// Adds DC-PDD's token frequency table (the `dcpdd` score). Refused when it was built
-    /// with another vocabulary than the target's, or for a server, whose token ids are not
-    /// checked against a local vocabulary.
+    /// Adds DC-PDD's token frequency table (the `dcpdd` score). Its vocabulary must be the
+    /// target's: a local model's own tokenizer, or for a server that returns token ids the
+    /// tokenizer given for it (`--tokenizer`, after [`Self::with_cutter`]), against which
+    /// each passage's ids from the server are then checked (a passage the server tokenised
+    /// otherwise gets no `dcpdd`). Refused otherwise, naming what is missing.
     pub fn with_freq(mut self, table: &'m FreqTable) -> Result<Self> {
         let name = &self.target.identity().name;
-        let Some(tok) = self.target.tokenizer() else {
-            return Err(crate::Error::Usage(format!(
-                "--freq-table: {name} is scored by a server, whose token ids cannot be checked against the table's vocabulary; score DC-PDD with a local model"
-            )));
+        let tok = match (self.target.tokenizer(), self.cutter) {
+            (Some(t), _) => t,
+            (None, Some(c)) if self.target.scores_ids() => c,
+            (None, Some(_)) => {
+                return Err(crate::Error::Usage(format!(
+                    "--freq-table: {name} is scored by a server that returns no token ids, so its tokens cannot be looked up in the table; score DC-PDD with a server that gives ids (vLLM) or a local model"
+                )))
+            }
+            (None, None) => {
+                return Err(crate::Error::Usage(format!(
+                    "--freq-table: {name} is scored by a server; DC-PDD needs the model's tokenizer here too (--tokenizer FILE.gguf|tokenizer.json|HUB_ID), in the table's vocabulary"
+                )))
+            }
         };
         if tok.vocab_hash() != table.header.vocab_hash {
             return Err(crate::Error::Usage(format!(
@@ -508,7 +519,9 @@ impl<'m> Scorer<'m> {
             prefixed: prefixed.as_ref().map(|s| s.stats.as_slice()),
             member_prefixed: member_prefixed.as_ref().map(|s| s.stats.as_slice()),
             ids: &st.ids[st.ids.len().saturating_sub(st.stats.len())..],
-            freq: self.freq,
+            freq: self
+                .freq
+                .filter(|_| self.ids_in_cutter_vocabulary(&p.passage, &st)),
         };
         let scores = score_passage(&ctx, &self.selection);
         let mut rec = PassageRecord::new(p.passage.id.clone(), self.target.identity().clone());
@@ -536,6 +549,26 @@ impl<'m> Scorer<'m> {
             rec.set_tokens(st.ids.clone(), strings, &st.stats, self.opts.token_ranks);
         }
         rec
+    }
+}
+
+impl Scorer<'_> {
+    /// Whether the scored ids of a passage are the target's vocabulary's: always for a
+    /// local model; for a server, when its ids of the text equal the given tokenizer's.
+    fn ids_in_cutter_vocabulary(&self, passage: &Passage, st: &Scored) -> bool {
+        if self.target.tokenizer().is_some() {
+            return true;
+        }
+        let Some(cutter) = self.cutter else {
+            return false;
+        };
+        // the text's ids end the sequence, after at most one leading token (a BOS): where the
+        // server's token texts could not be located in the text (pieces of multi-byte
+        // characters), `text_from` is a guess, so the ids themselves are compared
+        cutter.pieces(&passage.id, &passage.text).is_ok_and(|p| {
+            let lead = st.ids.len().wrapping_sub(p.len());
+            lead <= 1 && p.iter().zip(&st.ids[lead..]).all(|(a, &b)| a.0 == b)
+        })
     }
 }
 

@@ -71,6 +71,13 @@ impl Settings {
     }
 }
 
+/// A hash for messages: `sha256` and its first 16 hex digits, or `none`.
+fn show_hash(h: &Option<String>) -> String {
+    h.as_ref().map_or("none".to_string(), |h| {
+        format!("sha256 {}", &h[..16.min(h.len())])
+    })
+}
+
 /// A stored calibration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Calibration {
@@ -169,28 +176,18 @@ impl Calibration {
         } else if s.recall_prefix != current.recall_prefix
             || s.member_prefix != current.member_prefix
         {
-            let show = |p: &Option<String>| {
-                p.as_ref().map_or("none".to_string(), |h| {
-                    format!("sha256 {}", &h[..16.min(h.len())])
-                })
-            };
             Some(format!(
                 "ReCaLL prefix {} vs {}, member prefix {} vs {}",
-                show(&s.recall_prefix),
-                show(&current.recall_prefix),
-                show(&s.member_prefix),
-                show(&current.member_prefix)
+                show_hash(&s.recall_prefix),
+                show_hash(&current.recall_prefix),
+                show_hash(&s.member_prefix),
+                show_hash(&current.member_prefix)
             ))
         } else if s.freq_table != current.freq_table {
-            let show = |p: &Option<String>| {
-                p.as_ref().map_or("none".to_string(), |h| {
-                    format!("sha256 {}", &h[..16.min(h.len())])
-                })
-            };
             Some(format!(
                 "token frequency table {} vs {}",
-                show(&s.freq_table),
-                show(&current.freq_table)
+                show_hash(&s.freq_table),
+                show_hash(&current.freq_table)
             ))
         } else if s.ks != current.ks
             || s.lowercase != current.lowercase

@@ -157,19 +157,46 @@ fn a_table_of_another_vocabulary_or_a_damaged_one_is_refused_by_name() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("--freq-table FILE"));
 }
 
-#[test]
-fn a_calibration_made_with_one_table_refuses_a_run_with_another() {
-    let dir = tempfile::tempdir().unwrap();
-    let (all, reference) = corpus(dir.path());
+/// The tiny corpus and two tables of the tiny llama's vocabulary: `a` over the reference
+/// passages, `b` over all of them.
+struct Tables {
+    all: String,
+    reference: String,
+    tiny: String,
+    a: String,
+    b: String,
+}
+
+fn two_tables(dir: &Path) -> Tables {
+    let (all, reference) = corpus(dir);
     let tiny = common::golden().join("tiny/llama").display().to_string();
-    let a = dir.path().join("a.freq").display().to_string();
-    let b = dir.path().join("b.freq").display().to_string();
+    let a = dir.join("a.freq").display().to_string();
+    let b = dir.join("b.freq").display().to_string();
     ok(miascan(&[
         "freq", "build", "-q", "-m", &tiny, &reference, "-o", &a,
     ]));
     ok(miascan(&[
         "freq", "build", "-q", "-m", &tiny, &all, "-o", &b,
     ]));
+    Tables {
+        all,
+        reference,
+        tiny,
+        a,
+        b,
+    }
+}
+
+#[test]
+fn a_calibration_made_with_one_table_refuses_a_run_with_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let Tables {
+        all,
+        reference,
+        tiny,
+        a,
+        b,
+    } = two_tables(dir.path());
     let cal = dir.path().join("cal.json").display().to_string();
     ok(miascan(&[
         "calibrate",
@@ -219,16 +246,13 @@ fn a_calibration_made_with_one_table_refuses_a_run_with_another() {
 #[test]
 fn a_scan_with_a_table_reports_dcpdd_and_refuses_to_resume_with_another() {
     let dir = tempfile::tempdir().unwrap();
-    let (all, reference) = corpus(dir.path());
-    let tiny = common::golden().join("tiny/llama").display().to_string();
-    let a = dir.path().join("a.freq").display().to_string();
-    let b = dir.path().join("b.freq").display().to_string();
-    ok(miascan(&[
-        "freq", "build", "-q", "-m", &tiny, &reference, "-o", &a,
-    ]));
-    ok(miascan(&[
-        "freq", "build", "-q", "-m", &tiny, &all, "-o", &b,
-    ]));
+    let Tables {
+        all,
+        reference,
+        tiny,
+        a,
+        b,
+    } = two_tables(dir.path());
     let out = dir.path().join("scan").display().to_string();
     let scan = |table: &str, extra: &[&str]| {
         let mut args = vec![

@@ -205,6 +205,76 @@ fn a_llama_cpp_forward_behind_a_server_gives_the_local_tokens_and_log_probs_in_b
             "a shift must cost more than the bound: {shifted}"
         );
     }
+    // DC-PDD through the server: its ids looked up in a table of the tokenizer given with
+    // --tokenizer (each passage's ids checked against it), as the local engine does
+    let d = tempfile::tempdir().unwrap();
+    let table = d.path().join("corpus.freq");
+    ok(miascan()
+        .args(["freq", "build", "-q", "--model", p(&gguf), "-o", p(&table)])
+        .arg(&corpus)
+        .output()
+        .unwrap());
+    let dcpdd = |model: &str, extra: &[&str]| -> Vec<Option<f64>> {
+        let o = ok(miascan()
+            .args([
+                "score",
+                "--model",
+                model,
+                "--scores",
+                "dcpdd",
+                "--freq-table",
+            ])
+            .arg(&table)
+            .args(extra)
+            .arg(&corpus)
+            .output()
+            .unwrap());
+        records(&o.stdout)
+            .iter()
+            .map(|r| r.scores.get("dcpdd"))
+            .collect()
+    };
+    let here = dcpdd(p(&gguf), &[]);
+    let there = dcpdd(&url, &["--tokenizer", p(&gguf)]);
+    assert_eq!(here.len(), there.len());
+    // the same passages have a value (an empty passage has none either way) …
+    let missing: Vec<usize> = (0..here.len())
+        .filter(|&i| here[i].is_some() != there[i].is_some())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "passages {missing:?}: {here:?} vs {there:?}"
+    );
+    // … and the values agree within the engines' numerics
+    let diffs: Vec<f64> = here
+        .iter()
+        .zip(&there)
+        .filter_map(|(a, b)| Some((a.as_ref()? - b.as_ref()?).abs()))
+        .collect();
+    let max = diffs.iter().copied().fold(0.0, f64::max);
+    eprintln!(
+        "dcpdd through the server vs local: {} passages with a value, |Δ| mean {:.2e}, max {max:.2e}",
+        diffs.len(),
+        diffs.iter().sum::<f64>() / diffs.len() as f64,
+    );
+    assert!(diffs.len() > 30, "{}", diffs.len());
+    assert!(max < 1e-3, "max |Δ dcpdd| {max}");
+    // without the tokenizer the server's ids have no vocabulary to be looked up in
+    let o = miascan()
+        .args([
+            "score",
+            "--model",
+            &url,
+            "--scores",
+            "dcpdd",
+            "--freq-table",
+        ])
+        .arg(&table)
+        .arg(&corpus)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--tokenizer"));
 }
 
 #[test]

@@ -7,8 +7,8 @@
 #
 #   scripts/bench/shift-free/run.sh [OUT_DIR]      (default bench-results/shift-free)
 #
-# Uses the committed fixture tests/data/shift-free (passages, both checkpoints, the
-# tokenizer, the reference corpus's token frequencies, the ReCaLL and member prefixes);
+# Uses the committed fixture tests/data/shift-free (passages, both checkpoints and the
+# reference model, the tokenizer, the reference corpus's token frequencies, the ReCaLL and member prefixes);
 # regenerate it with make-corpus.sh and the example (see tests/data/README.md). Needs the
 # release binary (cargo build --release). ~3 min on 2 cores.
 set -euo pipefail
@@ -34,7 +34,10 @@ for epochs in 1 4; do
   model=$data/epoch-$epochs
   common=(-m "$model" --no-lowercase --k 0.1,0.2,0.5 --freq-table "$data/kjv.freq"
     --recall-prefix "$data/recall-prefix.txt" --member-prefix "$data/member-prefix.txt")
+  # the reference model (the same architecture and tokenizer, 1 epoch on the reference
+  # passages only) adds the reference and fine-tune scores
   /usr/bin/time -f "eval, epoch $epochs: %e s" "$bin" eval "${common[@]}" --label-field member \
+    --reference "$data/reference" \
     --json "$out/eval-epoch-$epochs.json" "$data/passages.jsonl" > "$out/eval-epoch-$epochs.txt"
   "$bin" dataset-test "${common[@]}" --scores neg_loss,mink_0.2,minkpp_0.2,gapk_0.2,zlib,dcpdd \
     --suspect "$out/members.jsonl" --validation "$out/held-out.jsonl" \
