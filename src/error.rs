@@ -142,6 +142,16 @@ pub fn catch_panic<T>(f: impl FnOnce() -> T) -> std::result::Result<T, String> {
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
+    /// Turns an I/O error on `path` into [`Error::OutputIo`]: the one way every writer
+    /// names the file it could not write (`.map_err(Error::output(&path))`).
+    pub fn output(path: &std::path::Path) -> impl Fn(std::io::Error) -> Error + use<> {
+        let path = path.to_path_buf();
+        move |source| Error::OutputIo {
+            path: path.clone(),
+            source,
+        }
+    }
+
     /// The process exit code for this error (see the README's "Exit codes").
     pub fn exit_code(&self) -> i32 {
         match self {

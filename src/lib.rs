@@ -13,6 +13,7 @@ pub mod exposure;
 pub mod input;
 pub mod kernels;
 pub mod model;
+pub mod models;
 pub mod profile;
 pub mod record;
 pub mod report;

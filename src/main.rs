@@ -1,6 +1,7 @@
 //! The `miascan` binary: parses arguments, runs one subcommand, maps errors to exit codes
 //! (0 ok, 1 runtime failure, 2 usage, 3 bad input, 4 bad or unsupported model, 5 a scan
-//! that finished but skipped some inputs). With `MIASCAN_PROFILE=1` it ends with the time
+//! that finished but skipped some inputs or failed some passages on a server, 6 a model
+//! server that could not be used). With `MIASCAN_PROFILE=1` it ends with the time
 //! split by phase on stderr (see `miascan::profile`).
 
 mod cli;

@@ -43,8 +43,14 @@ def compare(got, golden):
             continue
         for key, gk in (("logp", "logprobs"), ("mu", "mu"), ("sigma", "sigma")):
             mine = r["token_" + ("logprobs" if key == "logp" else key)]
+            if len(mine) != len(g[gk]):
+                worst[key] = float("inf")
+                where = f"{g['id']}: {len(mine)} {key} values for {len(g[gk])}"
+                continue
             for j, (a, b) in enumerate(zip(mine, g[gk])):
                 d = abs(a - b)
+                if d != d:  # a NaN is the worst deviation, never none
+                    d = float("inf")
                 if d > worst[key]:
                     worst[key] = d
                     if key == "logp":
@@ -126,7 +132,11 @@ def main():
         if os.path.isfile(q8) and os.path.isfile(os.path.join(d, "golden-q8_0.jsonl")):
             stored = run_case(arch + " q8_0.gguf", q8, os.path.join(d, "golden-q8_0.jsonl"), "f32")
             expanded, _, err = score(a.bin, q8, a.device, "f32", "expanded")
-            if stored is not None and expanded is not None:
+            if err:
+                # the expanded-weights run crashing is a failure, never a skipped comparison
+                print(f"{arch + ' q8_0.gguf':<34} expanded weights: error: {' '.join(err)}")
+                failed.append(arch + " q8_0 expanded (error)")
+            elif stored is not None and expanded is not None:
                 same = identical(stored, expanded)
                 print(f"{arch + ' q8_0.gguf':<34} stored == expanded on {a.device}: {same}")
                 cases.append({"name": arch + " q8_0.gguf", "stored_equals_expanded": same})
@@ -142,8 +152,11 @@ def main():
             bf16_copy(src, dst)
             stored = run_case("llama bf16 checkpoint, f32", dst,
                               os.path.join(src, "golden.jsonl"), "f32", strict=False)
-            expanded, _, _ = score(a.bin, dst, a.device, "f32", "expanded")
-            if stored is not None and expanded is not None:
+            expanded, _, err = score(a.bin, dst, a.device, "f32", "expanded")
+            if err:
+                print(f"{'llama bf16 checkpoint':<34} expanded weights: error: {' '.join(err)}")
+                failed.append("bf16 checkpoint expanded (error)")
+            elif stored is not None and expanded is not None:
                 same = identical(stored, expanded)
                 print(f"{'llama bf16 checkpoint':<34} stored == expanded on {a.device}: {same}")
                 cases.append({"name": "llama bf16 checkpoint", "stored_equals_expanded": same})

@@ -92,6 +92,12 @@ pub struct Calibration {
     /// earlier versions, which get the same rule at load.
     #[serde(default)]
     pub decide_by: Option<String>,
+    /// A seeded sample of the non-member passages' texts (at most
+    /// [`crate::eval::baseline::BLIND_SAMPLE`]), so that a scan with this calibration can run
+    /// the blind baseline without the files; covered by the file's hash like the rest.
+    /// Absent in files of earlier versions (the baseline is then not run).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sample: Vec<String>,
 }
 
 impl Calibration {
@@ -117,6 +123,7 @@ impl Calibration {
             n: results.len(),
             scores,
             decide_by: None,
+            sample: Vec::new(),
         };
         c.decide_by = c.choose_default(&order);
         c
@@ -128,10 +135,7 @@ impl Calibration {
     }
 
     pub fn save(&self, path: &Path) -> Result<()> {
-        std::fs::write(path, self.to_json()).map_err(|source| Error::OutputIo {
-            path: path.to_path_buf(),
-            source,
-        })
+        std::fs::write(path, self.to_json()).map_err(Error::output(path))
     }
 
     pub fn load(path: &Path) -> Result<Calibration> {
@@ -236,12 +240,17 @@ impl Calibration {
             .unwrap_or_else(|| "neg_loss".into())
     }
 
-    /// Empirical p-value of `x` for `score`: `(1 + #{non-members >= x}) / (1 + n)`.
+    /// Empirical p-value of `x` for `score`: see [`empirical_p`].
     pub fn p_value(&self, score: &str, x: f64) -> Option<f64> {
-        let v = self.scores.get(score)?;
-        let below = v.partition_point(|&y| y < x);
-        Some((1 + v.len() - below) as f64 / (1 + v.len()) as f64)
+        Some(empirical_p(self.scores.get(score)?, x))
     }
+}
+
+/// Empirical p-value of `x` among the non-member values `sorted` (ascending):
+/// `(1 + #{non-members >= x}) / (1 + n)`.
+pub fn empirical_p(sorted: &[f64], x: f64) -> f64 {
+    let below = sorted.partition_point(|&y| y < x);
+    (1 + sorted.len() - below) as f64 / (1 + sorted.len()) as f64
 }
 
 #[cfg(test)]
@@ -262,6 +271,7 @@ mod tests {
             n,
             scores,
             decide_by: None,
+            sample: Vec::new(),
         }
     }
 

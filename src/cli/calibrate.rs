@@ -29,10 +29,8 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let models = args.scoring.load()?;
-    let opts = args.scoring.options(false);
     let c = calibrate(
         &models,
-        &opts,
         &args.input,
         &args.nonmembers,
         args.passage_tokens,

@@ -2,17 +2,14 @@
 
 use super::output::Progress;
 use super::ModelArgs;
-use miascan::calibrate::{Calibration, Decision, Settings};
-use miascan::chunk::{cut_passages, ChunkOptions};
-use miascan::engine::{is_url, Engine, LocalEngine, RemoteEngine};
+use miascan::calibrate::{Calibration, Decision};
 use miascan::input::walk::{Filter, WalkOptions};
 use miascan::input::{
     read_inputs, CollectOptions, Format, Passage, ReadOptions, Utf8Policy, STDIN,
 };
-use miascan::model::Tokenizer;
+use miascan::models::{ModelSpec, Models};
 use miascan::record::PassageRecord;
-use miascan::score::freq::FreqTable;
-use miascan::scorer::{ScoreOptions, Scorer};
+use miascan::scorer::ScoreOptions;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
@@ -115,42 +112,44 @@ pub struct DecisionArgs {
     pub decide_by: Option<String>,
 }
 
+/// A run's decision, as [`DecisionArgs::load`] made it.
+pub struct Decided {
+    pub decision: Decision,
+    /// The calibration made here from `--nonmembers` (to be saved), if it was.
+    pub made: Option<Calibration>,
+}
+
 impl DecisionArgs {
-    /// The calibration (if any) checked against this run: `settings` are the run's, with
+    /// The calibration (if any) checked against this run's models and options, with
     /// `passage_tokens` taken from the calibration (the caller compares those itself).
     ///
     /// With `--nonmembers` the calibration is made here, on passages of `passage_tokens`
-    /// (`None`: each input passage whole), and returned beside the decision to be saved.
+    /// (`None`: each input passage whole).
     pub fn load(
         &self,
         models: &Models,
-        opts: &ScoreOptions,
         input: &InputArgs,
         passage_tokens: Option<usize>,
-    ) -> anyhow::Result<Option<(Decision, Option<Calibration>)>> {
+    ) -> anyhow::Result<Option<Decided>> {
         let (calibration, made) = match &self.calibration {
             Some(path) => (Calibration::load(path)?, false),
             None if self.nonmembers.is_empty() => return Ok(None),
             None => {
-                let c = calibrate(models, opts, input, &self.nonmembers, passage_tokens, None)?;
+                let c = calibrate(models, input, &self.nonmembers, passage_tokens, None)?;
                 (c, true)
             }
         };
-        let kept = made.then(|| calibration.clone());
-        let mut settings = Settings::new(
-            models.target.identity(),
-            models.reference.as_ref().map(|r| r.identity()),
-            opts,
-        );
+        let made = made.then(|| calibration.clone());
+        let mut settings = models.settings();
         settings.passage_tokens = calibration.settings.passage_tokens;
-        let d = Decision::new(
+        let decision = Decision::new(
             calibration,
             &settings,
             self.decide_by.as_deref(),
             self.fpr,
             |w| eprintln!("warning: {w}"),
         )?;
-        Ok(Some((d, kept)))
+        Ok(Some(Decided { decision, made }))
     }
 }
 
@@ -214,195 +213,63 @@ fn parse_extraction(s: &str) -> Result<miascan::score::extraction::Extraction, S
     miascan::score::extraction::Extraction::parse(s).map_err(|e| e.to_string())
 }
 
-/// The models of a run, loaded once, each behind its engine.
-pub struct Models {
-    pub target: Box<dyn Engine>,
-    pub reference: Option<Box<dyn Engine>>,
-    /// The target reading passages after the ReCaLL prefix (`--recall-prefix`).
-    pub prefixed: Option<Box<dyn Engine>>,
-    /// The target reading passages after Con-ReCall's member prefix (`--member-prefix`).
-    pub member_prefixed: Option<Box<dyn Engine>>,
-    /// With a server as target: the tokenizer that cuts documents (`--tokenizer`).
-    pub cutter: Option<Tokenizer>,
-    /// DC-PDD's token frequencies (`--freq-table`).
-    pub freq: Option<FreqTable>,
-}
-
 impl ScoringArgs {
-    /// Checks the options, sizes the thread pools and loads the models.
+    /// Sizes the thread pools and loads the models, once: the score options every command
+    /// of the run uses are `Models::options` (the prefixes and the table hashed as read).
     pub fn load(&self) -> anyhow::Result<Models> {
-        for &k in &self.ks {
-            if !(k > 0.0 && k <= 1.0) {
-                anyhow::bail!(miascan::Error::Usage(format!("--k {k}: must be in (0, 1]")));
-            }
-        }
-        if self.batch_tokens == 0 || self.max_context.is_some_and(|c| c < 2) {
-            anyhow::bail!(miascan::Error::Usage(
-                "--batch-tokens must be >= 1 and --max-context >= 2".into()
-            ));
-        }
         self.model.setup_threads()?;
-        let server = &self.model.server;
-        if self.gammas.iter().any(|g| !(g.is_finite() && *g >= 0.0)) {
-            anyhow::bail!(miascan::Error::Usage(format!(
-                "--gamma {:?}: each must be a number >= 0",
-                self.gammas
-            )));
-        }
-        let load = |flag: &str, spec: &Option<String>| {
-            spec.as_deref()
-                .map(|s| miascan::score::prefix::load_as(flag, s))
-                .transpose()
+        let spec = ModelSpec {
+            reference: self.reference.clone(),
+            reference_served_model: self.reference_served_model.clone(),
+            recall_prefix: self.recall_prefix.clone(),
+            member_prefix: self.member_prefix.clone(),
+            freq_table: self.freq_table.clone(),
+            ..self.model.spec()?
         };
-        let prefix = load("--recall-prefix", &self.recall_prefix)?;
-        let member = load("--member-prefix", &self.member_prefix)?;
-        type Boxed = Option<Box<dyn Engine>>;
-        let (target, prefixed, member_prefixed): (Box<dyn Engine>, Boxed, Boxed) = match &self
-            .model
-            .model
-        {
-            Some(url) if is_url(url) => {
-                if prefix.is_some() {
-                    anyhow::bail!(miascan::Error::Usage(
-                            "--recall-prefix needs a local model: a server gives no way to reuse a prefix's state".into()
-                        ));
-                }
-                (
-                    Box::new(RemoteEngine::open(&server.options(url, None))?),
-                    None,
-                    None,
-                )
-            }
-            _ => {
-                let model = std::sync::Arc::new(self.model.load()?);
-                let after = |flag: &str,
-                             p: &Option<miascan::score::prefix::PrefixText>|
-                 -> anyhow::Result<Boxed> {
-                    let Some(p) = p else { return Ok(None) };
-                    let e = LocalEngine::new(model.clone(), self.max_context, self.batch_tokens)
-                        .conditioned_on(&p.text)?;
-                    let fit = e.prefix_fit().expect("conditioned");
-                    if fit.trimmed > 0 {
-                        eprintln!(
-                                "miascan: {flag} {}: {} tokens cut from its front to fit half the context; {} kept",
-                                p.name, fit.trimmed, fit.tokens
-                            );
-                    }
-                    Ok(Some(Box::new(e)))
-                };
-                let prefixed = after("--recall-prefix", &prefix)?;
-                let member_prefixed = after("--member-prefix", &member)?;
-                let target = LocalEngine::new(model, self.max_context, self.batch_tokens);
-                (Box::new(target), prefixed, member_prefixed)
-            }
-        };
-        let reference: Option<Box<dyn Engine>> = match &self.reference {
-            Some(url) if is_url(url) => Some(Box::new(RemoteEngine::open(
-                &server.options(url, self.reference_served_model.as_deref()),
-            )?)),
-            Some(r) => Some(Box::new(LocalEngine::new(
-                self.model.load_other(r)?,
-                self.max_context,
-                self.batch_tokens,
-            ))),
-            None => None,
-        };
-        let cutter = match &server.tokenizer {
-            Some(spec) if target.tokenizer().is_none() => {
-                Some(Tokenizer::open(spec, self.model.offline)?)
-            }
-            _ => None,
-        };
-        let freq = self
-            .freq_table
-            .as_deref()
-            .map(FreqTable::load)
-            .transpose()?;
-        Ok(Models {
-            target,
-            reference,
-            prefixed,
-            member_prefixed,
-            cutter,
-            freq,
-        })
-    }
-
-    pub fn options(&self, token_details: bool) -> ScoreOptions {
-        ScoreOptions {
+        let options = ScoreOptions {
             ks: self.ks.clone(),
             lowercase: !self.no_lowercase,
             scores: self.scores.clone(),
             extraction: self.extraction,
-            // checked with its error by `load`
-            recall_prefix: self
-                .recall_prefix
-                .as_deref()
-                .and_then(|p| miascan::score::prefix::load(p).ok())
-                .map(|p| p.sha256),
-            member_prefix: self
-                .member_prefix
-                .as_deref()
-                .and_then(|p| miascan::score::prefix::load(p).ok())
-                .map(|p| p.sha256),
             gammas: self.gammas.clone(),
-            // checked with its error by `load`
-            freq_table: self
-                .freq_table
-                .as_deref()
-                .and_then(|p| FreqTable::load(p).ok())
-                .map(|t| t.sha256().to_string()),
             max_context: self.max_context,
             batch_tokens: self.batch_tokens,
-            token_details,
-            // ranks come from the same pass as the log-probs: free with the details
-            token_ranks: token_details,
+            ..ScoreOptions::default()
+        };
+        let models = Models::load(&spec, options)?;
+        for note in &models.notes {
+            eprintln!("miascan: {note}");
         }
+        Ok(models)
     }
 }
 
-impl Models {
-    /// The run's scorer, its `--scores` checked against the models.
-    pub fn scorer(&self, opts: ScoreOptions) -> miascan::Result<Scorer<'_>> {
-        let mut s = Scorer::new(self.target.as_ref(), opts).with_cutter(self.cutter.as_ref());
-        if let Some(r) = &self.reference {
-            s = s.with_reference(r.as_ref());
-        }
-        if let Some(p) = &self.prefixed {
-            s = s.with_prefixed(p.as_ref());
-        }
-        if let Some(m) = &self.member_prefixed {
-            s = s.with_member_prefixed(m.as_ref());
-        }
-        if let Some(t) = &self.freq {
-            s = s.with_freq(t)?;
-        }
-        s.select()
+/// Score options with per-token details (log-probs, and ranks: they come from the same
+/// pass as the log-probs, free with the details).
+pub fn with_details(opts: &ScoreOptions) -> ScoreOptions {
+    ScoreOptions {
+        token_details: true,
+        token_ranks: true,
+        ..opts.clone()
     }
+}
 
-    /// Scores every passage, with a progress bar on a terminal.
-    pub fn score_collect(
-        &self,
-        passages: &[Passage],
-        opts: ScoreOptions,
-    ) -> anyhow::Result<Vec<PassageRecord>> {
-        let mut out = Vec::with_capacity(passages.len());
-        let progress = Progress::new(Some(passages.len() as u64), "passages");
-        self.scorer(opts)?.score_all(passages, |r| {
-            progress.tick(out.len() + 1);
-            out.push(r);
-            Ok(())
-        })?;
-        progress.done(out.len());
-        Ok(out)
-    }
+/// Scores every passage with `opts`, with a progress bar on a terminal.
+pub fn score_collect(
+    models: &Models,
+    passages: &[Passage],
+    opts: ScoreOptions,
+) -> anyhow::Result<Vec<PassageRecord>> {
+    let progress = Progress::new(Some(passages.len() as u64), "passages");
+    let out = models.score_passages(passages, opts, |n| progress.tick(n))?;
+    progress.done(out.len());
+    Ok(out)
 }
 
 /// The calibration on `nonmembers` (cut into passages of `passage_tokens` when given),
-/// deciding by `decide_by` when given: `miascan calibrate`'s work, also done by `scan --nonmembers` and `score --nonmembers`.
+/// deciding by `decide_by` when given, with a progress bar.
 pub fn calibrate(
     models: &Models,
-    opts: &ScoreOptions,
     input: &InputArgs,
     nonmembers: &[PathBuf],
     passage_tokens: Option<usize>,
@@ -410,37 +277,12 @@ pub fn calibrate(
 ) -> anyhow::Result<Calibration> {
     let passages = input.read(nonmembers, None)?;
     let passages = match passage_tokens {
-        Some(n) if n < 2 => anyhow::bail!(miascan::Error::Usage(
-            "--passage-tokens must be at least 2".into()
-        )),
-        Some(n) => cut_passages(
-            models.scorer(opts.clone())?.target_tokenizer()?,
-            passages,
-            ChunkOptions {
-                passage_tokens: n,
-                overlap: 0,
-            },
-        )?,
+        Some(n) => models.cut(passages, n)?,
         None => passages,
     };
-    let results = models.score_collect(&passages, opts.clone())?;
-    let mut settings = Settings::new(
-        models.target.identity(),
-        models.reference.as_ref().map(|r| r.identity()),
-        opts,
-    );
-    settings.passage_tokens = passage_tokens;
-    let mut c = Calibration::from_results(settings, &results);
-    if let Some(by) = decide_by {
-        if !c.scores.contains_key(&by) {
-            let known: Vec<&str> = c.scores.keys().map(String::as_str).collect();
-            anyhow::bail!(miascan::Error::Usage(format!(
-                "--decide-by {by}: not among the calibrated scores ({})",
-                known.join(", ")
-            )));
-        }
-        c.decide_by = Some(by);
-    }
+    let progress = Progress::new(Some(passages.len() as u64), "passages");
+    let c = models.calibrate(&passages, passage_tokens, decide_by, |n| progress.tick(n))?;
+    progress.done(passages.len());
     Ok(c)
 }
 
@@ -477,6 +319,11 @@ pub struct WalkArgs {
     /// Text files are streamed in segments of this many bytes.
     #[arg(long, default_value_t = 1 << 20, hide = true)]
     pub segment_bytes: usize,
+    /// Bytes a compressed file (.gz, .zst) may expand to; past it — or past 200 expanded
+    /// bytes per compressed byte once over 1 MiB, as for ZIP entries — it is skipped, the
+    /// bound named (a compression bomb is a file, not days of scoring).
+    #[arg(long, default_value_t = miascan::input::open::DEFAULT_MAX_EXPANDED)]
+    pub max_expanded_bytes: u64,
 }
 
 impl WalkArgs {
@@ -494,6 +341,7 @@ impl WalkArgs {
             relative_ids: true,
             segment_bytes: self.segment_bytes,
             max_record_bytes: 256 << 20,
+            max_expanded_bytes: self.max_expanded_bytes,
             utf8: if self.invalid_utf8 == "replace" {
                 Utf8Policy::Replace
             } else {

@@ -1,9 +1,9 @@
 //! `miascan dataset-test`: is a suspect collection, as a whole, scored higher than a
 //! validation collection known not to be in the training data? (Maini et al. 2024)
 
-use super::common::{InputArgs, ScoringArgs};
+use super::common::{score_collect, InputArgs, ScoringArgs};
 use super::output::Output;
-use miascan::eval::baseline::blind_auroc;
+use miascan::eval::baseline::blind;
 use miascan::eval::control::Guarded;
 use miascan::eval::dataset::{control, dataset_test, score_matrix};
 use miascan::eval::plot;
@@ -47,9 +47,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         )));
     }
     let models = args.scoring.load()?;
-    let opts = args.scoring.options(false);
-    let s = models.score_collect(&suspect, opts.clone())?;
-    let v = models.score_collect(&validation, opts)?;
+    let s = score_collect(&models, &suspect, models.options.clone())?;
+    let v = score_collect(&models, &validation, models.options.clone())?;
     let m = score_matrix(&s, &v);
     let Some(r) = dataset_test(&m.names, &m.a, &m.b, args.seed) else {
         anyhow::bail!(miascan::Error::Usage(
@@ -65,7 +64,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .map(|p| p.text.as_str())
         .collect();
     let is_suspect: Vec<bool> = (0..texts.len()).map(|i| i < suspect.len()).collect();
-    let blind = blind_auroc(&texts, &is_suspect, args.seed);
+    let blind = blind(&texts, &is_suspect, args.seed);
     let guarded = Guarded::judge(r.p_value, args.alpha, control_p, blind);
     let mut o = String::new();
     writeln!(
@@ -97,7 +96,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "blind baseline (suspect vs validation texts, no model): AUROC {}",
         blind.map_or(
             "not run: fewer than 5 passages in a set".into(),
-            |a| format!("{a:.3}")
+            |b| format!(
+                "{:.3} (the sets differ as texts at {:.3} or above)",
+                b.auroc, b.bound
+            )
         )
     )?;
     writeln!(
@@ -115,22 +117,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         j["verdict"] = serde_json::to_value(&guarded)?;
         j["verdict"]["sentence"] =
             serde_json::json!(guarded.sentence("the suspect set", "the validation set"));
-        std::fs::write(path, serde_json::to_string_pretty(&j)?).map_err(|source| {
-            miascan::Error::OutputIo {
-                path: path.clone(),
-                source,
-            }
-        })?;
+        std::fs::write(path, serde_json::to_string_pretty(&j)?)
+            .map_err(miascan::Error::output(path))?;
     }
     if let Some(path) = &args.plot {
         std::fs::write(
             path,
             plot::p_by_n_svg("dataset test: p-value against n", &r.p_by_n),
         )
-        .map_err(|source| miascan::Error::OutputIo {
-            path: path.clone(),
-            source,
-        })?;
+        .map_err(miascan::Error::output(path))?;
     }
     Ok(())
 }

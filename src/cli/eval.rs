@@ -1,6 +1,6 @@
 //! `miascan eval`: how well each score separates known members from known non-members.
 
-use super::common::{InputArgs, ScoringArgs};
+use super::common::{score_collect, InputArgs, ScoringArgs};
 use super::output::Output;
 use miascan::eval::{evaluate, plot};
 use miascan::input::scored::read_scored as read_scored_records;
@@ -109,10 +109,7 @@ fn labelled(args: &Args) -> anyhow::Result<Vec<Passage>> {
 }
 
 fn write(path: &PathBuf, text: &str) -> anyhow::Result<()> {
-    std::fs::write(path, text).map_err(|source| miascan::Error::OutputIo {
-        path: path.clone(),
-        source,
-    })?;
+    std::fs::write(path, text).map_err(miascan::Error::output(path))?;
     Ok(())
 }
 
@@ -178,7 +175,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let passages = labelled(&args)?;
     let labels: Vec<bool> = passages.iter().map(|p| p.label.unwrap_or(false)).collect();
     let models = args.scoring.load()?;
-    let results = models.score_collect(&passages, args.scoring.options(false))?;
+    let results = score_collect(&models, &passages, models.options.clone())?;
     if let Some(path) = &args.scores_out {
         let mut s = String::new();
         for (r, &l) in results.iter().zip(&labels) {

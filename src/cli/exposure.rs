@@ -1,7 +1,7 @@
 //! `miascan exposure`: how exposed is one secret? Its rank among random fills of its
 //! template (Carlini et al. 2019), one JSON line per secret.
 
-use super::common::ScoringArgs;
+use super::common::{score_collect, ScoringArgs};
 use super::output::Output;
 use miascan::exposure::{fills, measure, Template};
 use miascan::input::Passage;
@@ -44,7 +44,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     let models = args.scoring.load()?;
-    let mut opts = args.scoring.options(false);
+    let mut opts = models.options.clone();
     opts.lowercase = false;
     opts.scores = Some(vec!["neg_loss".into()]);
     let fills = fills(&template, args.samples, args.seed);
@@ -67,7 +67,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 .map(|(i, f)| passage("fill", i, f)),
         )
         .collect();
-    let results = models.score_collect(&passages, opts)?;
+    let results = score_collect(&models, &passages, opts)?;
     // the total log-likelihood of each text: its mean loss times its scored tokens
     let total: Vec<f64> = results
         .iter()

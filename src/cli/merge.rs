@@ -4,8 +4,7 @@
 //! collection figures are recomputed from all the logs.
 
 use super::scan::closing;
-use miascan::scan::outputs::write_outputs;
-use miascan::scan::{finish, merge};
+use miascan::scan::{merge, summary};
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
@@ -17,7 +16,7 @@ pub struct Args {
     #[arg(long, short = 'o', required = true)]
     pub out: PathBuf,
     /// False discovery rate at which documents are flagged.
-    #[arg(long, default_value_t = finish::DEFAULT_FDR)]
+    #[arg(long, default_value_t = summary::DEFAULT_FDR)]
     pub fdr: f64,
     /// Passages shown token by token in the report.
     #[arg(long, default_value_t = 10)]
@@ -36,6 +35,5 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         allow_missing: args.allow_missing,
     };
     let o = merge::merge(&args.dirs, &args.out, &opts)?;
-    write_outputs(&args.out, &o)?;
     Ok(closing(&args.out, &o, args.quiet))
 }

@@ -178,35 +178,27 @@ pub fn model_cache() -> PathBuf {
 }
 
 impl ModelArgs {
-    /// Loads the model named by `--model`, or the default model (with a hint when it has
-    /// not been fetched).
-    pub fn load(&self) -> anyhow::Result<miascan::model::Model> {
-        let device = miascan::model::parse_device(&self.device)?;
-        let spec = match &self.model {
+    /// The library's model spec of these flags: `--model`, or the default model in the
+    /// cache (with a hint when it has not been fetched).
+    pub fn spec(&self) -> anyhow::Result<miascan::models::ModelSpec> {
+        let model = match &self.model {
             Some(m) => m.clone(),
             None => self.default_model()?.display().to_string(),
         };
-        let dtype = miascan::model::parse_dtype(&self.dtype)?;
-        Ok(miascan::model::Model::open_opts(
-            &spec,
-            self.offline,
-            &device,
-            dtype,
-            self.weights,
-        )?)
-    }
-
-    /// Loads another model (a reference) on the same device and with the same offline policy.
-    pub fn load_other(&self, spec: &str) -> anyhow::Result<miascan::model::Model> {
-        let device = miascan::model::parse_device(&self.device)?;
-        let dtype = miascan::model::parse_dtype(&self.dtype)?;
-        Ok(miascan::model::Model::open_opts(
-            spec,
-            self.offline,
-            &device,
-            dtype,
-            self.weights,
-        )?)
+        Ok(miascan::models::ModelSpec {
+            server: self.server.options(&model, None),
+            model,
+            reference: None,
+            offline: self.offline,
+            device: self.device.clone(),
+            dtype: self.dtype.clone(),
+            weights: self.weights,
+            reference_served_model: None,
+            tokenizer: self.server.tokenizer.clone(),
+            recall_prefix: None,
+            member_prefix: None,
+            freq_table: None,
+        })
     }
 
     fn default_model(&self) -> anyhow::Result<PathBuf> {

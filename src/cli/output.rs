@@ -16,22 +16,16 @@ impl Output {
     pub fn open(path: Option<&Path>) -> anyhow::Result<Output> {
         let name = path.map_or_else(|| PathBuf::from("<stdout>"), Path::to_path_buf);
         let w: Box<dyn Write> = match path {
-            Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).map_err(
-                |source| miascan::Error::OutputIo {
-                    path: p.to_path_buf(),
-                    source,
-                },
-            )?)),
+            Some(p) => Box::new(std::io::BufWriter::new(
+                std::fs::File::create(p).map_err(miascan::Error::output(p))?,
+            )),
             None => Box::new(std::io::BufWriter::new(std::io::stdout())),
         };
         Ok(Output { name, w })
     }
 
     fn check(&self, r: std::io::Result<()>) -> miascan::Result<()> {
-        r.map_err(|source| miascan::Error::OutputIo {
-            path: self.name.clone(),
-            source,
-        })
+        r.map_err(miascan::Error::output(&self.name))
     }
 
     /// One line, passed on at once: a reader in a pipe sees each result as it is made,

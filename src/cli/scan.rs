@@ -5,11 +5,9 @@ use super::common::{DecisionArgs, InputArgs, ScoringArgs, WalkArgs};
 use super::output::Progress;
 use miascan::chunk::ChunkOptions;
 use miascan::input::walk::WalkOptions;
-use miascan::scan::finish::RunInfo;
-use miascan::scan::finish::{self, Outputs};
-use miascan::scan::log::{self, LogWriter, RunHeader, ScanSettings};
-use miascan::scan::outputs::write_outputs;
-use miascan::scan::{self, ScanOptions, Scoring};
+use miascan::scan::conduct::{conduct, CalibrationSource, Event, ScanDecision, ScanJob, Start};
+use miascan::scan::summary::{self, Outputs};
+use miascan::scan::ScanOptions;
 use std::path::{Path, PathBuf};
 
 /// Exit code of a scan that finished but skipped some files or rows, or could not score
@@ -32,7 +30,7 @@ pub struct Args {
     #[command(flatten)]
     pub decision: DecisionArgs,
     /// False discovery rate at which documents are flagged (Benjamini–Hochberg).
-    #[arg(long, default_value_t = finish::DEFAULT_FDR)]
+    #[arg(long, default_value_t = summary::DEFAULT_FDR)]
     pub fdr: f64,
     /// Documents are cut into passages of this many tokens of the target model.
     #[arg(long, default_value_t = 128)]
@@ -77,55 +75,29 @@ fn parse_shard(s: &str) -> Result<(u64, u64), String> {
 }
 
 impl Args {
-    fn scan_options(&self) -> miascan::Result<ScanOptions> {
-        Ok(ScanOptions {
-            collect: self
-                .walk
-                .collect_options(self.input.options(self.label_field.clone()))?,
-            chunk: ChunkOptions {
-                passage_tokens: self.passage_tokens,
-                overlap: self.overlap,
+    /// The library's scan job of these flags.
+    fn job(&self, out: PathBuf) -> miascan::Result<ScanJob> {
+        Ok(ScanJob {
+            inputs: self.inputs.clone(),
+            out,
+            options: ScanOptions {
+                collect: self
+                    .walk
+                    .collect_options(self.input.options(self.label_field.clone()))?,
+                chunk: ChunkOptions {
+                    passage_tokens: self.passage_tokens,
+                    overlap: self.overlap,
+                },
+                shard: self.shard,
             },
-            shard: self.shard,
+            fdr: self.fdr,
+            heatmaps: self.heatmaps,
+            start: match (self.resume, self.force) {
+                (true, _) => Start::Resume,
+                (false, true) => Start::Force,
+                (false, false) => Start::New,
+            },
         })
-    }
-
-    /// Everything the results depend on besides the models (a resume must match it).
-    fn settings(&self) -> ScanSettings {
-        let opts = self.scoring.options(false);
-        ScanSettings {
-            ks: self.scoring.ks.clone(),
-            lowercase: !self.scoring.no_lowercase,
-            max_context: self.scoring.max_context,
-            batch_tokens: self.scoring.batch_tokens,
-            dtype: self.scoring.model.dtype.clone(),
-            passage_tokens: self.passage_tokens,
-            overlap: self.overlap,
-            format: format!("{:?}", self.input.format).to_lowercase(),
-            text_field: self.input.text_field.clone(),
-            id_field: self.input.id_field.clone(),
-            label_field: self.label_field.clone(),
-            hidden: self.walk.hidden,
-            follow_links: self.walk.follow_links,
-            ignore_files: !self.walk.no_ignore,
-            types: self.walk.types.clone(),
-            type_not: self.walk.type_not.clone(),
-            globs: self.walk.glob.clone(),
-            encoding: self.input.encoding.map(|e| e.name().to_string()),
-            invalid_utf8: self.walk.invalid_utf8.clone(),
-            segment_bytes: self.walk.segment_bytes,
-            inputs: self
-                .inputs
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect(),
-            scores: self.scoring.scores.clone(),
-            extraction: self.scoring.extraction,
-            gammas: opts.member_prefix.is_some().then_some(opts.gammas),
-            recall_prefix: opts.recall_prefix,
-            member_prefix: opts.member_prefix,
-            freq_table: opts.freq_table,
-        }
     }
 }
 
@@ -138,162 +110,56 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         out.finish()?;
         return Ok(0);
     }
-    let out_dir = args
+    let out = args
         .out
         .clone()
         .expect("clap requires --out without --type-list");
-    let sopts = args.scan_options()?;
-    if args.passage_tokens < 2 || args.overlap >= args.passage_tokens {
-        anyhow::bail!(miascan::Error::Usage(
-            "--passage-tokens must be at least 2 and --overlap smaller than it".into()
-        ));
-    }
-    if !(args.fdr > 0.0 && args.fdr < 1.0) {
-        anyhow::bail!(miascan::Error::Usage(format!(
-            "--fdr {}: must be in (0, 1)",
-            args.fdr
-        )));
-    }
-    std::fs::create_dir_all(&out_dir).map_err(|source| miascan::Error::OutputIo {
-        path: out_dir.clone(),
-        source,
-    })?;
+    let job = args.job(out)?;
     let models = args.scoring.load()?;
-    let opts = args.scoring.options(false);
-    let scorer = models.scorer(opts.clone())?;
-    let ref_identity = models.reference.as_ref().map(|r| r.identity());
-    let loaded = args
+    let decision = args
         .decision
-        .load(&models, &opts, &args.input, Some(args.passage_tokens))?;
-    // a calibration made here is written once the folder is known to be free for this scan
-    let (decision, made) = match loaded {
-        Some((d, made)) => (Some(d), made.map(|c| c.to_json())),
-        None => (None, None),
-    };
-    let calibration_header = match (&decision, &args.decision.calibration, &made) {
-        (Some(d), _, Some(json)) => Some(log::calibration_ref_of(json.as_bytes(), d)),
-        (Some(d), Some(path), None) => {
-            let cal_tokens = d.calibration.settings.passage_tokens;
-            if cal_tokens != Some(args.passage_tokens) && !args.quiet {
-                eprintln!(
-                    "warning: the calibration's passages ({}) differ from this scan's ({} tokens): p-values assume alike passages; calibrate with --passage-tokens {}",
-                    cal_tokens.map_or("whole inputs".to_string(), |p| format!("{p} tokens")),
-                    args.passage_tokens,
-                    args.passage_tokens
-                );
-            }
-            Some(log::calibration_ref(path, d)?)
-        }
-        _ => None,
-    };
-    let header = RunHeader::new(
-        models.target.identity(),
-        ref_identity,
-        &args.settings(),
-        calibration_header,
-        args.shard,
-    )?;
-    let mut log = if args.resume {
-        LogWriter::resume(&out_dir, &header)?
-    } else {
-        LogWriter::create(&out_dir, &header, args.force)?
-    };
-    // a previous summary says the scan was finished; it is written again at the end
-    let _ = std::fs::remove_file(out_dir.join("summary.json"));
-    if let Some(json) = &made {
-        let path = out_dir.join("calibration.json");
-        std::fs::write(&path, json).map_err(|source| miascan::Error::OutputIo { path, source })?;
-    }
-    let scoring = Scoring {
-        scorer: &scorer,
-        decision: decision.as_ref(),
-        label_field: args.label_field.clone(),
-    };
+        .load(&models, &args.input, Some(args.passage_tokens))?
+        .map(|d| -> anyhow::Result<ScanDecision> {
+            let source = match (d.made, &args.decision.calibration) {
+                (Some(made), _) => CalibrationSource::Made {
+                    json: made.to_json(),
+                },
+                (None, Some(path)) => CalibrationSource::File(path.clone()),
+                (None, None) => anyhow::bail!(miascan::Error::Internal(
+                    "a decision neither made nor loaded".into()
+                )),
+            };
+            Ok(ScanDecision {
+                decision: d.decision,
+                source,
+            })
+        })
+        .transpose()?;
     let progress = Progress::bytes(args.quiet);
     if progress.shown() {
         // the bar's length (for the ETA): the bytes of the files to read, counted aside
         let (bar, inputs) = (progress.handle(), args.inputs.clone());
-        let walk = sopts.collect.walk.clone();
+        let walk = job.options.collect.walk.clone();
         std::thread::spawn(move || bar.set_length(total_bytes(&inputs, &walk)));
     }
-    let resumed_items = log.items();
-    let stats = scan::run(
-        &scoring,
-        &args.inputs,
-        &sopts,
-        &mut log,
-        |docs, passages, bytes| {
+    let quiet = args.quiet;
+    let o = conduct(&job, &models, decision.as_ref(), &mut |e| match e {
+        Event::Warning(w) if !quiet => eprintln!("warning: {w}"),
+        Event::Warning(_) => {}
+        Event::Progress {
+            documents,
+            passages,
+            bytes,
+        } => {
             progress.tick(bytes as usize);
-            progress.message(format!("{docs} documents, {passages} passages"));
-        },
-    )?;
-    progress.done_with(&format!(
-        "scanned {} passages ({} tokens) in {:.1} s",
-        stats.passages, stats.tokens, stats.seconds
-    ));
-    drop(log);
-
-    let mut o = finish::collect(&[log::path(&out_dir)], &out_dir, args.fdr, args.heatmaps)?;
-    let wanted: Vec<(String, usize)> = o
-        .top_passages
-        .iter()
-        .map(|(d, i, _)| (d.clone(), *i))
-        .collect();
-    o.heatmaps = scan::rescore_with_details(&scoring, &args.inputs, &sopts, &wanted)?;
-    finish::best_first(&mut o.heatmaps, o.summary.verdict.score());
-    if let Some(d) = &decision {
-        o.calibration_values = d.calibration.scores.get(&d.by).cloned().unwrap_or_default();
-        if !args.decision.nonmembers.is_empty() {
-            o.summary.verdict.blind_auroc = blind_baseline(&args, &scorer, &sopts)?;
+            progress.message(format!("{documents} documents, {passages} passages"));
         }
-    }
-    finish::conclude(&mut o);
-    o.summary.run = RunInfo {
-        seconds: stats.seconds,
-        passages_scored: stats.passages,
-        tokens_scored: stats.tokens,
-        tokens_per_second: RunInfo::rate(stats.tokens, stats.seconds),
-        reader_busy_seconds: stats.reader.busy_seconds,
-        reader_waiting_seconds: stats.reader.waiting_seconds,
-        resumed_after_items: resumed_items,
-        files_opened: stats.collect.files as u64,
-        hidden_left_out: stats.collect.hidden as u64,
-        type_left_out: stats.collect.by_type as u64,
-        glob_left_out: stats.collect.by_glob as u64,
-        calibration_values: o.calibration_values.clone(),
-        blind_auroc: o.summary.verdict.blind_auroc,
-        merged_from: Vec::new(),
-        missing_shards: Vec::new(),
-    };
-    write_outputs(&out_dir, &o)?;
-    Ok(closing(&out_dir, &o, args.quiet))
-}
-
-/// Passages drawn for the blind baseline from each side.
-const BLIND_SAMPLE: usize = 2000;
-
-/// The blind baseline of a scan calibrated with `--nonmembers`: a sample of the scanned
-/// passages against the non-members cut as the calibration cut them, by a classifier that
-/// never sees the model. `None` when a side has too few passages.
-fn blind_baseline(
-    args: &Args,
-    scorer: &miascan::scorer::Scorer,
-    sopts: &scan::ScanOptions,
-) -> anyhow::Result<Option<f64>> {
-    let tokenizer = scorer.target_tokenizer()?;
-    let scanned = scan::sample_passages(tokenizer, &args.inputs, sopts, BLIND_SAMPLE, 0)?;
-    let non = miascan::chunk::cut_passages(
-        tokenizer,
-        args.input.read(&args.decision.nonmembers, None)?,
-        ChunkOptions {
-            passage_tokens: args.passage_tokens,
-            overlap: 0,
-        },
-    )?;
-    let mut texts: Vec<&str> = scanned.iter().map(String::as_str).collect();
-    texts.extend(non.iter().take(BLIND_SAMPLE).map(|p| p.text.as_str()));
-    let is_scanned: Vec<bool> = (0..texts.len()).map(|i| i < scanned.len()).collect();
-    Ok(miascan::eval::baseline::blind_auroc(&texts, &is_scanned, 0))
+        Event::Scanned(stats) => progress.done_with(&format!(
+            "scanned {} passages ({} tokens) in {:.1} s",
+            stats.passages, stats.tokens, stats.seconds
+        )),
+    })?;
+    Ok(closing(&job.out, &o, args.quiet))
 }
 
 /// The closing lines on stderr, and the exit code.

@@ -1,6 +1,6 @@
 //! `miascan score`: passages in, one JSON line (or a table row) per passage out.
 
-use super::common::{DecisionArgs, InputArgs, ScoringArgs};
+use super::common::{with_details, DecisionArgs, InputArgs, ScoringArgs};
 use super::output::{Output, Progress};
 use miascan::report;
 use miascan::scan::pipeline::score_inputs;
@@ -33,11 +33,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let inputs = args.input.inputs_or_stdin(&args.inputs)?;
     let read = args.input.options(None);
     let models = args.scoring.load()?;
-    let scorer = models.scorer(args.scoring.options(args.token_logprobs))?;
+    let scorer = if args.token_logprobs {
+        models.scorer_with(with_details(&models.options))?
+    } else {
+        models.scorer()?
+    };
     let decision = args
         .decision
-        .load(&models, &args.scoring.options(false), &args.input, None)?
-        .map(|(d, _)| d);
+        .load(&models, &args.input, None)?
+        .map(|d| d.decision);
 
     let mut out = Output::open(args.out.as_deref())?;
     let progress = Progress::new(None, "passages");

@@ -15,6 +15,7 @@
 //! p-value is evidence consistent with training, not proof of it. What proves training is
 //! an exposed canary or a verbatim extraction of text the model could not otherwise know.
 
+use super::baseline::Blind;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::Serialize;
@@ -60,8 +61,11 @@ pub struct Guarded {
     /// `None`: too few non-members to split.
     pub control_p_value: Option<f64>,
     /// The blind baseline's AUROC between the two sets; `None` where the texts are not
-    /// at hand (a calibration holds scores only) or a set is too small.
+    /// at hand (a calibration of an earlier version holds no sample of them) or a set is too
+    /// small.
     pub blind_auroc: Option<f64>,
+    /// The AUROC at or above which the sets count as different ([`Blind::bound`]).
+    pub blind_bound: Option<f64>,
     pub finding: Finding,
 }
 
@@ -72,9 +76,9 @@ impl Guarded {
         p_value: f64,
         alpha: f64,
         control_p_value: Option<f64>,
-        blind_auroc: Option<f64>,
+        blind: Option<Blind>,
     ) -> Guarded {
-        let finding = if blind_auroc.is_some_and(|a| a >= super::baseline::WARN_AUROC) {
+        let finding = if blind.is_some_and(|b| b.separates()) {
             Finding::InconclusiveBlind
         } else if control_p_value.is_none_or(|c| c <= alpha) {
             Finding::InconclusiveControl
@@ -87,7 +91,8 @@ impl Guarded {
             p_value,
             alpha,
             control_p_value,
-            blind_auroc,
+            blind_auroc: blind.map(|b| b.auroc),
+            blind_bound: blind.map(|b| b.bound),
             finding,
         }
     }
@@ -99,9 +104,14 @@ impl Guarded {
         let control = self.control_p_value.map_or("not run".to_string(), fmt_p);
         match self.finding {
             Finding::InconclusiveBlind => format!(
-                "Inconclusive: the sets differ without the model. A classifier that never sees the model tells {subject} from {against} with AUROC {:.3} (>= {}), so a difference in scores may come from the texts (their time, topic or format) rather than from training. No finding either way (test p-value {p}); compare with non-members from the same source and period.",
+                "Inconclusive: the sets differ without the model. A classifier that never sees the model tells {subject} from {against} with AUROC {:.3} (>= {:.3}{}), so a difference in scores may come from the texts (their time, topic or format) rather than from training. No finding either way (test p-value {p}); compare with non-members from the same source and period.",
                 self.blind_auroc.unwrap_or(f64::NAN),
-                super::baseline::WARN_AUROC
+                self.blind_bound.unwrap_or(super::baseline::WARN_AUROC),
+                if self.blind_bound.is_some_and(|b| b > super::baseline::WARN_AUROC) {
+                    ", what chance reaches on sets this small"
+                } else {
+                    ""
+                }
             ),
             Finding::InconclusiveControl => match self.control_p_value {
                 Some(c) => format!(
@@ -142,7 +152,13 @@ mod tests {
 
     #[test]
     fn a_finding_needs_both_guards() {
-        let j = |p, c, b| Guarded::judge(p, 0.01, c, b).finding;
+        let at = |auroc| {
+            Some(Blind {
+                auroc,
+                bound: crate::eval::baseline::WARN_AUROC,
+            })
+        };
+        let j = |p, c, b: Option<f64>| Guarded::judge(p, 0.01, c, b.and_then(at)).finding;
         assert_eq!(j(0.001, Some(0.5), Some(0.55)), Finding::Signal);
         assert_eq!(j(0.001, Some(0.5), None), Finding::Signal);
         assert_eq!(j(0.2, Some(0.5), None), Finding::NoSignal);
@@ -154,17 +170,32 @@ mod tests {
         // the sets differ without the model: never a finding
         assert_eq!(j(0.001, Some(0.5), Some(0.6)), Finding::InconclusiveBlind);
         assert_eq!(j(0.9, Some(0.5), Some(0.99)), Finding::InconclusiveBlind);
+        // on small sets the bound is what chance reaches: below it, not a difference
+        let small = Some(Blind {
+            auroc: 0.64,
+            bound: 0.67,
+        });
+        assert_eq!(
+            Guarded::judge(0.001, 0.01, Some(0.5), small).finding,
+            Finding::Signal
+        );
     }
 
     #[test]
     fn the_words_tell_signal_from_proof() {
-        let s = Guarded::judge(0.001, 0.01, Some(0.4), Some(0.52))
+        let blind = |auroc| {
+            Some(Blind {
+                auroc,
+                bound: crate::eval::baseline::WARN_AUROC,
+            })
+        };
+        let s = Guarded::judge(0.001, 0.01, Some(0.4), blind(0.52))
             .sentence("the suspect set", "the validation set");
         assert!(
             s.starts_with("Statistical signal") && s.contains("not proof"),
             "{s}"
         );
-        let s = Guarded::judge(0.001, 0.01, Some(0.4), Some(0.97)).sentence("a", "b");
+        let s = Guarded::judge(0.001, 0.01, Some(0.4), blind(0.97)).sentence("a", "b");
         assert!(
             s.contains("differ without the model") && s.contains("0.970"),
             "{s}"

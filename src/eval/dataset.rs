@@ -277,19 +277,13 @@ mod tests {
         assert!(welch_greater(&[1.0], &[1.0, 2.0]).is_none());
     }
 
+    /// `n` rows of 3 uniform values in [-0.5, 0.5) + `shift`, from a ChaCha stream of its
+    /// own per seed (an LCG seeded 0, 1, 2… gives streams that are shifts of one another).
     fn noise(n: usize, shift: f64, seed: u64) -> Vec<Vec<f64>> {
-        let mut s = seed;
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         (0..n)
-            .map(|_| {
-                (0..3)
-                    .map(|_| {
-                        s = s
-                            .wrapping_mul(6364136223846793005)
-                            .wrapping_add(1442695040888963407);
-                        ((s >> 11) as f64 / (1u64 << 53) as f64) - 0.5 + shift
-                    })
-                    .collect()
-            })
+            .map(|_| (0..3).map(|_| rng.random::<f64>() - 0.5 + shift).collect())
             .collect()
     }
 

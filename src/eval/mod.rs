@@ -9,6 +9,7 @@ pub mod cv;
 pub mod dataset;
 pub mod logistic;
 pub mod plot;
+pub mod reservoir;
 pub mod roc;
 
 use crate::record::PassageRecord;

@@ -9,7 +9,7 @@
 //! lenient, UTF-8) and the events; each format's reading is in its own file: `text.rs`
 //! (segments of large files), `html.rs`, `jsonl.rs`, `csv.rs` (CSV and TSV), `parquet.rs`.
 
-use super::open::{compression, decompress, detect, transcode, Compression};
+use super::open::{check_expansion, compression, decompress, detect, transcode, Compression};
 use super::walk::{walk, FileEntry, Found, WalkOptions};
 use super::{decode_utf8, Format, ReadOptions, STDIN};
 use crate::error::{Error, Result};
@@ -39,6 +39,9 @@ pub struct CollectOptions {
     pub segment_bytes: usize,
     /// Largest HTML file, JSONL line or CSV record read.
     pub max_record_bytes: usize,
+    /// Bytes a compressed file (`.gz`, `.zst`) may expand to; past it, or past the ratio
+    /// rule ([`super::open::MAX_RATIO`]), the file is skipped naming the bound.
+    pub max_expanded_bytes: u64,
     pub utf8: Utf8Policy,
 }
 
@@ -67,6 +70,7 @@ impl Default for CollectOptions {
             relative_ids: false,
             segment_bytes: usize::MAX,
             max_record_bytes: 256 << 20,
+            max_expanded_bytes: super::open::DEFAULT_MAX_EXPANDED,
             utf8: Utf8Policy::Skip,
         }
     }
@@ -246,6 +250,14 @@ impl Reader<'_, '_> {
         if whole_file && !(self.keep)(&doc_id) {
             return Ok(());
         }
+        if comp != Compression::None && !stdin {
+            // a compression bomb is skipped whole, before any of it is read as text
+            let checked = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"));
+            let max = self.opts.max_expanded_bytes;
+            if let Err(reason) = checked.and_then(|f| check_expansion(Box::new(f), comp, max)) {
+                return self.problem(path, None, reason);
+            }
+        }
         let raw: Box<dyn Read> = if stdin {
             Box::new(std::io::stdin().lock())
         } else {
@@ -260,7 +272,7 @@ impl Reader<'_, '_> {
                 Err(e) => return self.problem(path, None, format!("cannot open: {e}")),
             }
         };
-        let reader = match decompress(raw, comp) {
+        let reader = match decompress(raw, comp, self.opts.max_expanded_bytes) {
             Ok(r) => r,
             Err(e) => return self.problem(path, None, format!("cannot decompress: {e}")),
         };
@@ -511,7 +523,7 @@ mod tests {
         assert_eq!(ev[..expect.len()], expect, "{ev:#?}");
         let rest = &ev[expect.len()..];
         assert!(
-            rest[0].starts_with("skip f.txt.gz: cannot read"),
+            rest[0].starts_with("skip f.txt.gz: cannot decompress: incomplete"),
             "{rest:?}"
         );
         assert_eq!(

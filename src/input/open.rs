@@ -103,16 +103,96 @@ pub fn is_pdf(start: &[u8]) -> bool {
     w.windows(5).any(|x| x == b"%PDF-")
 }
 
-/// Wraps `r` in the decoder for `c`.
+/// Expanded bytes per compressed byte above which a compressed file (`.gz`, `.zst`) is
+/// refused once it has expanded past [`RATIO_FREE_BYTES`]: the rule ZIP entries follow
+/// ([`super::container::MAX_RATIO`]). Compressed logs and changelogs expand 3–50:1; a run of
+/// one letter reaches about 1000:1 in gzip, far more in zstd.
+pub const MAX_RATIO: u64 = super::container::MAX_RATIO;
+/// Expansion below which no ratio is held against a file (small files of repeated text).
+pub const RATIO_FREE_BYTES: u64 = 1 << 20;
+/// Bytes a compressed file may expand to by default (`--max-expanded-bytes`).
+pub const DEFAULT_MAX_EXPANDED: u64 = 1 << 30;
+
+/// Counts the bytes read through it (the compressed side of a decoder).
+struct Counting<R> {
+    inner: R,
+    count: std::rc::Rc<std::cell::Cell<u64>>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.set(self.count.get() + n as u64);
+        Ok(n)
+    }
+}
+
+/// A decoder's output held within bounds: at most `max` bytes, and no more than
+/// [`MAX_RATIO`] expanded bytes per compressed byte once past [`RATIO_FREE_BYTES`]. Past a
+/// bound it fails with an error of kind `InvalidData` whose message names the bound.
+pub struct Bounded<'a> {
+    decoder: Box<dyn Read + 'a>,
+    compressed: std::rc::Rc<std::cell::Cell<u64>>,
+    expanded: u64,
+    max: u64,
+}
+
+impl Read for Bounded<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.decoder.read(buf)?;
+        self.expanded += n as u64;
+        let refuse = |m: String| Err(std::io::Error::new(std::io::ErrorKind::InvalidData, m));
+        if self.expanded > self.max {
+            return refuse(format!(
+                "expands to more than {} bytes (--max-expanded-bytes)",
+                self.max
+            ));
+        }
+        let compressed = self.compressed.get().max(1);
+        if self.expanded > RATIO_FREE_BYTES && self.expanded > MAX_RATIO * compressed {
+            return refuse(format!(
+                "expands more than {MAX_RATIO}:1 ({} bytes from {compressed}; a compression bomb?)",
+                self.expanded
+            ));
+        }
+        Ok(n)
+    }
+}
+
+/// Wraps `r` in the decoder for `c`, its output bounded as [`Bounded`] says (`max`
+/// expanded bytes). An uncompressed `r` is returned as it is.
 pub fn decompress<'a>(
     r: Box<dyn Read + 'a>,
     c: Compression,
+    max: u64,
 ) -> std::io::Result<Box<dyn Read + 'a>> {
-    Ok(match c {
-        Compression::None => r,
+    let count = std::rc::Rc::new(std::cell::Cell::new(0));
+    let counted = Counting {
+        inner: r,
+        count: count.clone(),
+    };
+    let decoder: Box<dyn Read + 'a> = match c {
+        Compression::None => return Ok(counted.inner),
         // MultiGzDecoder: concatenated members (as `cat a.gz b.gz` makes) are one stream
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(r)),
-        Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(r)?),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(counted)),
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(counted)?),
+    };
+    Ok(Box::new(Bounded {
+        decoder,
+        compressed: count,
+        expanded: 0,
+        max,
+    }))
+}
+
+/// Decompresses `r` to its end without keeping it: `Err` with the bound's message when it
+/// is over a bound (or cannot be decompressed), so a compression bomb is refused before any
+/// of it is read as text.
+pub fn check_expansion(r: Box<dyn Read + '_>, c: Compression, max: u64) -> Result<u64, String> {
+    let mut d = decompress(r, c, max).map_err(|e| format!("cannot decompress: {e}"))?;
+    std::io::copy(&mut d, &mut std::io::sink()).map_err(|e| match e.kind() {
+        std::io::ErrorKind::InvalidData => e.to_string(),
+        _ => format!("cannot decompress: {e}"),
     })
 }
 
@@ -139,5 +219,71 @@ mod tests {
             Ok((Format::Parquet, Compression::None))
         );
         assert!(f("x.parquet.zst").is_err());
+    }
+}
+
+#[cfg(test)]
+mod bounds {
+    use super::*;
+    use std::io::Write;
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        e.write_all(bytes).unwrap();
+        e.finish().unwrap()
+    }
+
+    fn check(c: Compression, packed: Vec<u8>, max: u64) -> Result<u64, String> {
+        check_expansion(Box::new(std::io::Cursor::new(packed)), c, max)
+    }
+
+    #[test]
+    fn a_compression_bomb_is_refused_by_its_ratio() {
+        let letters = vec![b'a'; 20 << 20];
+        let gz = gzip(&letters);
+        let e = check(Compression::Gzip, gz, DEFAULT_MAX_EXPANDED).unwrap_err();
+        assert!(e.contains("more than 200:1"), "{e}");
+        let zst = zstd::encode_all(&letters[..], 3).unwrap();
+        let e = check(Compression::Zstd, zst, DEFAULT_MAX_EXPANDED).unwrap_err();
+        assert!(e.contains("more than 200:1"), "{e}");
+    }
+
+    #[test]
+    fn small_or_ordinary_files_pass_and_the_cap_holds() {
+        // under 1 MiB no ratio is held against a file, however repetitive
+        let small = vec![b'a'; 1 << 20];
+        assert_eq!(
+            check(Compression::Gzip, gzip(&small), DEFAULT_MAX_EXPANDED),
+            Ok(1 << 20)
+        );
+        // text of ordinary redundancy (numbered log lines: about 10:1) passes at any size
+        let log: String = (0..200_000)
+            .map(|i| format!("{i:08} GET /item/{} 200 {}\n", i * 7919 % 100_003, i % 977))
+            .collect();
+        let n = log.len() as u64;
+        assert_eq!(
+            check(
+                Compression::Gzip,
+                gzip(log.as_bytes()),
+                DEFAULT_MAX_EXPANDED
+            ),
+            Ok(n)
+        );
+        // the per-file cap, whatever the ratio
+        let e = check(Compression::Gzip, gzip(log.as_bytes()), n - 1).unwrap_err();
+        assert!(
+            e.contains("more than") && e.contains("--max-expanded-bytes"),
+            "{e}"
+        );
+        // uncompressed input is not bounded here
+        let mut plain = decompress(
+            Box::new(std::io::Cursor::new(small.clone())),
+            Compression::None,
+            1,
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        plain.read_to_end(&mut out).unwrap();
+        assert_eq!(out.len(), small.len());
     }
 }

@@ -63,6 +63,9 @@ pub struct WalkOptions {
 #[derive(Debug, Clone)]
 pub struct Filter {
     types: Option<Types>,
+    /// The type names asked for and left out, as given (a scan's identity holds them).
+    select: Vec<String>,
+    negate: Vec<String>,
     /// Matched relative to each input folder (so one matcher is built per folder).
     globs: Vec<String>,
 }
@@ -95,10 +98,17 @@ impl Filter {
         };
         let f = Filter {
             types,
+            select: select.to_vec(),
+            negate: negate.to_vec(),
             globs: globs.to_vec(),
         };
         f.globs_at(Path::new("."))?;
         Ok(Some(f))
+    }
+
+    /// The filter as asked: `(types, types left out, globs)`.
+    pub fn spec(&self) -> (&[String], &[String], &[String]) {
+        (&self.select, &self.negate, &self.globs)
     }
 
     fn globs_at(&self, root: &Path) -> Result<Option<Override>> {

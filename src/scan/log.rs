@@ -60,6 +60,10 @@ pub struct ScanSettings {
     pub encoding: Option<String>,
     pub invalid_utf8: String,
     pub segment_bytes: usize,
+    /// The bound on a compressed file's expansion (written only when not the default, so
+    /// logs of earlier versions still resume).
+    #[serde(skip_serializing_if = "is_default_expanded")]
+    pub max_expanded_bytes: u64,
     pub inputs: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scores: Option<Vec<String>>,
@@ -77,6 +81,10 @@ pub struct ScanSettings {
     /// sha256 of DC-PDD's token frequency table (`--freq-table`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub freq_table: Option<String>,
+}
+
+fn is_default_expanded(n: &u64) -> bool {
+    *n == crate::input::open::DEFAULT_MAX_EXPANDED
 }
 
 impl RunHeader {
@@ -215,11 +223,8 @@ pub fn path(dir: &Path) -> PathBuf {
     dir.join("scan.log.jsonl")
 }
 
-fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
-    move |source| Error::OutputIo {
-        path: path.to_path_buf(),
-        source,
-    }
+fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + use<> {
+    Error::output(path)
 }
 
 /// Appends lines; [`LogWriter::commit`] makes a group durable.

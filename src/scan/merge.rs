@@ -3,10 +3,10 @@
 //! once, none missing (unless allowed); the document and collection figures are then
 //! recomputed from the shards' logs, as one scan would have computed them.
 
-use super::finish::RunInfo;
-use super::finish::{self, Outputs};
+use super::finish;
 use super::log::{self, read_committed};
-use super::outputs::merged_heatmaps;
+use super::outputs::{merged_heatmaps, write_outputs};
+use super::summary::{Outputs, RunInfo};
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 
@@ -21,7 +21,8 @@ pub struct MergeOptions {
     pub allow_missing: bool,
 }
 
-/// Checks the shard folders `dirs` and merges them into the outputs of `out`.
+/// Checks the shard folders `dirs`, merges them into the outputs of `out` and writes them
+/// (as [`super::conduct::conduct`] finishes a scan's folder).
 pub fn merge(dirs: &[PathBuf], out: &Path, opts: &MergeOptions) -> Result<Outputs> {
     let Some(first_dir) = dirs.first() else {
         return Err(Error::Usage("no scan folder to merge".into()));
@@ -100,10 +101,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, opts: &MergeOptions) -> Result<Output
             missing.join(", ")
         )));
     }
-    std::fs::create_dir_all(out).map_err(|source| Error::OutputIo {
-        path: out.to_path_buf(),
-        source,
-    })?;
+    std::fs::create_dir_all(out).map_err(Error::output(out))?;
     let logs: Vec<PathBuf> = dirs.iter().map(|d| log::path(d)).collect();
     let mut o = finish::collect(&logs, out, opts.fdr, 0)?;
     o.summary.header.shard = None;
@@ -113,12 +111,20 @@ pub fn merge(dirs: &[PathBuf], out: &Path, opts: &MergeOptions) -> Result<Output
         .first()
         .map(|r| r.calibration_values.clone())
         .unwrap_or_default();
-    // each shard compared its own passages with the non-members: the most separable decides
-    o.summary.verdict.blind_auroc = runs
+    // each shard compared its own passages with the non-members: the most separable (the
+    // largest margin over its bound) decides
+    let most = runs
         .iter()
-        .filter_map(|r| r.blind_auroc)
-        .max_by(f64::total_cmp);
-    finish::conclude(&mut o);
+        .filter_map(|r| {
+            Some((
+                r.blind_auroc?,
+                r.blind_bound.unwrap_or(crate::eval::baseline::WARN_AUROC),
+            ))
+        })
+        .max_by(|a, b| (a.0 - a.1).total_cmp(&(b.0 - b.1)));
+    o.summary.verdict.blind_auroc = most.map(|m| m.0);
+    o.summary.verdict.blind_bound = most.map(|m| m.1);
+    super::verdict::conclude(&mut o);
     let seconds = runs.iter().map(|r| r.seconds).sum();
     let tokens = runs.iter().map(|r| r.tokens_scored).sum();
     o.summary.run = RunInfo {
@@ -136,8 +142,10 @@ pub fn merge(dirs: &[PathBuf], out: &Path, opts: &MergeOptions) -> Result<Output
         glob_left_out: runs.first().map_or(0, |r| r.glob_left_out),
         calibration_values: o.calibration_values.clone(),
         blind_auroc: o.summary.verdict.blind_auroc,
+        blind_bound: o.summary.verdict.blind_bound,
         merged_from: dirs.iter().map(|d| d.display().to_string()).collect(),
         missing_shards: missing,
     };
+    write_outputs(out, &o)?;
     Ok(o)
 }

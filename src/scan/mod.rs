@@ -5,17 +5,20 @@
 //! whatever the size of the collection. [`finish`] then turns the log into the outputs
 //! (passages, documents, summary, report).
 
+pub mod conduct;
 pub mod finish;
 pub mod log;
 pub mod merge;
 pub mod outputs;
 pub mod pipeline;
 pub mod report;
+pub mod summary;
 pub mod verdict;
 
 use crate::calibrate::Decision;
 use crate::chunk::{self, ChunkOptions};
 use crate::error::Result;
+use crate::eval::reservoir::Reservoir;
 use crate::input::{read_collection, CollectOptions, CollectStats, Doc, Event};
 use crate::record::PassageRecord;
 use crate::scorer::{Prepared, Scorer};
@@ -57,6 +60,10 @@ pub struct RunStats {
     pub tokens: u64,
     pub collect: CollectStats,
     pub reader: pipeline::ReaderTime,
+    /// Passage texts drawn uniformly at random from the whole collection as it was cut
+    /// (resumed items included), for the blind baseline: see [`Reservoir`].
+    #[serde(skip)]
+    pub sample: Vec<String>,
 }
 
 /// A passage on its way to the model.
@@ -122,12 +129,15 @@ enum Item {
 }
 
 /// Scans `inputs` into `log`, skipping the items the log already holds (a resume), and
-/// calls `progress(documents, passages, text bytes)` after each group.
+/// calls `progress(documents, passages, text bytes)` after each group. Draws a seeded
+/// sample of at most `sample` passage texts as it reads (`RunStats::sample`), so that the
+/// blind baseline needs no second read.
 pub fn run(
     scoring: &Scoring,
     inputs: &[PathBuf],
     opts: &ScanOptions,
     log: &mut LogWriter,
+    sample: usize,
     mut progress: impl FnMut(u64, u64, u64),
 ) -> Result<RunStats> {
     let started = std::time::Instant::now();
@@ -135,7 +145,11 @@ pub fn run(
     let mut stats = RunStats::default();
     let (collected, reader) = pipeline::with_reader(
         512,
-        |tx| read_items(scoring.scorer, inputs, opts, skip, tx),
+        |tx| {
+            let mut reservoir = Reservoir::new(sample, 0);
+            let stats = read_items(scoring.scorer, inputs, opts, skip, &mut reservoir, tx)?;
+            Ok((stats, reservoir.into_items()))
+        },
         |rx| {
             let mut group: Vec<Item> = Vec::new();
             let (mut tokens, mut n) = (0usize, 0usize);
@@ -170,7 +184,7 @@ pub fn run(
             Ok(())
         },
     )?;
-    stats.collect = collected;
+    (stats.collect, stats.sample) = collected;
     stats.reader = reader;
     stats.seconds = started.elapsed().as_secs_f64();
     Ok(stats)
@@ -240,12 +254,14 @@ fn write_group(scoring: &Scoring, group: Vec<Item>, log: &mut LogWriter) -> Resu
 }
 
 /// The reader side: documents → passages (tokenised) and skips, as items, in order; the
-/// first `skip` items are counted but neither tokenised nor sent.
+/// first `skip` items are counted but neither tokenised nor sent. Every passage's text, the
+/// skipped ones' too, is offered to `sample`.
 fn read_items(
     scorer: &Scorer,
     inputs: &[PathBuf],
     opts: &ScanOptions,
     skip: u64,
+    sample: &mut Reservoir,
     tx: &pipeline::Sender<Item>,
 ) -> Result<CollectStats> {
     let mut count = 0u64;
@@ -268,6 +284,7 @@ fn read_items(
             for (a, b) in chunk::cut(tokenizer, &doc.id, text, opts.chunk)? {
                 let index = doc_passages;
                 doc_passages += 1;
+                sample.offer(&text[a..b]);
                 if count < skip {
                     count += 1;
                     continue;
@@ -381,46 +398,6 @@ pub fn rescore_with_details(
         out.push(rec);
     }
     Ok(out)
-}
-
-/// Passage texts drawn uniformly at random (reservoir sampling, seeded) from the collection
-/// as the scan cuts it: at most `n`. For the blind baseline, which compares the scanned
-/// texts with the known non-members' without the model. Reads the collection once more
-/// (reading and cutting only: no model).
-pub fn sample_passages(
-    tokenizer: &crate::model::Tokenizer,
-    inputs: &[PathBuf],
-    opts: &ScanOptions,
-    n: usize,
-    seed: u64,
-) -> Result<Vec<String>> {
-    use rand::{Rng, SeedableRng};
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let mut sample: Vec<String> = Vec::with_capacity(n);
-    let mut seen = 0usize;
-    let collect = CollectOptions {
-        strict: false,
-        ..opts.collect.clone()
-    };
-    let shard = opts.shard;
-    let keep = |id: &str| shard.is_none_or(|(i, count)| shard_of(id, count) == i);
-    read_collection(inputs, &collect, &keep, &mut |e| {
-        if let Event::Segment { doc, text, .. } = e {
-            for (a, b) in chunk::cut(tokenizer, &doc.id, text, opts.chunk)? {
-                seen += 1;
-                if sample.len() < n {
-                    sample.push(text[a..b].to_string());
-                } else {
-                    let j = rng.random_range(0..seen);
-                    if j < n {
-                        sample[j] = text[a..b].to_string();
-                    }
-                }
-            }
-        }
-        Ok(())
-    })?;
-    Ok(sample)
 }
 
 #[cfg(test)]

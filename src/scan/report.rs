@@ -8,7 +8,8 @@
 //! purpose with `PreEscaped`, which only the style sheet and the SVG plots (escaped when
 //! built) use.
 
-use super::finish::{fmt_p, DocumentRow, Outputs, COLLECTION_ALPHA};
+use super::summary::{DocumentRow, Outputs};
+use super::verdict::{fmt_p, COLLECTION_ALPHA};
 use crate::eval::plot::roc_svg;
 use crate::eval::roc::{auroc, roc_curve};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
@@ -175,16 +176,20 @@ fn facts(o: &Outputs) -> Markup {
         rows.push((
             "Blind baseline",
             match v.blind_auroc {
-                Some(a) => format!(
-                    "a classifier that never sees the model tells a sample of the scanned passages from the non-members' with AUROC {a:.3} ({}): {}",
-                    if a >= crate::eval::baseline::WARN_AUROC { "at or above 0.6" } else { "below 0.6" },
-                    if a >= crate::eval::baseline::WARN_AUROC {
-                        "the sets differ as texts (time, topic, format), so no verdict is given"
-                    } else {
-                        "the sets do not differ much as texts, so a difference in scores is not explained by them"
-                    }
-                ),
-                None => "not run: a calibration file holds scores, not texts, so whether the collection and the non-members differ as texts (time, topic, format) is unchecked here; scan with --nonmembers FILES to run it".into(),
+                Some(a) => {
+                    let bound = v.blind_bound.unwrap_or(crate::eval::baseline::WARN_AUROC);
+                    format!(
+                        "a classifier that never sees the model tells a sample of the scanned passages from the non-members' with AUROC {a:.3} ({} {bound:.3}{}): {}",
+                        if a >= bound { "at or above" } else { "below" },
+                        if bound > crate::eval::baseline::WARN_AUROC { ", what chance alone reaches on sets this small" } else { "" },
+                        if a >= bound {
+                            "the sets differ as texts (time, topic, format), so no verdict is given"
+                        } else {
+                            "the sets do not differ much as texts, so a difference in scores is not explained by them"
+                        }
+                    )
+                }
+                None => "not run: the calibration holds no sample of the non-members' texts (made by an earlier version), so whether the collection and the non-members differ as texts (time, topic, format) is unchecked here; calibrate again, or scan with --nonmembers FILES".into(),
             },
         ));
     }

@@ -148,16 +148,13 @@ impl FreqTable {
     /// Writes the table to `path` (through a temporary file, so a crash leaves no partial
     /// table under the name).
     pub fn save(&self, path: &Path) -> Result<()> {
-        let io = |source| Error::OutputIo {
-            path: path.to_path_buf(),
-            source,
-        };
+        let io = Error::output(path);
         let mut bytes = body(&self.header, &self.counts);
         let digest = Sha256::digest(&bytes);
         bytes.extend_from_slice(&digest);
         let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, &bytes).map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(io)
+        std::fs::write(&tmp, &bytes).map_err(&io)?;
+        std::fs::rename(&tmp, path).map_err(&io)
     }
 
     /// Reads and checks a table: its magic, version, header, length, checksum and total.
@@ -171,13 +168,13 @@ impl FreqTable {
             path: path.to_path_buf(),
             source,
         };
-        let len = std::fs::metadata(path).map_err(io)?.len();
+        let len = std::fs::metadata(path).map_err(&io)?.len();
         if len > MAX_FILE_BYTES {
             return Err(bad(format!(
                 "{len} bytes: larger than any frequency table ({MAX_FILE_BYTES} bytes at most)"
             )));
         }
-        let bytes = std::fs::read(path).map_err(io)?;
+        let bytes = std::fs::read(path).map_err(&io)?;
         Self::parse(&bytes).map_err(bad)
     }
 

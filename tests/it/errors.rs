@@ -7,7 +7,6 @@ use candle_core::{Device, Tensor};
 use miascan::model::Model;
 use miascan::Error;
 use std::path::Path;
-use std::process::Command;
 
 fn write_gguf(path: &Path, meta: &[(&str, Value)]) {
     let t = QTensor::quantize(
@@ -104,7 +103,7 @@ fn hostile_model_file_gives_one_clean_message() {
     meta.push(("general.architecture", Value::String("llama".into())));
     meta.push(("general.alignment", Value::U32(0)));
     write_gguf(&p, &meta);
-    let o = miascan(&["inspect", p.to_str().unwrap()]);
+    let o = common::cli(&["inspect", p.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(4));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("hostile.gguf"), "{err}");
@@ -126,14 +125,6 @@ fn unknown_pre_tokenizer_is_refused_by_name() {
     assert!(e.to_string().contains("pre = tekken"), "{e}");
 }
 
-fn miascan(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_miascan"))
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap()
-}
-
 #[test]
 fn cli_exit_codes_and_messages() {
     let d = tempfile::tempdir().unwrap();
@@ -142,7 +133,7 @@ fn cli_exit_codes_and_messages() {
     // bad input: invalid UTF-8 → 3, file named
     let bad = d.path().join("latin1.txt");
     std::fs::write(&bad, b"caf\xe9\n").unwrap();
-    let o = miascan(&["score", "-m", m, bad.to_str().unwrap()]);
+    let o = common::cli(&["score", "-m", m, bad.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(3));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
@@ -152,22 +143,22 @@ fn cli_exit_codes_and_messages() {
     // malformed JSONL → 3 with the line
     let j = d.path().join("p.jsonl");
     std::fs::write(&j, "{\"text\": \"fine\"}\n{oops}\n").unwrap();
-    let o = miascan(&["score", "-m", m, j.to_str().unwrap()]);
+    let o = common::cli(&["score", "-m", m, j.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&o.stderr).contains("p.jsonl:2"));
     // missing model → 4
     let ok = d.path().join("ok.txt");
     std::fs::write(&ok, "Some text.").unwrap();
-    let o = miascan(&["score", "-m", "/nonexistent.gguf", ok.to_str().unwrap()]);
+    let o = common::cli(&["score", "-m", "/nonexistent.gguf", ok.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(4));
     // usage → 2
-    let o = miascan(&["score", "--k", "0", "-m", m, ok.to_str().unwrap()]);
+    let o = common::cli(&["score", "--k", "0", "-m", m, ok.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
-    let o = miascan(&["score", "--bogus"]);
+    let o = common::cli(&["score", "--bogus"]);
     assert_eq!(o.status.code(), Some(2));
     // empty input → 3
     let e = d.path().join("empty.jsonl");
     std::fs::write(&e, "\n").unwrap();
-    let o = miascan(&["score", "-m", m, e.to_str().unwrap()]);
+    let o = common::cli(&["score", "-m", m, e.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(3));
 }

@@ -3,16 +3,6 @@
 //! blind-baseline warning.
 use crate::common;
 
-use std::process::Command;
-
-fn miascan(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_miascan"))
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap()
-}
-
 #[test]
 fn tiny_checkpoints_reveal_their_members() {
     let passages = common::golden().join("tiny/passages.jsonl");
@@ -36,7 +26,7 @@ fn tiny_checkpoints_reveal_their_members() {
         let json = d.path().join(format!("{name}.json"));
         let svg = d.path().join(format!("{name}.svg"));
         let model = common::golden().join("tiny").join(arch);
-        let o = miascan(&[
+        let o = common::cli(&[
             "eval",
             "-m",
             model.to_str().unwrap(),
@@ -80,7 +70,7 @@ fn wikimia_eval_warns_about_distribution_shift() {
         return;
     };
     let model = common::golden().join("tiny/llama");
-    let o = miascan(&[
+    let o = common::cli(&[
         "eval",
         "-m",
         model.to_str().unwrap(),
@@ -101,7 +91,7 @@ fn wikimia_eval_warns_about_distribution_shift() {
 #[test]
 fn eval_needs_labels() {
     let model = common::golden().join("tiny/llama");
-    let o = miascan(&[
+    let o = common::cli(&[
         "eval",
         "-m",
         model.to_str().unwrap(),
@@ -133,7 +123,7 @@ fn calibrated_scores_carry_p_values_and_decisions() {
     let m = model.to_str().unwrap();
     let (members, nonmembers) = (tiny_subset(d.path(), true), tiny_subset(d.path(), false));
     let calib = d.path().join("calib.json");
-    let o = miascan(&[
+    let o = common::cli(&[
         "calibrate",
         "-m",
         m,
@@ -143,7 +133,7 @@ fn calibrated_scores_carry_p_values_and_decisions() {
         calib.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let o = miascan(&[
+    let o = common::cli(&[
         "score",
         "-m",
         m,
@@ -170,7 +160,7 @@ fn calibrated_scores_carry_p_values_and_decisions() {
     // against its non-members, where a model that never saw them would flag about 3 (5%)
     assert!(flagged > 30, "flagged {flagged} of 60");
     // the table shows the same decisions
-    let o = miascan(&[
+    let o = common::cli(&[
         "score",
         "-m",
         m,
@@ -194,7 +184,7 @@ fn calibrated_scores_carry_p_values_and_decisions() {
         "{table}"
     );
     // the same calibration with other settings is refused
-    let o = miascan(&[
+    let o = common::cli(&[
         "score",
         "-m",
         m,
@@ -208,7 +198,7 @@ fn calibrated_scores_carry_p_values_and_decisions() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("does not match this run (settings"));
     // ... and so is another model
     let other = common::golden().join("tiny/gpt2");
-    let o = miascan(&[
+    let o = common::cli(&[
         "score",
         "-m",
         other.to_str().unwrap(),
@@ -231,7 +221,7 @@ fn the_peers_log_probs_give_the_peers_figures() {
         env!("CARGO_MANIFEST_DIR"),
         "/tests/data/finetune-llamacpp.jsonl"
     );
-    let o = miascan(&[
+    let o = common::cli(&[
         "eval",
         "--scored",
         "--label-field",
@@ -289,7 +279,7 @@ fn scored_records_of_different_models_are_refused() {
     lines[7] = v.to_string();
     let f = d.path().join("mixed.jsonl");
     std::fs::write(&f, lines.join("\n")).unwrap();
-    let o = miascan(&[
+    let o = common::cli(&[
         "eval",
         "--scored",
         "--label-field",
@@ -322,7 +312,7 @@ fn selected_scores_flow_through_calibration_and_the_stored_deciding_score_is_use
         a.extend_from_slice(&["--scores", "neg_loss,ref_llr,finetune,extraction_8_8"]);
         a.extend_from_slice(&["--extraction", "8:8:4"]);
         a.extend_from_slice(extra);
-        miascan(&a)
+        common::cli(&a)
     };
     let o = run(
         "calibrate",
@@ -389,11 +379,11 @@ fn selected_scores_flow_through_calibration_and_the_stored_deciding_score_is_use
         assert!((0.0..=1.0).contains(&ez) && (0.0..=1.0).contains(&wbc));
     }
     // a score that needs a missing model is refused by name
-    let o = miascan(&["score", "-m", t, "--scores", "ez", mem]);
+    let o = common::cli(&["score", "-m", t, "--scores", "ez", mem]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--scores ez: needs a reference model"));
     // calibrate --k 0.1, then score --k 0.1: decided by Min-K%++ at 0.1
-    let o = miascan(&[
+    let o = common::cli(&[
         "calibrate",
         "-m",
         t,
@@ -405,7 +395,7 @@ fn selected_scores_flow_through_calibration_and_the_stored_deciding_score_is_use
         c,
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let o = miascan(&["score", "-m", t, "--k", "0.1", mem, "--calibration", c]);
+    let o = common::cli(&["score", "-m", t, "--k", "0.1", mem, "--calibration", c]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let first: serde_json::Value =
         serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().next().unwrap()).unwrap();

@@ -3,15 +3,15 @@
 //! times rank high among random fills of their template, and never-inserted controls get
 //! uniform p-values (the null the p-value is exact under).
 
+use crate::common;
 use rand::{Rng, SeedableRng};
-use std::process::Command;
 
 fn canary_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/canary")
 }
 
 fn exposure(args: &[String]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_miascan"))
+    common::miascan()
         .arg("exposure")
         .args(args)
         .stdin(std::process::Stdio::null())

@@ -4,7 +4,6 @@
 use crate::common;
 
 use std::path::Path;
-use std::process::Command;
 
 const COMMIT: &str = "89abcdef0123456789abcdef0123456789abcdef";
 
@@ -22,7 +21,7 @@ fn fake_cache(dir: &Path) {
 }
 
 fn run(cache: &Path, args: &[&str], offline_env: bool) -> std::process::Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_miascan"));
+    let mut c = common::miascan();
     c.args(args)
         .env("HF_HUB_CACHE", cache)
         .env_remove("HF_HUB_OFFLINE")

@@ -229,6 +229,13 @@ fn check_ranks(arch: &str, file: &str) {
             i += 1;
             let (ids, stats) = (r.token_ids.clone().unwrap(), r.token_stats().unwrap());
             assert_eq!(ids, g.ids, "{arch}: ids of {}", g.id);
+            assert!(!stats.is_empty(), "{arch}: no statistics for {}", g.id);
+            assert_eq!(
+                (g.top1.len(), g.entropy.len()),
+                (stats.len(), stats.len()),
+                "{arch}: one golden value per scored token of {}",
+                g.id
+            );
             for (j, s) in stats.iter().enumerate() {
                 let diff = (s.top1 - g.top1[j])
                     .abs()

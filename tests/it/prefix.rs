@@ -73,7 +73,8 @@ fn a_prefix_computed_once_equals_scoring_prefix_and_text_as_one_sequence() {
 /// The engine conditioned on a prefix (ReCaLL's path: the prefix's state computed once,
 /// every passage read after it) gives every text token of a passage the statistics that
 /// scoring `prefix + passage` as one sequence gives the same tokens: log-prob, mean and
-/// spread within 1e-4, on every decoder family with a prefix path, with and without a BOS.
+/// spread within 1e-4, on every decoder family with a prefix path, with and without a BOS
+/// (the tiny checkpoints add none; Gemma 3's GGUF adds one, asserted below).
 #[test]
 fn passages_read_after_a_prefix_equal_prefix_and_passage_as_one_sequence() {
     use miascan::engine::{all_scored, Engine, LocalEngine, Seq};
@@ -91,12 +92,33 @@ fn passages_read_after_a_prefix_equal_prefix_and_passage_as_one_sequence() {
         "Tickets are sold on board, cash only. Dogs travel free.",
         "x",
     ];
+    let short = texts.clone();
     texts.extend(tiny.iter().map(|p| p.text.as_str()));
-    for arch in ["llama", "qwen3", "gemma2", "gemma3_text", "phi3"] {
-        let dir = common::golden().join("tiny").join(arch);
-        let model = Model::load(&dir, &candle_core::Device::Cpu).unwrap();
+    let mut models: Vec<(String, std::path::PathBuf, &[&str])> =
+        ["llama", "qwen3", "gemma2", "gemma3_text", "phi3"]
+            .iter()
+            .map(|a| {
+                (
+                    a.to_string(),
+                    common::golden().join("tiny").join(a),
+                    texts.as_slice(),
+                )
+            })
+            .collect();
+    // a model that adds a BOS (a real 270M: the short texts only)
+    models.push((
+        "gemma3 GGUF".into(),
+        common::model(common::GEMMA3),
+        short.as_slice(),
+    ));
+    let mut with_bos = Vec::new();
+    for (arch, dir, texts) in &models {
+        let model = Model::load(dir, &candle_core::Device::Cpu).unwrap();
         let tok = &model.tokenizer;
         let bos: Vec<u32> = tok.bos().into_iter().collect();
+        if !bos.is_empty() {
+            with_bos.push(arch.clone());
+        }
         let p_ids = tok.encode("p", prefix).unwrap();
         let seq = |t: &str| tok.encode("t", t).unwrap();
         let plain = LocalEngine::new(&model, None, 2048);
@@ -157,8 +179,9 @@ fn passages_read_after_a_prefix_equal_prefix_and_passage_as_one_sequence() {
             )
             .unwrap()
             .remove(0);
-            // (the second text token: within any sliding window of the prefix)
-            if let (Some(a), Some(b)) = (alone.stats.first(), g.stats.get(1)) {
+            // (the second text token: within any sliding window of the prefix; alone, it is
+            // the first scored position without a BOS, the second with one)
+            if let (Some(a), Some(b)) = (alone.stats.get(bos.len()), g.stats.get(1)) {
                 assert!(
                     (a.logp - b.logp).abs() > 1e-4,
                     "{arch} {t:?}: the prefix changed nothing"
@@ -166,6 +189,10 @@ fn passages_read_after_a_prefix_equal_prefix_and_passage_as_one_sequence() {
             }
         }
     }
+    assert!(
+        with_bos.len() == 1 && with_bos[0] == "gemma3 GGUF",
+        "with and without a BOS: {with_bos:?} add one"
+    );
 }
 
 /// A prefix longer than half the context is cut from the front (after its BOS) to half, and
@@ -206,12 +233,6 @@ fn a_long_prefix_is_trimmed_from_the_front_and_the_trim_reported() {
     assert!(LocalEngine::new(&model, None, 2048)
         .conditioned_on("")
         .is_err());
-}
-
-fn miascan() -> std::process::Command {
-    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_miascan"));
-    c.env("RUST_BACKTRACE", "0");
-    c
 }
 
 /// The two passages of the CLI tests.
@@ -306,7 +327,7 @@ fn the_recall_score_is_the_loss_after_the_prefix_over_the_loss() {
     let pf = prefix_file(d.path(), "prefix.txt", prefix);
     let input = passages_file(d.path());
     let recs = records(
-        miascan()
+        common::miascan()
             .args([
                 "score",
                 "--model",
@@ -320,6 +341,7 @@ fn the_recall_score_is_the_loss_after_the_prefix_over_the_loss() {
             .unwrap(),
     );
     let model = Model::load(&dir, &candle_core::Device::Cpu).unwrap();
+    assert_eq!(recs.len(), TEXTS.len(), "one record per passage");
     for (t, r) in TEXTS.iter().zip(&recs) {
         let want = ll_after(&model, prefix, t) / -r["stats"]["loss"].as_f64().unwrap();
         let got = r["scores"]["recall"].as_f64().unwrap();
@@ -328,7 +350,7 @@ fn the_recall_score_is_the_loss_after_the_prefix_over_the_loss() {
     // calibrated with this prefix; scoring with another (the bundled one) is refused
     let cal = d.path().join("cal.json");
     let cal = cal.to_str().unwrap();
-    let ok = miascan()
+    let ok = common::miascan()
         .args([
             "calibrate",
             "--model",
@@ -345,7 +367,7 @@ fn the_recall_score_is_the_loss_after_the_prefix_over_the_loss() {
         "{}",
         String::from_utf8_lossy(&ok.stderr)
     );
-    let other = miascan()
+    let other = common::miascan()
         .args([
             "score",
             "--model",
@@ -359,12 +381,12 @@ fn the_recall_score_is_the_loss_after_the_prefix_over_the_loss() {
         .unwrap();
     refused(other, "ReCaLL prefix");
     // the score without a prefix, and a prefix with a server, are refused by name
-    let o = miascan()
+    let o = common::miascan()
         .args(["score", "--model", m, "--scores", "recall", &input])
         .output()
         .unwrap();
     refused(o, "--recall-prefix");
-    let o = miascan()
+    let o = common::miascan()
         .args(["score", "--model", "http://127.0.0.1:9/v1"])
         .args(["--recall-prefix", "recall-written-2026", &input])
         .output()
@@ -459,7 +481,7 @@ fn conrecall_contrasts_the_member_and_non_member_prefixes() {
     );
     let input = passages_file(d.path());
     let recs = records(
-        miascan()
+        common::miascan()
             .args([
                 "score",
                 "--model",
@@ -473,6 +495,7 @@ fn conrecall_contrasts_the_member_and_non_member_prefixes() {
             .unwrap(),
     );
     let model = Model::load(&dir, &candle_core::Device::Cpu).unwrap();
+    assert_eq!(recs.len(), TEXTS.len(), "one record per passage");
     for (t, r) in TEXTS.iter().zip(&recs) {
         let ll = -r["stats"]["loss"].as_f64().unwrap();
         let (n, mm) = (ll_after(&model, non, t), ll_after(&model, mem, t));
@@ -484,19 +507,19 @@ fn conrecall_contrasts_the_member_and_non_member_prefixes() {
         assert!(close(r["scores"]["recall"].as_f64().unwrap(), n / ll, 1e-4));
     }
     // a member prefix alone, or conrecall without one, is refused by name
-    let o = miascan()
+    let o = common::miascan()
         .args(["score", "--model", m, "--member-prefix", &mem_f, &input])
         .output()
         .unwrap();
     refused(o, "--recall-prefix");
-    let o = miascan()
+    let o = common::miascan()
         .args(["score", "--model", m, "--recall-prefix", &non_f])
         .args(["--scores", "conrecall_0.5", &input])
         .output()
         .unwrap();
     refused(o, "member prefix");
     // the bundled member prefix: longer than half the tiny context, cut and said so
-    let o = miascan()
+    let o = common::miascan()
         .args(["score", "--model", m, "--recall-prefix", &non_f])
         .args(["--member-prefix", "member-public-domain", &input])
         .output()
@@ -522,7 +545,7 @@ fn a_scan_resumed_with_another_prefix_is_refused() {
     let pf = prefix_file(d.path(), "prefix.txt", "Minutes of the harbour committee.");
     let out = d.path().join("out");
     let scan = |prefix: &str, extra: &[&str]| {
-        miascan()
+        common::miascan()
             .args([
                 "scan",
                 docs.to_str().unwrap(),

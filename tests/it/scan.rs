@@ -7,15 +7,15 @@ use rand::{Rng, SeedableRng};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn miascan() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_miascan"));
+/// The binary with SmolLM2 as its default model.
+fn with_smollm2() -> Command {
+    let mut c = common::miascan();
     c.env("MIASCAN_MODEL", common::model(common::SMOLLM2));
-    c.env("RUST_BACKTRACE", "0");
     c
 }
 
 fn run(args: &[&str]) -> Output {
-    miascan().args(args).output().unwrap()
+    with_smollm2().args(args).output().unwrap()
 }
 
 fn stderr(o: &Output) -> String {
@@ -157,6 +157,10 @@ fn messy_folder_is_scanned_skips_are_listed_and_the_report_escapes_everything() 
     let mut gz = gz.finish().unwrap();
     gz.truncate(gz.len() / 2);
     std::fs::write(root.join("cut.txt.gz"), gz).unwrap();
+    // a compression bomb: 64 MiB of one letter in ~64 KB, skipped by its ratio, not scored
+    let mut bomb = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    std::io::Write::write_all(&mut bomb, &vec![b'a'; 64 << 20]).unwrap();
+    std::fs::write(root.join("bomb.txt.gz"), bomb.finish().unwrap()).unwrap();
     #[cfg(unix)]
     std::os::unix::fs::symlink(&root, root.join("loop")).unwrap();
 
@@ -190,7 +194,11 @@ fn messy_folder_is_scanned_skips_are_listed_and_the_report_escapes_everything() 
     );
     assert!(has("empty.md", "empty"), "{skipped:#?}");
     assert!(has("rows.jsonl:2", "malformed JSON"), "{skipped:#?}");
-    assert!(has("cut.txt.gz", "cannot read"), "{skipped:#?}");
+    assert!(has("cut.txt.gz", "cannot decompress"), "{skipped:#?}");
+    assert!(
+        has("bomb.txt.gz", "expands more than 200:1"),
+        "{skipped:#?}"
+    );
     assert!(has("loop", "symbolic link"), "{skipped:#?}");
     assert!(
         !skipped.iter().any(|k| k.contains(".git")),
@@ -338,7 +346,7 @@ fn a_scan_killed_at_random_points_resumes_to_the_same_outputs() {
                 args.push("--resume");
             }
             if kills < 3 {
-                let mut child = miascan().args(&args).spawn().unwrap();
+                let mut child = with_smollm2().args(&args).spawn().unwrap();
                 if kills == 0 {
                     // the first kill lands inside the log for sure: once k + 2 groups are
                     // committed (the later ones at random moments)
@@ -481,6 +489,12 @@ fn three_shards_merged_equal_one_scan() {
     let mut max_diff = 0f64;
     for (x, y) in a.iter().zip(&b) {
         assert_eq!((&x.id, x.n_tokens, x.span), (&y.id, y.n_tokens, y.span));
+        assert_eq!(
+            x.scores.0.len(),
+            y.scores.0.len(),
+            "{}: the same scores",
+            x.id
+        );
         for ((n1, v1), (n2, v2)) in x.scores.0.iter().zip(&y.scores.0) {
             assert_eq!(n1, n2);
             if let (Some(v1), Some(v2)) = (v1, v2) {
@@ -529,7 +543,7 @@ fn a_closed_pipe_ends_quietly() {
         .map(|i| format!("{{\"text\": \"passage number {i} about the harbour and its ferry.\"}}\n"))
         .collect();
     std::fs::write(&f, lines).unwrap();
-    let mut child = miascan()
+    let mut child = with_smollm2()
         .args(["score", p(&f), "--no-lowercase", "--batch-tokens", "64"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

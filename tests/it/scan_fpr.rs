@@ -10,11 +10,12 @@
 //! command line (`calibrate --passage-tokens` + `scan --calibration`).
 use crate::common;
 
+use miascan::calibrate::empirical_p;
 use miascan::eval::bounds::wilson;
 use miascan::eval::control::{Finding, Guarded};
 use miascan::eval::dataset::welch_greater;
 use miascan::record::PassageRecord;
-use miascan::scan::finish::collection_control;
+use miascan::scan::verdict::collection_control;
 use miascan::scan::verdict::{document_p, mann_whitney_greater};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -24,9 +25,10 @@ use std::process::Command;
 
 const SCORE: &str = "minkpp_0.2";
 
-fn miascan(model: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_miascan"));
-    c.env("MIASCAN_MODEL", model).env("RUST_BACKTRACE", "0");
+/// The binary with `model` as its default model.
+fn with_model(model: &Path) -> Command {
+    let mut c = common::miascan();
+    c.env("MIASCAN_MODEL", model);
     c
 }
 
@@ -75,7 +77,7 @@ fn non_member_documents_are_flagged_at_most_at_the_nominal_rate() {
     let all = d.path().join("all");
     write_docs(&all, &docs, 0..40);
     let out = d.path().join("scan");
-    let o = miascan(&model)
+    let o = with_model(&model)
         .args([
             "scan",
             all.to_str().unwrap(),
@@ -113,7 +115,7 @@ fn non_member_documents_are_flagged_at_most_at_the_nominal_rate() {
     );
 
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-    let splits = 400;
+    let splits = 2000;
     let (mut tests, mut ours05, mut ours10, mut mwu05) = (0, 0, 0, 0);
     let (mut collection05, mut control05, mut stated05) = (0, 0, 0);
     for split in 0..splits {
@@ -124,10 +126,7 @@ fn non_member_documents_are_flagged_at_most_at_the_nominal_rate() {
             .flat_map(|&i| docs_scores[i].clone())
             .collect();
         calib.sort_by(f64::total_cmp);
-        let pv = |x: f64| {
-            let ge = calib.len() - calib.partition_point(|&y| y < x);
-            (1 + ge) as f64 / (1 + calib.len()) as f64
-        };
+        let pv = |x: f64| empirical_p(&calib, x);
         let means: Vec<f64> = idx[20..]
             .iter()
             .map(|&i| docs_scores[i].iter().sum::<f64>() / docs_scores[i].len() as f64)
@@ -166,7 +165,11 @@ fn non_member_documents_are_flagged_at_most_at_the_nominal_rate() {
         rate(ours10),
         rate(mwu05)
     );
-    assert!(coll <= 0.05 + 0.05, "collection test rate at 0.05: {coll}");
+    let (colo, cohi) = wilson(collection05, splits);
+    assert!(
+        colo <= 0.05,
+        "collection test rate at 0.05: {coll} [{colo}, {cohi}] of {splits} splits"
+    );
     // the control's own false-positive rate: the nominal 0.05 at or above its interval's
     // lower end (the calibration halves are random, the passages the same 40 documents')
     let (clo, chi) = wilson(control05, splits);
@@ -180,9 +183,11 @@ fn non_member_documents_are_flagged_at_most_at_the_nominal_rate() {
         clo <= 0.05,
         "control rate {control05}/{splits}: [{clo}, {chi}]"
     );
+    // what a user reads: the rate of findings stated on non-members, not above the nominal
+    // 0.05 (its interval's lower end at or below it)
     assert!(
-        stated05 <= collection05,
-        "the control only ever removes findings"
+        slo <= 0.05,
+        "findings stated on non-members: {stated05}/{splits}: [{slo}, {shi}]"
     );
     // the nominal rate must lie at or above the interval's lower end: an interval wholly
     // above 0.05 is evidence that the document p-values are anti-conservative
@@ -208,7 +213,7 @@ fn non_member_documents_are_flagged_at_most_at_the_nominal_rate() {
     write_docs(&cal_dir, &docs, 0..20);
     write_docs(&test_dir, &docs, 20..40);
     let calib = d.path().join("calib.json");
-    let o = miascan(&model)
+    let o = with_model(&model)
         .args([
             "calibrate",
             "--no-lowercase",
@@ -222,7 +227,7 @@ fn non_member_documents_are_flagged_at_most_at_the_nominal_rate() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let out2 = d.path().join("scan2");
-    let o = miascan(&model)
+    let o = with_model(&model)
         .args([
             "scan",
             test_dir.to_str().unwrap(),
@@ -258,9 +263,9 @@ fn non_member_documents_are_flagged_at_most_at_the_nominal_rate() {
     // the control beside the collection's p-value, and the finding
     let c = s["verdict"]["control_p_value"].as_f64().unwrap();
     assert!(c > 0.01, "the control on non-members: {c}");
-    assert!(
-        ["no_signal", "signal"].contains(&s["verdict"]["finding"].as_str().unwrap()),
-        "{}",
+    assert_eq!(
+        s["verdict"]["finding"], "no_signal",
+        "non-members against non-members: {}",
         s["verdict"]
     );
     let html = std::fs::read_to_string(out2.join("report.html")).unwrap();

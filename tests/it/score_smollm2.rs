@@ -166,7 +166,7 @@ fn cli_writes_the_documented_schema() {
     std::fs::write(&input, "{\"id\": \"p1\", \"text\": \"The capital of France is Paris.\"}\n{\"id\": 2, \"text\": \"x\"}\n").unwrap();
     let out = d.path().join("out.jsonl");
     let m = common::model(common::SMOLLM2);
-    let st = std::process::Command::new(env!("CARGO_BIN_EXE_miascan"))
+    let st = common::miascan()
         .args([
             "score",
             "--threads",

@@ -7,7 +7,6 @@
 
 use crate::common;
 use std::path::PathBuf;
-use std::process::Command;
 
 fn data() -> PathBuf {
     common::golden().parent().unwrap().join("shift-free")
@@ -51,7 +50,7 @@ fn the_checkpoints_read_as_they_were_trained() {
             })
             .collect();
         std::fs::write(&input, lines.join("\n") + "\n").unwrap();
-        let o = Command::new(env!("CARGO_BIN_EXE_miascan"))
+        let o = common::miascan()
             .args([
                 "score",
                 "--no-lowercase",
@@ -116,7 +115,7 @@ fn scan_verdict(
         write(&format!("{name}-cal.jsonl"), cal),
     );
     let out = dir.join(name);
-    let o = Command::new(env!("CARGO_BIN_EXE_miascan"))
+    let o = common::miascan()
         .args([
             "scan",
             "-q",

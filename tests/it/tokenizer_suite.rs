@@ -184,9 +184,8 @@ fn byte_level_tokens_spell_the_text_back() {
 #[test]
 fn tokenize_command_on_vocabulary_only_files() {
     let dir = common::vocabs();
-    let bin = env!("CARGO_BIN_EXE_miascan");
     let run = |vocab: &str, bos: &str| {
-        let mut child = std::process::Command::new(bin)
+        let mut child = common::miascan()
             .args(["tokenize", "--bos", bos, "-m"])
             .arg(dir.join(format!("ggml-vocab-{vocab}.gguf")))
             .stdin(std::process::Stdio::piped())

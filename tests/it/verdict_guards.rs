@@ -6,7 +6,6 @@
 
 use crate::common;
 use std::path::Path;
-use std::process::Command;
 
 /// The tiny passages: (members, non-members) as JSONL lines.
 fn passages() -> (Vec<String>, Vec<String>) {
@@ -28,7 +27,7 @@ fn write(dir: &Path, name: &str, lines: &[String]) -> String {
 fn verdict(dir: &Path, suspect: &str, validation: &str) -> serde_json::Value {
     let json = dir.join("out.json");
     let model = common::golden().join("tiny/gemma2");
-    let o = Command::new(env!("CARGO_BIN_EXE_miascan"))
+    let o = common::miascan()
         .args(["dataset-test", "--no-lowercase", "-m"])
         .arg(&model)
         .args(["--suspect", suspect, "--validation", validation, "--json"])

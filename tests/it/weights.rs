@@ -31,10 +31,19 @@ fn max_diff(path: &Path, passages: &Path) -> f64 {
     let (a, b) = (load(Residency::Stored), load(Residency::Expanded));
     let (x, y) = (logprobs(&a, passages), logprobs(&b, passages));
     assert_eq!(x.len(), y.len());
-    x.iter()
-        .zip(&y)
-        .flat_map(|(p, q)| p.iter().zip(q).map(|(u, v)| (u - v).abs()))
-        .fold(0.0, f64::max)
+    let mut max = 0f64;
+    for (p, q) in x.iter().zip(&y) {
+        assert_eq!(p.len(), q.len(), "one log-prob per token in both");
+        for (u, v) in p.iter().zip(q) {
+            // a NaN on either side is a failure, never a difference of 0 (f64::max drops it)
+            assert!(
+                u.is_finite() && v.is_finite(),
+                "non-finite log-prob: {u} vs {v}"
+            );
+            max = max.max((u - v).abs());
+        }
+    }
+    max
 }
 
 #[test]

@@ -206,7 +206,7 @@ impl RemoteEngine {
         }
     }
 
-    /// A sequence's answer as the scorer takes it.
+    /// A sequence's answer as the scorer takes it (see [`render`] for its tokens' text).
     fn scored(&self, tokens: Vec<Token>, text: Option<&str>) -> Result<Scored> {
         let (text_from, spans) = text
             .and_then(|text| protocol::locate(&tokens, text))
@@ -217,16 +217,7 @@ impl RemoteEngine {
                 t.id.unwrap_or_else(|| string_id(t.text.as_deref().unwrap_or("")))
             })
             .collect();
-        // the server's rendering; a token it gave no text for (the first position of a
-        // prompt_logprobs answer, ids-only echo) by its id
-        let rendered = tokens
-            .iter()
-            .map(|t| match (&t.text, t.id) {
-                (Some(s), _) => s.clone(),
-                (None, Some(id)) => format!("<id {id}>"),
-                (None, None) => String::new(),
-            })
-            .collect();
+        let rendered = render(&tokens, text, self.bos);
         let stats = tokens
             .iter()
             .skip(1)
@@ -297,6 +288,39 @@ fn served_model(client: &Client) -> Result<String> {
             many.join(", ")
         ))),
     }
+}
+
+/// The tokens' text as the server renders it. The first position of a prompt_logprobs answer
+/// comes without text; without a BOS it is the passage's first token, whose text is the
+/// passage up to where the next token starts (its offset, or what the following tokens'
+/// texts leave of the passage). Anything else the server gave no text for is shown by id.
+fn render(tokens: &[Token], text: Option<&str>, bos: bool) -> Vec<String> {
+    let mut out: Vec<String> = tokens
+        .iter()
+        .map(|t| match (&t.text, t.id) {
+            (Some(s), _) => s.clone(),
+            (None, Some(id)) => format!("<id {id}>"),
+            (None, None) => String::new(),
+        })
+        .collect();
+    let (Some(text), Some(first), false) = (text, tokens.first(), bos) else {
+        return out;
+    };
+    if first.text.is_some() {
+        return out;
+    }
+    let by_offset = tokens
+        .get(1)
+        .and_then(|t| t.offset)
+        .and_then(|o| text.char_indices().nth(o).map(|(b, _)| &text[..b]));
+    let by_rest = || {
+        let rest: Option<String> = tokens[1..].iter().map(|t| t.text.as_deref()).collect();
+        text.strip_suffix(rest?.as_str())
+    };
+    if let Some(head) = by_offset.or_else(by_rest).filter(|h| !h.is_empty()) {
+        out[0] = head.to_string();
+    }
+    out
 }
 
 impl Engine for RemoteEngine {
@@ -382,5 +406,44 @@ impl Engine for RemoteEngine {
 
     fn scores_ids(&self) -> bool {
         self.ids
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(id: u32, text: Option<&str>, offset: Option<usize>) -> Token {
+        Token {
+            id: Some(id),
+            text: text.map(String::from),
+            logp: None,
+            top1: None,
+            rank: None,
+            alternatives: 0,
+            offset,
+        }
+    }
+
+    #[test]
+    fn the_first_token_is_rendered_from_the_passage() {
+        let text = "Héllo world";
+        // prompt_logprobs: no text at the first position, the rest with text
+        let t = [
+            token(8184, None, None),
+            token(2, Some("llo"), None),
+            token(3, Some(" world"), None),
+        ];
+        assert_eq!(render(&t, Some(text), false), ["Hé", "llo", " world"]);
+        // by the next token's offset (in characters) when the server gives one
+        let t = [token(8184, None, None), token(2, Some("??"), Some(2))];
+        assert_eq!(render(&t, Some(text), false)[0], "Hé");
+        // a BOS first is not the passage's: shown by its id
+        let t = [token(1, None, None), token(2, Some("Héllo world"), None)];
+        assert_eq!(render(&t, Some(text), true)[0], "<id 1>");
+        // the texts do not end the passage: by its id, never a guess
+        let t = [token(8184, None, None), token(2, Some("other"), None)];
+        assert_eq!(render(&t, Some(text), false)[0], "<id 8184>");
+        assert_eq!(render(&t, None, false)[0], "<id 8184>");
     }
 }

@@ -167,3 +167,21 @@ pub fn vocabs() -> PathBuf {
     );
     dir
 }
+
+/// The miascan binary as every CLI test runs it: no backtrace, no API key from the
+/// environment, standard input closed (a test that pipes text sets its own).
+pub fn miascan() -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_miascan"));
+    c.env("RUST_BACKTRACE", "0")
+        .env_remove("OPENAI_API_KEY")
+        .stdin(std::process::Stdio::null());
+    c
+}
+
+/// `miascan ARGS…`, run to its end.
+pub fn cli(args: &[&str]) -> std::process::Output {
+    miascan()
+        .args(args)
+        .output()
+        .expect("the miascan binary runs")
+}
