@@ -171,7 +171,13 @@ fn whole_forward(c: &mut Criterion) {
         });
     for s in &SHAPES {
         let path = cache.join(s.file);
-        let Ok(model) = Model::load_as(&path, &Device::Cpu, DType::F32) else {
+        let Ok(model) = Model::load_with(
+            &path,
+            &miascan::model::LoadOptions {
+                dtype: DType::F32,
+                ..Default::default()
+            },
+        ) else {
             eprintln!(
                 "forward/{}: {} not in the cache, skipped",
                 s.name,

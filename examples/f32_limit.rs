@@ -129,7 +129,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .num_threads(threads)
         .build_global()?;
 
-    let m = miascan::model::Model::open(model, true, &Device::Cpu)?;
+    let m = miascan::model::Model::open(
+        model,
+        &miascan::model::LoadOptions {
+            offline: true,
+            ..Default::default()
+        },
+    )?;
     let a = m.lm.describe();
     let flops = a.flops_per_token(context);
 

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::eval::baseline::BLIND_SAMPLE;
 use crate::eval::reservoir::Reservoir;
 use crate::input::Passage;
-use crate::model::{Model, Residency, Tokenizer};
+use crate::model::{LoadOptions, Model, Residency, Tokenizer};
 use crate::record::PassageRecord;
 use crate::score::freq::FreqTable;
 use crate::score::prefix::{self, PrefixText};
@@ -49,6 +49,27 @@ pub struct ModelSpec {
     pub member_prefix: Option<String>,
     /// DC-PDD's token frequency table.
     pub freq_table: Option<PathBuf>,
+}
+
+impl ModelSpec {
+    /// `model` alone, as the command line's defaults read it: on the CPU in f32, weights as
+    /// stored, hub models downloaded when missing, no reference, prefix or table.
+    pub fn new(model: &str) -> Self {
+        ModelSpec {
+            model: model.to_string(),
+            reference: None,
+            offline: false,
+            device: "cpu".into(),
+            dtype: "f32".into(),
+            weights: Residency::Stored,
+            server: RemoteOptions::new(model),
+            reference_served_model: None,
+            tokenizer: None,
+            recall_prefix: None,
+            member_prefix: None,
+            freq_table: None,
+        }
+    }
 }
 
 /// The models of a run, each behind its engine, and the options every score of the run is
@@ -130,9 +151,13 @@ impl Models {
     /// `scores`, `extraction`, `gammas`, window and batch; the hashes are filled in here).
     pub fn load(spec: &ModelSpec, mut options: ScoreOptions) -> Result<Models> {
         check_options(&options)?;
-        let device = crate::model::parse_device(&spec.device)?;
-        let dtype = crate::model::parse_dtype(&spec.dtype)?;
-        let open = |s: &str| Model::open_opts(s, spec.offline, &device, dtype, spec.weights);
+        let load = LoadOptions {
+            device: crate::model::parse_device(&spec.device)?,
+            dtype: crate::model::parse_dtype(&spec.dtype)?,
+            residency: spec.weights,
+            offline: spec.offline,
+        };
+        let open = |s: &str| Model::open(s, &load);
         let read_prefix = |flag: &str, p: &Option<String>| {
             p.as_deref().map(|s| prefix::load_as(flag, s)).transpose()
         };

@@ -2,9 +2,9 @@
 //! read as `scan` reads a collection (every format, streamed, a file that cannot be read
 //! skipped and listed), tokenised on every core; `miascan freq show`: what a table holds.
 
+use super::common::{model_cache, DEFAULT_MODEL};
 use super::common::{InputArgs, WalkArgs};
 use super::output::{Output, Progress};
-use super::{model_cache, DEFAULT_MODEL};
 use miascan::input::{read_collection, Event};
 use miascan::model::Tokenizer;
 use miascan::score::freq::{Counter, FreqTable};

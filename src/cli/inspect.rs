@@ -1,7 +1,7 @@
 //! `miascan inspect MODEL`.
 
 use super::output::Output;
-use miascan::model::{parse_device, Model};
+use miascan::model::Model;
 use serde_json::json;
 use std::fmt::Write as _;
 
@@ -81,7 +81,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 fn describe(args: &Args) -> anyhow::Result<String> {
     let mut o = String::new();
     let spec = args.model.clone().unwrap_or_default();
-    let model = Model::open(&spec, args.offline, &parse_device("cpu")?)?;
+    let model = Model::open(
+        &spec,
+        &miascan::model::LoadOptions {
+            offline: args.offline,
+            ..Default::default()
+        },
+    )?;
     let a = model.lm.describe();
     let t = &model.tokenizer;
     let info = json!({

@@ -2,8 +2,8 @@
 //! passage looks like to the model (and, in the tests, against llama.cpp's ids).
 
 use super::common::InputArgs;
+use super::common::{model_cache, DEFAULT_MODEL};
 use super::output::Output;
-use super::{model_cache, DEFAULT_MODEL};
 use miascan::input::collection::{read_collection, CollectOptions, Event};
 use miascan::input::walk::WalkOptions;
 use miascan::model::Tokenizer;
@@ -26,7 +26,7 @@ pub struct Args {
     #[arg(long, short = 'm', env = "MIASCAN_MODEL")]
     pub model: Option<String>,
     #[command(flatten)]
-    pub server: super::ServerArgs,
+    pub server: super::common::ServerArgs,
     /// Never download (also HF_HUB_OFFLINE=1).
     #[arg(long)]
     pub offline: bool,

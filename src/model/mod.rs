@@ -178,34 +178,41 @@ impl std::fmt::Debug for Model {
     }
 }
 
+/// How a model is loaded: where and in what dtype it computes (f32, f16, bf16; bf16 needs a
+/// GPU: candle has no bf16 matmul on CPU), how its weights are held between forward passes,
+/// and whether a hub id may be downloaded. The default: the CPU, f32, weights as stored,
+/// downloads allowed.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    pub device: Device,
+    pub dtype: DType,
+    pub residency: Residency,
+    /// Hub models from the local cache only.
+    pub offline: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            device: Device::Cpu,
+            dtype: DType::F32,
+            residency: Residency::default(),
+            offline: false,
+        }
+    }
+}
+
 impl Model {
     /// Loads what `--model` names: a GGUF file, a checkpoint folder, or a hub id
     /// `org/name[@revision]` (downloaded into the Hugging Face cache unless `offline`; see
     /// [`source`]).
-    pub fn open(spec: &str, offline: bool, device: &Device) -> Result<Model> {
-        Model::open_with(spec, offline, device, DType::F32)
-    }
-
-    /// [`Model::open`] computing in `dtype` (f32, f16, bf16; bf16 needs a GPU: candle has
-    /// no bf16 matmul on CPU).
-    pub fn open_with(spec: &str, offline: bool, device: &Device, dtype: DType) -> Result<Model> {
-        Model::open_opts(spec, offline, device, dtype, Residency::default())
-    }
-
-    /// [`Model::open_with`] choosing how weights are held between forward passes.
-    pub fn open_opts(
-        spec: &str,
-        offline: bool,
-        device: &Device,
-        dtype: DType,
-        residency: Residency,
-    ) -> Result<Model> {
-        check_dtype(device, dtype)?;
+    pub fn open(spec: &str, opts: &LoadOptions) -> Result<Model> {
+        check_dtype(&opts.device, opts.dtype)?;
         match source::ModelSpec::parse(spec) {
-            source::ModelSpec::Local(p) => Model::load_opts(&p, device, dtype, residency),
+            source::ModelSpec::Local(p) => Model::load_with(&p, opts),
             source::ModelSpec::Hub { repo, revision } => {
-                let snap = source::resolve_hub(&repo, &revision, offline)?;
-                let mut m = Model::load_dir(&snap.dir, device, dtype, residency)?;
+                let snap = source::resolve_hub(&repo, &revision, opts.offline)?;
+                let mut m = Model::load_dir(&snap.dir, &opts.device, opts.dtype, opts.residency)?;
                 m.identity.name = repo;
                 m.identity.revision = Some(snap.commit);
                 Ok(m)
@@ -213,23 +220,20 @@ impl Model {
         }
     }
 
-    /// Loads a model file or checkpoint folder in f32 on `device`.
+    /// Loads a model file or checkpoint folder in f32 on `device`, weights as stored.
     pub fn load(path: &Path, device: &Device) -> Result<Model> {
-        Model::load_as(path, device, DType::F32)
+        Model::load_with(
+            path,
+            &LoadOptions {
+                device: device.clone(),
+                ..LoadOptions::default()
+            },
+        )
     }
 
-    /// Loads a model file or folder computing in `dtype`.
-    pub fn load_as(path: &Path, device: &Device, dtype: DType) -> Result<Model> {
-        Model::load_opts(path, device, dtype, Residency::default())
-    }
-
-    /// Loads a model file (weights kept as stored or expanded, per `residency`) or folder.
-    pub fn load_opts(
-        path: &Path,
-        device: &Device,
-        dtype: DType,
-        residency: Residency,
-    ) -> Result<Model> {
+    /// Loads a model file or checkpoint folder as `opts` say (`offline` plays no part).
+    pub fn load_with(path: &Path, opts: &LoadOptions) -> Result<Model> {
+        let (device, dtype, residency) = (&opts.device, opts.dtype, opts.residency);
         if !path.exists() {
             return Err(Error::ModelIo {
                 path: path.to_path_buf(),

@@ -29,7 +29,14 @@ fn load<G: serde::de::DeserializeOwned>(
     } else {
         dir.join(file)
     };
-    let model = Model::load_as(&path, &candle_core::Device::Cpu, dtype).unwrap();
+    let model = Model::load_with(
+        &path,
+        &miascan::model::LoadOptions {
+            dtype,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let passages = read_inputs(
         &[common::golden().join("tiny/passages.jsonl")],
         &ReadOptions::default(),
@@ -175,11 +182,13 @@ fn f16_on_cpu_stays_close_to_f32() {
 #[test]
 fn bf16_on_cpu_is_refused_clearly() {
     let dir = common::golden().join("tiny/llama");
-    let e = Model::open_with(
+    let e = Model::open(
         dir.to_str().unwrap(),
-        true,
-        &candle_core::Device::Cpu,
-        candle_core::DType::BF16,
+        &miascan::model::LoadOptions {
+            dtype: candle_core::DType::BF16,
+            offline: true,
+            ..Default::default()
+        },
     )
     .unwrap_err();
     assert!(e.to_string().contains("bf16"), "{e}");

@@ -826,3 +826,115 @@ fn nonmembers_given_to_scan_calibrate_it_and_a_resume_matches() {
         stderr(&o)
     );
 }
+
+/// A whole scan is one library call (`scan::conduct::conduct`), and it writes what the
+/// command line writes for the same settings, byte for byte.
+#[test]
+fn a_whole_scan_is_one_library_call_equal_to_the_command_line() {
+    use miascan::chunk::ChunkOptions;
+    use miascan::input::walk::WalkOptions;
+    use miascan::input::{CollectOptions, ReadOptions};
+    use miascan::models::{ModelSpec, Models};
+    use miascan::scan::conduct::{conduct, Event, ScanJob, Start};
+    use miascan::scan::ScanOptions;
+    use miascan::scorer::ScoreOptions;
+    let d = tempfile::tempdir().unwrap();
+    let docs = d.path().join("docs");
+    std::fs::create_dir(&docs).unwrap();
+    let text = std::fs::read_to_string(common::golden().join("tiny/passages.jsonl")).unwrap();
+    for (i, chunk) in text
+        .lines()
+        .collect::<Vec<_>>()
+        .chunks(10)
+        .take(4)
+        .enumerate()
+    {
+        let body: Vec<String> = chunk
+            .iter()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["text"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        std::fs::write(docs.join(format!("doc{i}.txt")), body.join("\n\n")).unwrap();
+    }
+    let model = common::golden().join("tiny/llama");
+    let models = Models::load(
+        &ModelSpec::new(model.to_str().unwrap()),
+        ScoreOptions {
+            lowercase: false,
+            ..ScoreOptions::default()
+        },
+    )
+    .unwrap();
+    let job = ScanJob {
+        inputs: vec![docs.clone()],
+        out: d.path().join("library"),
+        options: ScanOptions {
+            collect: CollectOptions {
+                read: ReadOptions::default(),
+                walk: WalkOptions {
+                    ignore_files: true,
+                    ..WalkOptions::default()
+                },
+                strict: false,
+                relative_ids: true,
+                segment_bytes: 1 << 20,
+                ..CollectOptions::default()
+            },
+            chunk: ChunkOptions {
+                passage_tokens: 64,
+                overlap: 0,
+            },
+            shard: None,
+        },
+        fdr: 0.05,
+        heatmaps: 2,
+        start: Start::New,
+    };
+    let mut scanned = 0;
+    let o = conduct(&job, &models, None, &mut |e| {
+        if let Event::Scanned(s) = e {
+            scanned = s.passages;
+        }
+    })
+    .unwrap();
+    assert!(scanned > 4 && o.summary.passages == scanned, "{scanned}");
+    assert_eq!(o.summary.documents, 4);
+    let cli = d.path().join("cli");
+    let out = common::miascan()
+        .args([
+            "scan",
+            "-q",
+            "--no-lowercase",
+            "--passage-tokens",
+            "64",
+            "--heatmaps",
+            "2",
+            "-m",
+        ])
+        .arg(&model)
+        .arg(&docs)
+        .arg("-o")
+        .arg(&cli)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for f in ["passages.jsonl", "documents.csv", "heatmaps.jsonl"] {
+        let (a, b) = (
+            std::fs::read(job.out.join(f)).unwrap(),
+            std::fs::read(cli.join(f)).unwrap(),
+        );
+        assert!(
+            !a.is_empty() && a == b,
+            "{f} differs between the library call and the CLI"
+        );
+    }
+}

@@ -61,7 +61,14 @@ fn kernel_and_tensor_statistics_agree_on_real_vocabularies() {
 #[test]
 fn kernel_and_tensor_statistics_agree_with_a_logit_softcap() {
     let dir = common::golden().join("tiny/gemma2");
-    let model = Model::load_as(&dir, &Device::Cpu, DType::F32).unwrap();
+    let model = Model::load_with(
+        &dir,
+        &miascan::model::LoadOptions {
+            dtype: DType::F32,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert!(model.lm.logit_softcap().is_some());
     let worst = compare(&model, "tiny/gemma2/golden.jsonl", 40);
     eprintln!("tiny gemma2 (soft-cap): kernel vs tensor statistics, max |diff| = {worst:.2e}");

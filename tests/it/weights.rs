@@ -27,7 +27,16 @@ fn logprobs(model: &Model, passages: &Path) -> Vec<Vec<f64>> {
 }
 
 fn max_diff(path: &Path, passages: &Path) -> f64 {
-    let load = |r| Model::load_opts(path, &Device::Cpu, DType::F32, r).unwrap();
+    let load = |r| {
+        Model::load_with(
+            path,
+            &miascan::model::LoadOptions {
+                residency: r,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    };
     let (a, b) = (load(Residency::Stored), load(Residency::Expanded));
     let (x, y) = (logprobs(&a, passages), logprobs(&b, passages));
     assert_eq!(x.len(), y.len());
@@ -93,7 +102,14 @@ fn bf16_checkpoints_are_kept_in_bf16_and_equal_expanded() {
     for arch in ["llama", "gpt2", "gpt_neox"] {
         let d = bf16_copy(arch);
         for (residency, half) in [(Residency::Stored, true), (Residency::Expanded, false)] {
-            let m = Model::load_opts(d.path(), &Device::Cpu, DType::F32, residency).unwrap();
+            let m = Model::load_with(
+                d.path(),
+                &miascan::model::LoadOptions {
+                    residency,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
             let is_half = matches!(m.lm.lm_head(), Weight::Half { .. });
             assert_eq!(is_half, half, "{arch} {residency:?}: the head's form");
         }
