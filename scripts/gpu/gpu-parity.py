@@ -10,14 +10,22 @@ Needs only the standard library, plus torch and safetensors for the bf16 checkpo
 (skipped, and said so, where they are missing).
 
 usage: gpu-parity.py --bin MIASCAN [--device cuda] [--out OUT.json] [--dtypes f32,f16,bf16]
-Prints one line per case; writes every figure to OUT.json. Exit 1 if an f32 case is off by
-more than 1e-4, a token id differs, or stored and expanded weights disagree.
+Prints one line per case; writes every figure to OUT.json. Exit 1 if a case is off by more
+than its dtype's bound (BOUNDS: f32 1e-4, f16 0.25, bf16 1.0), a token id differs, a run
+crashes, or stored and expanded weights disagree.
 """
 import argparse, json, os, subprocess, sys, tempfile, time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 TINY = os.path.join(ROOT, "tests/data/golden/tiny")
 PASSAGES = os.path.join(TINY, "passages.jsonl")
+
+
+# The largest |Δ| of logp, mu and sigma each dtype is held to against the f32 goldens. f32:
+# the parity bound. f16: 0.25, 3.5x the worst measured on the CPU (gemma3_text, 7.1e-2 in
+# logp, 5.3e-2 in mu; every tiny checkpoint, 2026-12-07). bf16 (3 fewer mantissa bits than
+# f16, a GPU only): 1.0, not measured here.
+BOUNDS = {"f32": 1e-4, "f16": 0.25, "bf16": 1.0}
 
 
 def score(binary, model, device, dtype, weights="stored"):
@@ -104,9 +112,9 @@ def main():
         print(f"{case['name']:<34} {case['dtype']:<5} ids {'ok' if case['ids_ok'] else 'DIFFER'}"
               f"  max|logp| {w['logp']:.2e} ({case['where']})  mu {w['mu']:.2e}"
               f"  sigma {w['sigma']:.2e}  {case['wall_s']:.1f} s", flush=True)
-        exact = case["dtype"] == "f32" and case["strict"]
-        if not case["ids_ok"] or (exact and max(w.values()) > 1e-4):
-            failed.append(case["name"] + " " + case["dtype"])
+        bound = BOUNDS.get(case["dtype"], 0.0) if case["strict"] else float("inf")
+        if not case["ids_ok"] or max(w.values()) > bound:
+            failed.append(f"{case['name']} {case['dtype']} (max {max(w.values()):.2e} > {bound:g})")
 
     def run_case(name, model, golden_file, dtype, weights="stored", strict=True):
         golden = [json.loads(l) for l in open(golden_file)]
