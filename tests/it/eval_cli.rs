@@ -341,16 +341,7 @@ fn selected_scores_flow_through_calibration_and_the_stored_deciding_score_is_use
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(rows.len(), 60);
-    let texts: Vec<String> = std::fs::read_to_string(&members)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["text"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
+    let texts = common::jsonl_texts(&members);
     for (row, text) in rows.iter().zip(&texts) {
         assert_eq!(row["decided_by"], "ez_llr");
         let e = &row["extraction"];

@@ -841,23 +841,8 @@ fn a_whole_scan_is_one_library_call_equal_to_the_command_line() {
     let d = tempfile::tempdir().unwrap();
     let docs = d.path().join("docs");
     std::fs::create_dir(&docs).unwrap();
-    let text = std::fs::read_to_string(common::golden().join("tiny/passages.jsonl")).unwrap();
-    for (i, chunk) in text
-        .lines()
-        .collect::<Vec<_>>()
-        .chunks(10)
-        .take(4)
-        .enumerate()
-    {
-        let body: Vec<String> = chunk
-            .iter()
-            .map(|l| {
-                serde_json::from_str::<serde_json::Value>(l).unwrap()["text"]
-                    .as_str()
-                    .unwrap()
-                    .to_string()
-            })
-            .collect();
+    let texts = common::jsonl_texts(&common::golden().join("tiny/passages.jsonl"));
+    for (i, body) in texts.chunks(10).take(4).enumerate() {
         std::fs::write(docs.join(format!("doc{i}.txt")), body.join("\n\n")).unwrap();
     }
     let model = common::golden().join("tiny/llama");

@@ -185,3 +185,17 @@ pub fn cli(args: &[&str]) -> std::process::Output {
         .output()
         .expect("the miascan binary runs")
 }
+
+/// The `text` field of every line of a JSONL file.
+pub fn jsonl_texts(path: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["text"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
