@@ -285,62 +285,99 @@ fn tensor_path(
 ) -> Result<Tensor> {
     let device = q.x.device();
     let (qh, kh, vh) = (head_major(&q)?, head_major(&k)?, head_major(&v)?);
-    let (heads, t, d) = qh.dims3()?;
-    let kv_heads = kh.dim(0)?;
-    let groups = heads / kv_heads;
+    let t = qh.dim(1)?;
     let (seq, pos) = seq_meta(mask.spans, device)?;
     // first row of the sequence holding each row (host metadata, to bound each block's keys)
     let mut seq_start = Vec::with_capacity(t);
     for &(s, n) in mask.spans {
         seq_start.extend(std::iter::repeat_n(s, n));
     }
-    let block = 2 * QUERY_BLOCK;
+    query_blocks(
+        &qh,
+        &kh,
+        &vh,
+        2 * QUERY_BLOCK,
+        scale,
+        softcap,
+        // keys: from the first query's sequence start (or its window) to the block's end
+        |qs, qn| {
+            let ks = match mask.window {
+                Some(w) => seq_start[qs].max((qs + 1).saturating_sub(w)),
+                None => seq_start[qs],
+            };
+            (ks, qs + qn - ks)
+        },
+        |scores, qs, ks| {
+            let (qn, kn) = (scores.dim(2)?, scores.dim(3)?);
+            // visible: same sequence, key position <= query position, within the window
+            let (sq, sk) = (seq.narrow(0, qs, qn)?, seq.narrow(0, ks, kn)?);
+            let (pq, pk) = (pos.narrow(0, qs, qn)?, pos.narrow(0, ks, kn)?);
+            let same = sq.unsqueeze(1)?.broadcast_eq(&sk.unsqueeze(0)?)?;
+            let causal = pk.unsqueeze(0)?.broadcast_le(&pq.unsqueeze(1)?)?;
+            let mut visible = (same * causal)?;
+            if let Some(w) = mask.window {
+                let recent = (pk.unsqueeze(0)? + w as f64)?.broadcast_gt(&pq.unsqueeze(1)?)?;
+                visible = (visible * recent)?;
+            }
+            let neg = Tensor::new(f32::NEG_INFINITY, device)?
+                .to_dtype(scores.dtype())?
+                .broadcast_as(scores.shape())?;
+            let masked = visible
+                .broadcast_as(scores.shape())?
+                .where_cond(scores, &neg)?;
+            Ok(candle_nn::ops::softmax_last_dim(&masked)?)
+        },
+    )
+}
+
+/// The query-block loop of attention in candle ops, written once for the packed batch's
+/// tensor backend and the one-sequence form after a prefix
+/// (`crate::model::layers::attention_after`): blocks of `block` queries bound the score
+/// matrix to `heads × block × keys` however long the input. For the block of queries
+/// `qs..qs + qn`, `keys(qs, qn)` gives the keys `(ks, kn)` it can see; the scores
+/// `scale · q·kᵀ` (soft-capped to `c · tanh(s / c)`), shaped `[kv_heads, groups, qn, kn]`,
+/// go through the caller's masked soft-max `probs(scores, qs, ks)`, then times the values.
+/// `q`: `[heads, T, d]`; `k`, `v`: `[kv_heads, Tk, d]`. Returns `[T, heads · d]`.
+#[allow(clippy::too_many_arguments)]
+pub fn query_blocks(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    block: usize,
+    scale: f64,
+    softcap: Option<f64>,
+    keys: impl Fn(usize, usize) -> (usize, usize),
+    mut probs: impl FnMut(&Tensor, usize, usize) -> Result<Tensor>,
+) -> Result<Tensor> {
+    let (heads, t, d) = q.dims3()?;
+    let kv_heads = k.dim(0)?;
+    let groups = heads / kv_heads;
     let mut outs = Vec::with_capacity(t.div_ceil(block));
     let mut qs = 0;
     while qs < t {
         let qn = block.min(t - qs);
-        let qe = qs + qn;
-        // keys: from the first query's sequence start (or its window) to the block's end
-        let ks = match mask.window {
-            Some(w) => seq_start[qs].max((qs + 1).saturating_sub(w)),
-            None => seq_start[qs],
-        };
-        let kn = qe - ks;
-        let qb = qh
+        let (ks, kn) = keys(qs, qn);
+        // [heads, qn, d] → [kv_heads, groups·qn, d]
+        let qb = q
             .narrow(1, qs, qn)?
             .contiguous()?
             .reshape((kv_heads, groups * qn, d))?;
-        let kb = kh.narrow(1, ks, kn)?;
-        let vb = vh.narrow(1, ks, kn)?.contiguous()?;
+        let kb = k.narrow(1, ks, kn)?;
+        let vb = v.narrow(1, ks, kn)?.contiguous()?;
         let mut scores = (qb.matmul(&kb.t()?)? * scale)?;
         if let Some(c) = softcap {
             scores = ((scores / c)?.tanh()? * c)?;
         }
         let scores = scores.reshape((kv_heads, groups, qn, kn))?;
-        // visible: same sequence, key position <= query position, within the window
-        let (sq, sk) = (seq.narrow(0, qs, qn)?, seq.narrow(0, ks, kn)?);
-        let (pq, pk) = (pos.narrow(0, qs, qn)?, pos.narrow(0, ks, kn)?);
-        let same = sq.unsqueeze(1)?.broadcast_eq(&sk.unsqueeze(0)?)?;
-        let causal = pk.unsqueeze(0)?.broadcast_le(&pq.unsqueeze(1)?)?;
-        let mut visible = (same * causal)?;
-        if let Some(w) = mask.window {
-            let recent = (pk.unsqueeze(0)? + w as f64)?.broadcast_gt(&pq.unsqueeze(1)?)?;
-            visible = (visible * recent)?;
-        }
-        let neg = Tensor::new(f32::NEG_INFINITY, device)?
-            .to_dtype(scores.dtype())?
-            .broadcast_as(scores.shape())?;
-        let masked = visible
-            .broadcast_as(scores.shape())?
-            .where_cond(&scores, &neg)?;
-        let probs = candle_nn::ops::softmax_last_dim(&masked)?;
+        let probs = probs(&scores, qs, ks)?;
         let out = probs.reshape((kv_heads, groups * qn, kn))?.matmul(&vb)?;
+        // [kv_heads, groups·qn, d] → [heads, qn, d] → [qn, heads·d]
         outs.push(
             out.reshape((heads, qn, d))?
                 .transpose(0, 1)?
                 .reshape((qn, heads * d))?,
         );
-        qs = qe;
+        qs += qn;
     }
     Ok(if outs.len() == 1 {
         outs.pop().expect("one block")

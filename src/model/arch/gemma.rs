@@ -9,7 +9,7 @@
 //! Which layers slide: `layer_types` in config.json (or `sliding_window_pattern`); in GGUF,
 //! as llama.cpp reads it, every sixth (Gemma 3) or second (Gemma 2) layer is global.
 
-use super::{base_gguf, base_hf, HfConfig};
+use super::config::{base_gguf, base_hf, HfConfig};
 use crate::error::Result;
 use crate::model::decoder::{Norms, QkNormKind, Spec};
 use crate::model::gguf::Gguf;

@@ -28,7 +28,7 @@ pub struct Config {
 
 impl Config {
     pub fn check(&self) -> std::result::Result<(), String> {
-        if self.n_layer > super::MAX_LAYERS {
+        if self.n_layer > super::config::MAX_LAYERS {
             return Err(format!("n_layer = {} is out of range", self.n_layer));
         }
         match self.activation_function.as_deref() {
@@ -183,6 +183,6 @@ impl CausalLm for Gpt2 {
 }
 
 /// Registry entry: the network from a checkpoint folder's config.json and weights.
-pub fn load(c: &super::HfConfig, w: &mut HfWeights) -> Result<Box<dyn CausalLm>> {
-    super::load_own(c, w, Config::check, Gpt2::load_hf)
+pub fn load(c: &super::config::HfConfig, w: &mut HfWeights) -> Result<Box<dyn CausalLm>> {
+    super::config::load_own(c, w, Config::check, Gpt2::load_hf)
 }

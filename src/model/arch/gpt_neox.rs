@@ -42,7 +42,7 @@ fn yes() -> bool {
 
 impl Config {
     pub fn check(&self) -> std::result::Result<(), String> {
-        if self.num_hidden_layers > super::MAX_LAYERS {
+        if self.num_hidden_layers > super::config::MAX_LAYERS {
             return Err(format!(
                 "num_hidden_layers = {} is out of range",
                 self.num_hidden_layers
@@ -251,6 +251,6 @@ impl CausalLm for GptNeox {
 }
 
 /// Registry entry: the network from a checkpoint folder's config.json and weights.
-pub fn load(c: &super::HfConfig, w: &mut HfWeights) -> Result<Box<dyn CausalLm>> {
-    super::load_own(c, w, Config::check, GptNeox::load_hf)
+pub fn load(c: &super::config::HfConfig, w: &mut HfWeights) -> Result<Box<dyn CausalLm>> {
+    super::config::load_own(c, w, Config::check, GptNeox::load_hf)
 }

@@ -3,7 +3,7 @@
 //! converter so that rotary pairs are adjacent (interleaved rotation); Hugging Face
 //! `attention_bias` adds q/k/v biases; Mistral's sliding window covers every layer.
 
-use super::{base_gguf, base_hf, HfConfig};
+use super::config::{base_gguf, base_hf, HfConfig};
 use crate::error::Result;
 use crate::model::decoder::Spec;
 use crate::model::gguf::Gguf;

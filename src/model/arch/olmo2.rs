@@ -1,7 +1,7 @@
 //! OLMo 2: norms after attention and after the MLP only (none before), and q/k RMS norms over
 //! all heads' features at once. Half-split rotation in both formats.
 
-use super::{base_gguf, base_hf, HfConfig};
+use super::config::{base_gguf, base_hf, HfConfig};
 use crate::error::Result;
 use crate::model::decoder::{Norms, QkNormKind, Spec};
 use crate::model::gguf::Gguf;

@@ -3,7 +3,7 @@
 //! then up) and an optional partial rotation. Long-context variants (`longrope` scaling) are
 //! refused.
 
-use super::{base_gguf, base_hf, HfConfig};
+use super::config::{base_gguf, base_hf, HfConfig};
 use crate::error::Result;
 use crate::model::decoder::Spec;
 use crate::model::gguf::Gguf;

@@ -2,7 +2,7 @@
 //! and no biases (Qwen 3). Their GGUF q/k rows are not permuted (half-split rotation). The
 //! sliding window applies only with `use_sliding_window`, which no released model sets.
 
-use super::{base_gguf, base_hf, HfConfig};
+use super::config::{base_gguf, base_hf, HfConfig};
 use crate::error::Result;
 use crate::model::decoder::{QkNormKind, Spec};
 use crate::model::gguf::Gguf;

@@ -45,54 +45,33 @@ pub fn attention_after(
     offset: usize,
     softcap: Option<f64>,
 ) -> Result<Tensor> {
-    let (heads, t, d) = q.dims3()?;
-    let kv_heads = k.dim(0)?;
-    let groups = heads / kv_heads;
     let device = q.device();
-    let mut outs = Vec::with_capacity(t.div_ceil(QUERY_BLOCK));
-    let mut qs = 0;
-    while qs < t {
-        let qn = QUERY_BLOCK.min(t - qs);
-        let qe = qs + qn;
-        // absolute position of the block's first query, and the keys the block can see
-        let qa = offset + qs;
-        let ks = match window {
-            Some(w) => (qa + 1).saturating_sub(w),
-            None => 0,
-        };
-        let kn = offset + qe - ks;
-        // [heads, qn, d] → [kv_heads, groups*qn, d]
-        let qb = q
-            .narrow(1, qs, qn)?
-            .contiguous()?
-            .reshape((kv_heads, groups * qn, d))?;
-        let kb = k.narrow(1, ks, kn)?;
-        let vb = v.narrow(1, ks, kn)?.contiguous()?;
-        let mut scores = (qb.matmul(&kb.t()?)? * scale)?;
-        if let Some(c) = softcap {
-            scores = ((scores / c)?.tanh()? * c)?;
-        }
-        let scores = scores.reshape((kv_heads, groups, qn, kn))?;
-        let probs = if device.is_cpu() && scores.dtype() == DType::F32 {
-            causal_softmax_cpu(&scores, qa, ks, window)?
-        } else {
-            let mask = mask_block(qa, qn, ks, kn, window, device)?.to_dtype(scores.dtype())?;
-            candle_nn::ops::softmax_last_dim(&scores.broadcast_add(&mask)?)?
-        };
-        let out = probs.reshape((kv_heads, groups * qn, kn))?.matmul(&vb)?;
-        // [kv_heads, groups*qn, d] → [heads, qn, d] → [qn, heads*d]
-        let out = out
-            .reshape((heads, qn, d))?
-            .transpose(0, 1)?
-            .reshape((qn, heads * d))?;
-        outs.push(out);
-        qs = qe;
-    }
-    Ok(if outs.len() == 1 {
-        outs.pop().expect("one block")
-    } else {
-        Tensor::cat(&outs, 0)?
-    })
+    // queries `qs..` of the block sit at absolute positions `offset + qs..`
+    attention::query_blocks(
+        q,
+        k,
+        v,
+        QUERY_BLOCK,
+        scale,
+        softcap,
+        |qs, qn| {
+            let qa = offset + qs;
+            let ks = window.map_or(0, |w| (qa + 1).saturating_sub(w));
+            (ks, offset + qs + qn - ks)
+        },
+        |scores, qs, ks| {
+            let qa = offset + qs;
+            if device.is_cpu() && scores.dtype() == DType::F32 {
+                causal_softmax_cpu(scores, qa, ks, window)
+            } else {
+                let (qn, kn) = (scores.dim(2)?, scores.dim(3)?);
+                let mask = mask_block(qa, qn, ks, kn, window, device)?.to_dtype(scores.dtype())?;
+                Ok(candle_nn::ops::softmax_last_dim(
+                    &scores.broadcast_add(&mask)?,
+                )?)
+            }
+        },
+    )
 }
 
 /// [`attention`] over every sequence of a packed batch: `q`, `k`, `v` hold all the batch's
