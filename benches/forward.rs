@@ -11,7 +11,7 @@ use candle_core::{DType, Device, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use miascan::kernels::attention::{self, Backend, Heads, Mask, Order};
 use miascan::model::layers::{Activation, Linear, Mlp, Stacked};
-use miascan::model::weight::Weight;
+use miascan::model::weight::{Compute, Weight};
 use miascan::model::{ArchInfo, Batch, CausalLm, Model};
 use miascan::stats::{token_stats_with, StatsBackend};
 
@@ -215,6 +215,7 @@ fn dequantize(c: &mut Criterion) {
                     QTensor::quantize(&randn((2 * s.ffn, s.hidden)), dt).unwrap(),
                 ),
                 dtype: DType::F32,
+                compute: Compute::Exact,
             };
             g.bench_function(format!("{}/{dt:?}/miascan", s.name), |b| {
                 b.iter(|| w.expand().unwrap())
@@ -223,9 +224,38 @@ fn dequantize(c: &mut Criterion) {
     }
 }
 
+/// A gate/up projection of 512 positions on stored weights: `--compute exact` (blocks
+/// expanded, f32 GEMM) against `--compute fast` (blocks as stored, 8-bit activations).
+fn projection(c: &mut Criterion) {
+    use candle_core::quantized::{GgmlDType, QTensor};
+    miascan::alloc::reuse_large_buffers();
+    let mut g = c.benchmark_group("projection");
+    g.sample_size(10);
+    let rows = 512;
+    for s in &SHAPES {
+        let x = randn((rows, s.hidden));
+        for dt in [GgmlDType::Q8_0, GgmlDType::Q4K] {
+            let q =
+                std::sync::Arc::new(QTensor::quantize(&randn((2 * s.ffn, s.hidden)), dt).unwrap());
+            g.throughput(Throughput::Elements((rows * 2 * s.ffn * s.hidden) as u64));
+            for compute in [Compute::Exact, Compute::Fast] {
+                let w = Weight::Quantized {
+                    q: q.clone(),
+                    dtype: DType::F32,
+                    compute,
+                };
+                g.bench_function(format!("{}/{dt:?}/{}", s.name, compute.name()), |b| {
+                    b.iter(|| w.matmul_t(&x).unwrap())
+                });
+            }
+        }
+    }
+}
+
 criterion_group!(
     benches,
     dequantize,
+    projection,
     lm_head_statistics,
     attention_bench,
     mlp,

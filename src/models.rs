@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::eval::baseline::BLIND_SAMPLE;
 use crate::eval::reservoir::Reservoir;
 use crate::input::Passage;
-use crate::model::{LoadOptions, Model, Residency, Tokenizer};
+use crate::model::{Compute, LoadOptions, Model, Residency, Tokenizer};
 use crate::record::PassageRecord;
 use crate::score::freq::FreqTable;
 use crate::score::prefix::{self, PrefixText};
@@ -36,6 +36,9 @@ pub struct ModelSpec {
     /// `f32`, `f16` or `bf16`.
     pub dtype: String,
     pub weights: Residency,
+    /// Exact f32 products (default) or GGUF blocks multiplied as stored with 8-bit
+    /// activations (`--compute fast`); for the target and a local reference alike.
+    pub compute: Compute,
     /// How to talk to a server target (its `url` is the target's; `served_model` the
     /// target's name).
     pub server: RemoteOptions,
@@ -62,6 +65,7 @@ impl ModelSpec {
             device: "cpu".into(),
             dtype: "f32".into(),
             weights: Residency::Stored,
+            compute: Compute::Exact,
             server: RemoteOptions::new(model),
             reference_served_model: None,
             tokenizer: None,
@@ -155,8 +159,16 @@ impl Models {
             device: crate::model::parse_device(&spec.device)?,
             dtype: crate::model::parse_dtype(&spec.dtype)?,
             residency: spec.weights,
+            compute: spec.compute,
             offline: spec.offline,
         };
+        let served = is_url(&spec.model) || spec.reference.as_deref().is_some_and(is_url);
+        if spec.compute == Compute::Fast && served {
+            return Err(Error::Usage(
+                "--compute fast is for local GGUF models: a server computes as it is set up to"
+                    .into(),
+            ));
+        }
         let open = |s: &str| Model::open(s, &load);
         let read_prefix = |flag: &str, p: &Option<String>| {
             p.as_deref().map(|s| prefix::load_as(flag, s)).transpose()

@@ -163,10 +163,18 @@ impl Calibration {
     pub fn check(&self, current: &Settings) -> Result<()> {
         let s = &self.settings;
         let what = if s.model != current.model {
-            Some(format!(
-                "model {} ({}) vs {} ({})",
-                s.model.name, s.model.sha256, current.model.name, current.model.sha256
-            ))
+            let (a, b) = (&s.model, &current.model);
+            Some(if a.name == b.name && a.sha256 == b.sha256 {
+                format!(
+                    "model {} computed as {} ({}) vs as {} ({}); --compute must match",
+                    a.name, a.compute, a.device, b.compute, b.device
+                )
+            } else {
+                format!(
+                    "model {} ({}) vs {} ({})",
+                    a.name, a.sha256, b.name, b.sha256
+                )
+            })
         } else if s.reference != current.reference {
             let show = |r: &Option<ModelIdentity>| {
                 r.as_ref()

@@ -378,6 +378,14 @@ pub struct ModelArgs {
     /// expanded (all in f32 at load: 4 bytes per weight). Same numbers either way.
     #[arg(long, default_value = "stored", value_parser = parse_residency)]
     pub weights: miascan::model::Residency,
+    /// How GGUF weights are multiplied: exact (default; blocks expanded to f32, the numbers
+    /// the parity tests hold) or fast (blocks multiplied as stored with activations rounded
+    /// to 8 bits, as llama.cpp does, within a measured bound of exact; see docs/speed.md).
+    /// The mode is part of every output's identity: outputs of the two modes are never
+    /// mixed. Hidden until its kernels beat the exact mode (docs/speed.md says where they
+    /// stand).
+    #[arg(long, default_value = "exact", value_parser = parse_compute, hide = true)]
+    pub compute: miascan::model::Compute,
     #[command(flatten)]
     pub server: ServerArgs,
 }
@@ -445,6 +453,10 @@ impl ServerArgs {
     }
 }
 
+fn parse_compute(s: &str) -> Result<miascan::model::Compute, String> {
+    miascan::model::Compute::parse(s).ok_or_else(|| format!("unknown --compute {s} (exact, fast)"))
+}
+
 fn parse_residency(s: &str) -> Result<miascan::model::Residency, String> {
     match s {
         "stored" => Ok(miascan::model::Residency::Stored),
@@ -484,6 +496,7 @@ impl ModelArgs {
             device: self.device.clone(),
             dtype: self.dtype.clone(),
             weights: self.weights,
+            compute: self.compute,
             reference_served_model: None,
             tokenizer: self.server.tokenizer.clone(),
             recall_prefix: None,

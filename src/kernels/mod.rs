@@ -5,10 +5,12 @@
 //!   with run-time dispatch between AVX-512, AVX2 and a portable baseline;
 //! - [`matmul`]: `x Wᵀ` over gemm with its own column split, and the strided gemm call;
 //! - [`dequant`]: GGUF block expansion, bit-identical to candle's;
+//! - [`qmatmul`]: `x Wᵀ` on GGUF blocks as stored with 8-bit activations (`--compute fast`);
 //! - [`attention`]: causal (windowed, soft-capped) attention over a packed batch.
 
 pub mod attention;
 pub mod dequant;
 pub mod matmul;
+pub mod qmatmul;
 pub mod rows;
 pub mod simd;

@@ -19,6 +19,8 @@ pub struct Gguf {
     dtype: DType,
     /// Whether weight matrices stay quantised between uses.
     residency: crate::model::weight::Residency,
+    /// How the weight matrices are multiplied.
+    compute: crate::model::weight::Compute,
 }
 
 impl std::fmt::Debug for Gguf {
@@ -58,6 +60,7 @@ impl Gguf {
             file,
             dtype: DType::F32,
             residency: Default::default(),
+            compute: Default::default(),
         };
         g.check_tensor_extents()?;
         Ok(g)
@@ -118,6 +121,11 @@ impl Gguf {
     /// Sets whether weight matrices stay quantised between uses (default: they do).
     pub fn set_residency(&mut self, r: crate::model::weight::Residency) {
         self.residency = r;
+    }
+
+    /// Sets how weight matrices are multiplied (default exact).
+    pub fn set_compute(&mut self, c: crate::model::weight::Compute) {
+        self.compute = c;
     }
 
     pub fn path(&self) -> &Path {
@@ -310,7 +318,7 @@ impl Gguf {
         device: &Device,
     ) -> Result<crate::model::weight::Weight> {
         let q = self.qtensor(name, shape, device)?;
-        crate::model::weight::Weight::from_qtensor(q, self.dtype, self.residency)
+        crate::model::weight::Weight::from_qtensor(q, self.dtype, self.residency, self.compute)
     }
 
     /// A tensor as stored, after checking its shape against what the metadata implies.

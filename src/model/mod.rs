@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 pub use tokenizer::Tokenizer;
-pub use weight::Residency;
+pub use weight::{Compute, Residency};
 
 /// Several token sequences packed into one forward pass: their tokens are concatenated, and
 /// attention never crosses from one sequence to another (positions restart at 0 in each).
@@ -180,13 +180,15 @@ impl std::fmt::Debug for Model {
 
 /// How a model is loaded: where and in what dtype it computes (f32, f16, bf16; bf16 needs a
 /// GPU: candle has no bf16 matmul on CPU), how its weights are held between forward passes,
-/// and whether a hub id may be downloaded. The default: the CPU, f32, weights as stored,
-/// downloads allowed.
+/// how its weight matrices are multiplied, and whether a hub id may be downloaded. The
+/// default: the CPU, f32, weights as stored, exact products, downloads allowed.
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
     pub device: Device,
     pub dtype: DType,
     pub residency: Residency,
+    /// Exact f32 products, or GGUF blocks multiplied as stored (`--compute fast`).
+    pub compute: Compute,
     /// Hub models from the local cache only.
     pub offline: bool,
 }
@@ -197,6 +199,7 @@ impl Default for LoadOptions {
             device: Device::Cpu,
             dtype: DType::F32,
             residency: Residency::default(),
+            compute: Compute::default(),
             offline: false,
         }
     }
@@ -211,6 +214,7 @@ impl Model {
         match source::ModelSpec::parse(spec) {
             source::ModelSpec::Local(p) => Model::load_with(&p, opts),
             source::ModelSpec::Hub { repo, revision } => {
+                check_compute(opts, true)?;
                 let snap = source::resolve_hub(&repo, &revision, opts.offline)?;
                 let mut m = Model::load_dir(&snap.dir, &opts.device, opts.dtype, opts.residency)?;
                 m.identity.name = repo;
@@ -240,12 +244,14 @@ impl Model {
                 source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
             });
         }
+        check_compute(opts, path.is_dir())?;
         if path.is_dir() {
             return Self::load_dir(path, device, dtype, residency);
         }
         let mut g = Gguf::open(path)?;
         g.set_dtype(dtype);
         g.set_residency(residency);
+        g.set_compute(opts.compute);
         let tokenizer = Tokenizer::from_gguf(&g)?;
         let lm = arch::load_gguf(&mut g, device)?;
         if lm.lm_head().dims2()?.0 != tokenizer.vocab_size() {
@@ -261,7 +267,10 @@ impl Model {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
             sha256: sha256_file(path)?[..16].to_string(),
-            compute: dtype_name(dtype).into(),
+            compute: match opts.compute {
+                Compute::Exact => dtype_name(dtype).into(),
+                Compute::Fast => FAST_IDENTITY.into(),
+            },
             device: device_name(device),
             revision: None,
         };
@@ -363,6 +372,29 @@ pub fn parse_dtype(s: &str) -> Result<DType> {
             "unknown dtype {other} (f32, f16, bf16)"
         ))),
     }
+}
+
+/// `ModelIdentity::compute` of a model loaded with `--compute fast`: records, calibrations
+/// and scan logs made this way name it, so none is mixed with exact ones.
+pub const FAST_IDENTITY: &str = "fast (int8 activations)";
+
+/// `--compute fast` multiplies GGUF blocks on the CPU in f32: anything else is refused
+/// rather than silently computed exactly under a `fast` label.
+fn check_compute(opts: &LoadOptions, checkpoint: bool) -> Result<()> {
+    if opts.compute == Compute::Exact {
+        return Ok(());
+    }
+    if !opts.device.is_cpu() || opts.dtype != DType::F32 {
+        return Err(Error::Usage(
+            "--compute fast runs on the CPU in f32 (drop --device/--dtype, or --compute)".into(),
+        ));
+    }
+    if checkpoint {
+        return Err(Error::Usage(
+            "--compute fast multiplies GGUF quantised blocks; a checkpoint folder or hub id is computed exactly (drop --compute fast, or give a GGUF file)".into(),
+        ));
+    }
+    Ok(())
 }
 
 fn dtype_name(d: DType) -> &'static str {

@@ -28,13 +28,48 @@ pub enum Residency {
     Expanded,
 }
 
+/// How the matmuls of quantised weights are computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compute {
+    /// Blocks expanded to f32, f32 products: the numbers of transformers and llama.cpp's
+    /// f32 reference (the default, held to the parity goldens).
+    #[default]
+    Exact,
+    /// Blocks multiplied as stored with activations quantised to 8 bits per block of 32
+    /// ([`crate::kernels::qmatmul`]), as llama.cpp does: faster, within a measured bound.
+    Fast,
+}
+
+impl Compute {
+    /// As the `--compute` flag and the outputs name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compute::Exact => "exact",
+            Compute::Fast => "fast",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Compute> {
+        match s {
+            "exact" => Some(Compute::Exact),
+            "fast" => Some(Compute::Fast),
+            _ => None,
+        }
+    }
+}
+
 /// A `[rows, cols]` matrix.
 #[derive(Debug, Clone)]
 pub enum Weight {
     /// In the compute dtype.
     Dense(Tensor),
-    /// GGUF blocks, expanded to `dtype` per use.
-    Quantized { q: Arc<QTensor>, dtype: DType },
+    /// GGUF blocks, expanded to `dtype` per use, or multiplied as stored under
+    /// [`Compute::Fast`].
+    Quantized {
+        q: Arc<QTensor>,
+        dtype: DType,
+        compute: Compute,
+    },
     /// f16/bf16 from a checkpoint, converted to `dtype` per use.
     Half { t: Tensor, dtype: DType },
 }
@@ -42,13 +77,20 @@ pub enum Weight {
 impl Weight {
     /// A quantised tensor, kept as it is under [`Residency::Stored`] (F32 tensors are
     /// expanded: they gain nothing from staying in blocks).
-    pub fn from_qtensor(q: QTensor, dtype: DType, residency: Residency) -> Result<Weight> {
-        if residency == Residency::Expanded || q.dtype() == GgmlDType::F32 {
+    pub fn from_qtensor(
+        q: QTensor,
+        dtype: DType,
+        residency: Residency,
+        compute: Compute,
+    ) -> Result<Weight> {
+        let fast = compute == Compute::Fast && crate::kernels::qmatmul::supported(q.dtype());
+        if (residency == Residency::Expanded && !fast) || q.dtype() == GgmlDType::F32 {
             return Ok(Weight::Dense(q.dequantize(&q.device())?.to_dtype(dtype)?));
         }
         Ok(Weight::Quantized {
             q: Arc::new(q),
             dtype,
+            compute,
         })
     }
 
@@ -74,11 +116,29 @@ impl Weight {
         Ok(match self {
             Weight::Dense(t) => t.clone(),
             Weight::Half { t, dtype } => t.to_dtype(*dtype)?,
-            Weight::Quantized { q, dtype } => match dequantize_parallel(q)? {
+            Weight::Quantized { q, dtype, .. } => match dequantize_parallel(q)? {
                 Some(t) => t.to_dtype(*dtype)?,
                 None => q.dequantize(&q.device())?.to_dtype(*dtype)?,
             },
         })
+    }
+
+    /// `x` `[T, in]` times this matrix's transpose → `[T, rows]`: the one matmul on stored
+    /// weights every linear layer goes through. Quantised weights under [`Compute::Fast`]
+    /// are multiplied as stored ([`crate::kernels::qmatmul`]); everything else is
+    /// expanded to the compute dtype for the exact product.
+    pub fn matmul_t(&self, x: &Tensor) -> Result<Tensor> {
+        if let Weight::Quantized {
+            q,
+            compute: Compute::Fast,
+            ..
+        } = self
+        {
+            if let Some(y) = crate::kernels::qmatmul::matmul_t(x, q)? {
+                return Ok(y);
+            }
+        }
+        crate::kernels::matmul::matmul_t(x, &self.expand()?)
     }
 
     /// Rows `start..start + n` in the compute dtype (LM-head blocks, embedding lookups).
@@ -86,7 +146,7 @@ impl Weight {
         match self {
             Weight::Dense(t) => Ok(t.narrow(0, start, n)?),
             Weight::Half { t, dtype } => Ok(t.narrow(0, start, n)?.to_dtype(*dtype)?),
-            Weight::Quantized { q, dtype } => {
+            Weight::Quantized { q, dtype, .. } => {
                 if let Some(t) = rows_parallel(q, start, n)? {
                     return Ok(t.to_dtype(*dtype)?);
                 }
@@ -101,7 +161,7 @@ impl Weight {
         match self {
             Weight::Dense(t) => Ok(t.index_select(ids, 0)?),
             Weight::Half { t, dtype } => Ok(t.index_select(ids, 0)?.to_dtype(*dtype)?),
-            Weight::Quantized { q, dtype } => {
+            Weight::Quantized { q, dtype, .. } => {
                 let cols = q.shape().dims2()?.1;
                 if cols.is_multiple_of(q.dtype().block_size()) {
                     Ok(q.embedding(ids)?.to_dtype(*dtype)?)
@@ -158,14 +218,17 @@ impl Weight {
                     dtype: d,
                 }))
             }
-            Weight::Quantized { q, dtype } => {
-                let (qd, d) = (q.dtype(), *dtype);
+            Weight::Quantized { q, dtype, compute } => {
+                let (qd, d, c) = (q.dtype(), *dtype, *compute);
                 let mut data = Vec::new();
                 let mut rows = 0;
                 for p in parts {
                     match p {
-                        Weight::Quantized { q, dtype }
-                            if q.dtype() == qd && *dtype == d && q.device().is_cpu() =>
+                        Weight::Quantized { q, dtype, compute }
+                            if q.dtype() == qd
+                                && *dtype == d
+                                && *compute == c
+                                && q.device().is_cpu() =>
                         {
                             if !cols.is_multiple_of(qd.block_size()) {
                                 return Ok(None);
@@ -180,6 +243,7 @@ impl Weight {
                 Ok(Some(Weight::Quantized {
                     q: Arc::new(QTensor::new(storage, (rows, cols))?),
                     dtype: d,
+                    compute: c,
                 }))
             }
         }
@@ -194,7 +258,7 @@ impl Weight {
                 t: t.narrow(0, start, n)?.contiguous()?,
                 dtype: *dtype,
             }),
-            Weight::Quantized { q, dtype } => {
+            Weight::Quantized { q, dtype, compute } => {
                 let (_, cols) = q.shape().dims2()?;
                 let bs = q.dtype().block_size();
                 if !cols.is_multiple_of(bs) || !q.device().is_cpu() {
@@ -209,6 +273,7 @@ impl Weight {
                 Ok(Weight::Quantized {
                     q: Arc::new(QTensor::new(storage, (n, cols))?),
                     dtype: *dtype,
+                    compute: *compute,
                 })
             }
         }
@@ -361,6 +426,7 @@ mod tests {
             let w = Weight::Quantized {
                 q: Arc::new(QTensor::quantize(&t, dt).unwrap()),
                 dtype: DType::F32,
+                compute: Compute::Exact,
             };
             let rows_got: Vec<f32> = w
                 .rows(100, 250)

@@ -6,6 +6,7 @@
 mod common;
 
 mod blind_baseline;
+mod compute_fast;
 mod dcpdd;
 mod errors;
 mod eval_cli;

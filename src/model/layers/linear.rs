@@ -1,7 +1,6 @@
 //! Linear maps: one (`y = x Wᵀ + b`), or several of the same input stacked into one matmul.
 
 use crate::error::Result;
-use crate::kernels::matmul::matmul_t;
 use crate::model::weight::Weight;
 use candle_core::Tensor;
 
@@ -34,7 +33,7 @@ impl Linear {
 
     /// `x`: `[T, in]` → `[T, out]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = matmul_t(x, &self.weight.expand()?)?;
+        let y = self.weight.matmul_t(x)?;
         Ok(match &self.bias {
             Some(b) => y.broadcast_add(b)?,
             None => y,

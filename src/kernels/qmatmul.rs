@@ -1,0 +1,574 @@
+//! `x · wᵀ` on GGUF weights as stored, with the activations quantised to 8 bits per block of
+//! 32 (`--compute fast`): the integer dot products llama.cpp's `ggml-cpu` uses, in place of
+//! expanding every weight to f32 and running an f32 GEMM.
+//!
+//! Every supported block type is read as 32-element blocks whose elements are
+//! `w = a_h · u + b_h` with `u` a small unsigned integer (4, 5 or 6 bits) and `a_h`, `b_h`
+//! the scale and offset of the block's half `h` (16 elements: Q6_K's sub-blocks are 16
+//! long); Q8_0's signed bytes are `w = a · u` with `u` signed. An activation half block is
+//! `x ≈ dx_h · qx` with `qx` in `[-127, 127]` (round to nearest, `dx_h = max|x| / 127` over
+//! its 16 elements: half llama.cpp's 32, for half its rounding error at no cost, since
+//! the weights' scales are applied per half anyway), so
+//!
+//! `Σ w·x ≈ Σ_h a_h dx_h Σ_{i∈h} u_i qx_i + Σ_h b_h dx_h Σ_{i∈h} qx_i`,
+//!
+//! the first sum an integer dot product (AVX2 `vpmaddubsw`: u8 × i8 pairs; no overflow as
+//! `2 · 63 · 127 < 2¹⁵`; Q8_0's signed weights go through the sign trick, `|w| · sign(qx, w)`,
+//! `2 · 127 · 127 < 2¹⁵`) and the second one float per half of precomputed sums. The only
+//! approximation is the rounding of the activations (≤ `dx / 2` per element); the weights'
+//! values are exactly the exact mode's.
+//!
+//! Work is split over groups of [`ROWS`] weight rows: a group's blocks are unpacked once per
+//! call into the form above and reused for every position, and the reduction dimension is
+//! walked in chunks of [`K_CHUNK`] so a group's unpacked rows stay in the L1 cache.
+
+use crate::error::Result;
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::{Device, Tensor};
+use half::f16;
+use rayon::prelude::*;
+
+/// Weight rows per unit of work (one output quad per position).
+const ROWS: usize = 4;
+/// Elements of the reduction dimension per pass over the positions.
+const K_CHUNK: usize = 2048;
+
+/// Whether [`matmul_t`] multiplies this block type as stored.
+pub fn supported(dt: GgmlDType) -> bool {
+    use GgmlDType::*;
+    matches!(dt, Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 | Q4K | Q6K)
+}
+
+/// Activations `[T, k]` quantised per half block of 16: values, scales and sums.
+pub struct QuantizedActs {
+    t: usize,
+    k: usize,
+    q: Vec<i8>,
+    /// `dx` per half block of 16, as the 8 lane scales of a block
+    /// (`[dx_0 ×4, dx_1 ×4]`, `T · k/4`).
+    d: Vec<f32>,
+    /// `dx_h · Σ_{i∈h} qx_i` per half block (`T · k/16`).
+    dsum: Vec<f32>,
+}
+
+impl QuantizedActs {
+    /// Quantises row-major `x` (`t` rows of `k`, `k` a multiple of 32).
+    pub fn new(x: &[f32], t: usize, k: usize) -> QuantizedActs {
+        debug_assert!(k.is_multiple_of(32) && x.len() == t * k);
+        let mut q = vec![0i8; t * k];
+        let mut d = vec![0f32; t * k / 4];
+        let mut dsum = vec![0f32; t * k / 16];
+        q.par_chunks_mut(k)
+            .zip(d.par_chunks_mut(k / 4))
+            .zip(dsum.par_chunks_mut(k / 16))
+            .zip(x.par_chunks(k))
+            .for_each(|(((q, d), s), x)| {
+                for (h, xh) in x.chunks_exact(16).enumerate() {
+                    let amax = xh.iter().fold(0f32, |m, v| m.max(v.abs()));
+                    let dh = amax / 127.0;
+                    let inv = if dh > 0.0 { 1.0 / dh } else { 0.0 };
+                    let mut sum = 0i32;
+                    for (i, v) in xh.iter().enumerate() {
+                        let qi = (v * inv).round().clamp(-127.0, 127.0) as i8;
+                        q[16 * h + i] = qi;
+                        sum += qi as i32;
+                    }
+                    d[4 * h..4 * h + 4].fill(dh);
+                    s[h] = dh * sum as f32;
+                }
+            });
+        QuantizedActs { t, k, q, d, dsum }
+    }
+}
+
+/// Weight rows unpacked to `a_h · u + b_h` form.
+struct Unpacked {
+    /// `u` per element (for Q8_0, `|w|`), row-major `[ROWS, k]`.
+    u: Vec<u8>,
+    /// For Q8_0, the signs (the weights as i8) used to sign the activations.
+    signed: Option<Vec<i8>>,
+    /// Per block, the 8 lane scales `[a_0 ×4, a_1 ×4]` (lane `l` of the integer dot sums
+    /// elements `4l..4l+3`), `[ROWS, k/32, 8]`.
+    a: Vec<f32>,
+    /// `b_h` per half, `[ROWS, k/16]`.
+    b: Vec<f32>,
+}
+
+#[inline(always)]
+fn half_at(b: &[u8], at: usize) -> f32 {
+    f16::from_le_bytes([b[at], b[at + 1]]).to_f32()
+}
+
+/// Unpacks one row's blocks (`bytes`) into row `r` of `out`; `k` elements.
+fn unpack_row(dt: GgmlDType, bytes: &[u8], k: usize, r: usize, out: &mut Unpacked) {
+    let u = &mut out.u[r * k..(r + 1) * k];
+    let a = &mut out.a[r * k / 4..(r + 1) * k / 4];
+    let bb = &mut out.b[r * k / 16..(r + 1) * k / 16];
+    // block `blk`'s halves: scale, offset
+    let mut set = |blk: usize, h: usize, scale: f32, offset: f32| {
+        a[8 * blk + 4 * h..8 * blk + 4 * h + 4].fill(scale);
+        bb[2 * blk + h] = offset;
+    };
+    match dt {
+        GgmlDType::Q4_0 | GgmlDType::Q4_1 => {
+            let size = if dt == GgmlDType::Q4_0 { 18 } else { 20 };
+            for (blk, b) in bytes.chunks_exact(size).enumerate() {
+                let d = half_at(b, 0);
+                let m = if dt == GgmlDType::Q4_0 {
+                    -8.0 * d
+                } else {
+                    half_at(b, 2)
+                };
+                let qs = &b[size - 16..size];
+                for j in 0..16 {
+                    u[32 * blk + j] = qs[j] & 0x0F;
+                    u[32 * blk + j + 16] = qs[j] >> 4;
+                }
+                set(blk, 0, d, m);
+                set(blk, 1, d, m);
+            }
+        }
+        GgmlDType::Q5_0 | GgmlDType::Q5_1 => {
+            let size = if dt == GgmlDType::Q5_0 { 22 } else { 24 };
+            for (blk, b) in bytes.chunks_exact(size).enumerate() {
+                let d = half_at(b, 0);
+                let (m, h0) = if dt == GgmlDType::Q5_0 {
+                    (-16.0 * d, 2)
+                } else {
+                    (half_at(b, 2), 4)
+                };
+                let qh = u32::from_le_bytes([b[h0], b[h0 + 1], b[h0 + 2], b[h0 + 3]]);
+                let qs = &b[size - 16..size];
+                for j in 0..16 {
+                    let hi0 = (((qh >> j) << 4) & 0x10) as u8;
+                    let hi1 = ((qh >> (j + 12)) & 0x10) as u8;
+                    u[32 * blk + j] = (qs[j] & 0x0F) | hi0;
+                    u[32 * blk + j + 16] = (qs[j] >> 4) | hi1;
+                }
+                set(blk, 0, d, m);
+                set(blk, 1, d, m);
+            }
+        }
+        GgmlDType::Q8_0 => {
+            let signs = out.signed.as_mut().expect("Q8_0 keeps signs");
+            let s = &mut signs[r * k..(r + 1) * k];
+            for (blk, b) in bytes.chunks_exact(34).enumerate() {
+                let d = half_at(b, 0);
+                for j in 0..32 {
+                    let w = b[2 + j] as i8;
+                    s[32 * blk + j] = w;
+                    u[32 * blk + j] = w.unsigned_abs();
+                }
+                set(blk, 0, d, 0.0);
+                set(blk, 1, d, 0.0);
+            }
+        }
+        GgmlDType::Q4K => {
+            for (sb, b) in bytes.chunks_exact(144).enumerate() {
+                let (d, min) = (half_at(b, 0), half_at(b, 2));
+                let scales: &[u8; 12] = b[4..16].try_into().expect("12 bytes");
+                for g in 0..4 {
+                    let q = &b[16 + 32 * g..48 + 32 * g];
+                    for (s, shift) in [(2 * g, 0), (2 * g + 1, 4)] {
+                        let blk = 8 * sb + s;
+                        let (sc, m) = scale_min_k4(s, scales);
+                        for l in 0..32 {
+                            u[32 * blk + l] = (q[l] >> shift) & 0x0F;
+                        }
+                        let (a1, b1) = (d * sc as f32, -(min * m as f32));
+                        set(blk, 0, a1, b1);
+                        set(blk, 1, a1, b1);
+                    }
+                }
+            }
+        }
+        GgmlDType::Q6K => {
+            for (sb, b) in bytes.chunks_exact(210).enumerate() {
+                let d = half_at(b, 208);
+                for n in 0..2 {
+                    let ql = &b[64 * n..64 * n + 64];
+                    let qh = &b[128 + 32 * n..160 + 32 * n];
+                    let base = 256 * sb + 128 * n;
+                    for l in 0..32 {
+                        u[base + l] = (ql[l] & 0xF) | ((qh[l] & 3) << 4);
+                        u[base + l + 32] = (ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4);
+                        u[base + l + 64] = (ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4);
+                        u[base + l + 96] = (ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4);
+                    }
+                    // element e of these 128 has scale byte e / 16
+                    for e16 in 0..8 {
+                        let sc = d * b[192 + 8 * n + e16] as i8 as f32;
+                        let blk = (base + 16 * e16) / 32;
+                        set(blk, e16 % 2, sc, -32.0 * sc);
+                    }
+                }
+            }
+        }
+        _ => unreachable!("checked by supported()"),
+    }
+}
+
+/// Scale and min of sub-block `j` of a Q4_K block (6 bits each, packed in 12 bytes).
+#[inline(always)]
+fn scale_min_k4(j: usize, s: &[u8; 12]) -> (u8, u8) {
+    if j < 4 {
+        (s[j] & 63, s[j + 4] & 63)
+    } else {
+        (
+            (s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4),
+            (s[j + 4] >> 4) | ((s[j] >> 6) << 4),
+        )
+    }
+}
+
+/// `x` `[T, k]` (f32, CPU) times the transpose of the quantised `w` `[n, k]` → `[T, n]`;
+/// `None` when the form does not fit this path (another device or block type, `k` not a
+/// whole number of blocks), for the caller's exact path.
+pub fn matmul_t(x: &Tensor, w: &QTensor) -> Result<Option<Tensor>> {
+    let dt = w.dtype();
+    let (n, k) = w.shape().dims2()?;
+    if !supported(dt)
+        || !x.device().is_cpu()
+        || !w.device().is_cpu()
+        || x.rank() != 2
+        || x.dim(1)? != k
+        || !k.is_multiple_of(dt.block_size())
+        || !k.is_multiple_of(32)
+    {
+        return Ok(None);
+    }
+    let t = x.dim(0)?;
+    let xs: Vec<f32> = x
+        .to_dtype(candle_core::DType::F32)?
+        .flatten_all()?
+        .to_vec1()?;
+    let acts = QuantizedActs::new(&xs, t, k);
+    let data = w.data()?;
+    let row_bytes = k / dt.block_size() * dt.type_size();
+    if data.len() != n * row_bytes {
+        return Ok(None);
+    }
+    let out = matmul_rows(dt, &data, n, k, &acts);
+    Ok(Some(Tensor::from_vec(out, (t, n), &Device::Cpu)?))
+}
+
+/// The product over raw blocks: `data` holds `n` rows of `k` elements of type `dt`.
+pub fn matmul_rows(
+    dt: GgmlDType,
+    data: &[u8],
+    n: usize,
+    k: usize,
+    acts: &QuantizedActs,
+) -> Vec<f32> {
+    debug_assert_eq!(acts.k, k);
+    let t = acts.t;
+    let row_bytes = k / dt.block_size() * dt.type_size();
+    let mut out = vec![0f32; t * n];
+    let dst = out.as_mut_ptr() as usize;
+    let level = level();
+    (0..n.div_ceil(ROWS)).into_par_iter().for_each_init(
+        || Unpacked {
+            u: vec![0; ROWS * k],
+            signed: (dt == GgmlDType::Q8_0).then(|| vec![0; ROWS * k]),
+            a: vec![0.0; ROWS * k / 4],
+            b: vec![0.0; ROWS * k / 16],
+        },
+        |un, g| {
+            let r0 = g * ROWS;
+            let rows = ROWS.min(n - r0);
+            for r in 0..rows {
+                let bytes = &data[(r0 + r) * row_bytes..(r0 + r + 1) * row_bytes];
+                unpack_row(dt, bytes, k, r, un);
+            }
+            let mut k0 = 0;
+            while k0 < k {
+                let kc = K_CHUNK.min(k - k0);
+                for tt in 0..t {
+                    let sums = dot_rows(level, un, rows, k, tt, acts, k0, kc);
+                    // SAFETY: `out` holds `t · n` floats; group `g` alone writes columns
+                    // `r0..r0 + rows` of each row `tt < t`.
+                    unsafe {
+                        let o = (dst as *mut f32).add(tt * n + r0);
+                        for (r, s) in sums.iter().enumerate().take(rows) {
+                            *o.add(r) += s;
+                        }
+                    }
+                }
+                k0 += kc;
+            }
+        },
+    );
+    out
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Level {
+    Avx2,
+    Baseline,
+}
+
+fn level() -> Level {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if crate::kernels::simd::simd() != crate::kernels::simd::Simd::Baseline {
+            return Level::Avx2;
+        }
+    }
+    Level::Baseline
+}
+
+/// The group's first `rows` rows against position `tt`, elements `k0..k0 + kc`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn dot_rows(
+    level: Level,
+    un: &Unpacked,
+    rows: usize,
+    k: usize,
+    tt: usize,
+    acts: &QuantizedActs,
+    k0: usize,
+    kc: usize,
+) -> [f32; ROWS] {
+    #[cfg(target_arch = "x86_64")]
+    if level == Level::Avx2 && rows == ROWS {
+        let q = &acts.q[tt * k + k0..tt * k + k0 + kc];
+        let d = &acts.d[(tt * k + k0) / 4..(tt * k + k0 + kc) / 4];
+        let ds = &acts.dsum[(tt * k + k0) / 16..(tt * k + k0 + kc) / 16];
+        // SAFETY: AVX2 and FMA are present (Level::Avx2); the group holds ROWS rows of k
+        // elements, k/4 lane scales and k/16 offsets each, and k0 + kc <= k.
+        return unsafe { avx2::dot4(un, k, k0, kc, q, d, ds) };
+    }
+    let mut sums = [0f32; ROWS];
+    for (r, s) in sums.iter_mut().enumerate().take(rows) {
+        *s = dot(level, un, r, k, tt, acts, k0, kc);
+    }
+    sums
+}
+
+/// Row `r` of the unpacked group against position `tt`, elements `k0..k0 + kc`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn dot(
+    level: Level,
+    un: &Unpacked,
+    r: usize,
+    k: usize,
+    tt: usize,
+    acts: &QuantizedActs,
+    k0: usize,
+    kc: usize,
+) -> f32 {
+    let u = &un.u[r * k + k0..r * k + k0 + kc];
+    let s = un.signed.as_ref().map(|s| &s[r * k + k0..r * k + k0 + kc]);
+    let a = &un.a[(r * k + k0) / 4..(r * k + k0 + kc) / 4];
+    let b = &un.b[(r * k + k0) / 16..(r * k + k0 + kc) / 16];
+    let q = &acts.q[tt * k + k0..tt * k + k0 + kc];
+    let d = &acts.d[(tt * k + k0) / 4..(tt * k + k0 + kc) / 4];
+    let ds = &acts.dsum[(tt * k + k0) / 16..(tt * k + k0 + kc) / 16];
+    // the offsets' term: Σ_h b_h · dx Σ qx
+    let offsets = dot_f32(b, ds);
+    let main = match level {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: Avx2 is chosen only where the CPU has AVX2 and FMA; the slices' lengths
+        // agree (kc elements, kc/32 blocks, kc/4 lane scales).
+        Level::Avx2 => unsafe { avx2::dot(u, s, a, q, d) },
+        _ => dot_baseline(u, s, a, q, d),
+    };
+    main + offsets
+}
+
+/// `Σ a·b` with eight independent sums (vectorisable).
+fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ac
+        .remainder()
+        .iter()
+        .zip(bc.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ac.zip(bc) {
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// The integer dot products in portable code (the same sums as the AVX2 kernel, summed in
+/// another order).
+fn dot_baseline(u: &[u8], s: Option<&[i8]>, a: &[f32], q: &[i8], d: &[f32]) -> f32 {
+    let mut acc = 0f32;
+    for blk in 0..d.len() / 8 {
+        let mut lanes = [0i32; 8];
+        for i in 0..32 {
+            let e = 32 * blk + i;
+            let qi = match s {
+                Some(s) if s[e] < 0 => -(q[e] as i32),
+                _ => q[e] as i32,
+            };
+            lanes[i / 4] += u[e] as i32 * qi;
+        }
+        for (l, v) in lanes.iter().enumerate() {
+            acc += *v as f32 * a[8 * blk + l] * d[8 * blk + l];
+        }
+    }
+    acc
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::{Unpacked, ROWS};
+    use std::arch::x86_64::*;
+
+    #[inline(always)]
+    unsafe fn hsum(acc: __m256) -> f32 {
+        let hi = _mm256_extractf128_ps(acc, 1);
+        let lo = _mm256_castps256_ps128(acc);
+        let x = _mm_add_ps(hi, lo);
+        let x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+        let x = _mm_add_ss(x, _mm_shuffle_ps(x, x, 1));
+        _mm_cvtss_f32(x)
+    }
+
+    /// The four rows of a group against one position: each activation block loaded once
+    /// for four independent accumulations.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot4(
+        un: &Unpacked,
+        k: usize,
+        k0: usize,
+        kc: usize,
+        q: &[i8],
+        d: &[f32],
+        ds: &[f32],
+    ) -> [f32; ROWS] {
+        let ones = _mm256_set1_epi16(1);
+        let mut acc = [_mm256_setzero_ps(); ROWS];
+        let u = un.u.as_ptr().add(k0);
+        let s = un.signed.as_ref().map(|s| s.as_ptr().add(k0));
+        let a = un.a.as_ptr().add(k0 / 4);
+        for blk in 0..d.len() / 8 {
+            let q0 = _mm256_loadu_si256(q.as_ptr().add(32 * blk) as *const __m256i);
+            let dx = _mm256_loadu_ps(d.as_ptr().add(8 * blk));
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let uv = _mm256_loadu_si256(u.add(r * k + 32 * blk) as *const __m256i);
+                let qv = match s {
+                    Some(s) => _mm256_sign_epi8(
+                        q0,
+                        _mm256_loadu_si256(s.add(r * k + 32 * blk) as *const __m256i),
+                    ),
+                    None => q0,
+                };
+                let p = _mm256_madd_epi16(_mm256_maddubs_epi16(uv, qv), ones);
+                let scale = _mm256_mul_ps(_mm256_loadu_ps(a.add(r * k / 4 + 8 * blk)), dx);
+                *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), scale, *acc);
+            }
+        }
+        let mut out = [0f32; ROWS];
+        for r in 0..ROWS {
+            let b = &un.b[(r * k + k0) / 16..(r * k + k0 + kc) / 16];
+            out[r] = hsum(acc[r]) + super::dot_f32(b, ds);
+        }
+        out
+    }
+
+    /// See [`super::dot_baseline`].
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot(u: &[u8], s: Option<&[i8]>, a: &[f32], q: &[i8], d: &[f32]) -> f32 {
+        let ones = _mm256_set1_epi16(1);
+        let mut acc = _mm256_setzero_ps();
+        let blocks = d.len() / 8;
+        for blk in 0..blocks {
+            let uv = _mm256_loadu_si256(u.as_ptr().add(32 * blk) as *const __m256i);
+            let mut qv = _mm256_loadu_si256(q.as_ptr().add(32 * blk) as *const __m256i);
+            if let Some(s) = s {
+                let sv = _mm256_loadu_si256(s.as_ptr().add(32 * blk) as *const __m256i);
+                qv = _mm256_sign_epi8(qv, sv);
+            }
+            let p = _mm256_madd_epi16(_mm256_maddubs_epi16(uv, qv), ones);
+            let scale = _mm256_mul_ps(
+                _mm256_loadu_ps(a.as_ptr().add(8 * blk)),
+                _mm256_loadu_ps(d.as_ptr().add(8 * blk)),
+            );
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), scale, acc);
+        }
+        let hi = _mm256_extractf128_ps(acc, 1);
+        let lo = _mm256_castps256_ps128(acc);
+        let x = _mm_add_ps(hi, lo);
+        let x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+        let x = _mm_add_ss(x, _mm_shuffle_ps(x, x, 1));
+        _mm_cvtss_f32(x)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::quantized::QTensor;
+
+    fn rand(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 33) as f32 / (1u64 << 31) as f32) - 0.5
+            })
+            .collect()
+    }
+
+    /// Every block type against the exact product of the same stored weights: the
+    /// deviation is the activations' rounding alone, well under 1% of the product's scale;
+    /// the AVX2 kernel and the portable one agree to float rounding.
+    #[test]
+    fn each_block_type_matches_the_expanded_product_within_the_activation_rounding() {
+        let (t, n, k) = (5, 9, 512);
+        let x = Tensor::from_vec(rand(t * k, 1), (t, k), &Device::Cpu).unwrap();
+        let w = Tensor::from_vec(rand(n * k, 2), (n, k), &Device::Cpu).unwrap();
+        use GgmlDType::*;
+        for dt in [Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4K, Q6K] {
+            let q = QTensor::quantize(&w, dt).unwrap();
+            let exact = x
+                .matmul(&q.dequantize(&Device::Cpu).unwrap().t().unwrap())
+                .unwrap();
+            let fast = matmul_t(&x, &q).unwrap().expect("supported");
+            let e: Vec<f32> = exact.flatten_all().unwrap().to_vec1().unwrap();
+            let f: Vec<f32> = fast.flatten_all().unwrap().to_vec1().unwrap();
+            assert_eq!(e.len(), f.len());
+            let scale = e.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let worst = e.iter().zip(&f).fold(0f32, |m, (a, b)| {
+                assert!(b.is_finite(), "{dt:?}");
+                m.max((a - b).abs())
+            });
+            assert!(worst < 0.01 * scale, "{dt:?}: {worst} vs scale {scale}");
+            // a weight misread (a nibble, a scale) moves entries by far more than this
+            assert!(
+                worst > 0.0,
+                "{dt:?}: bit-equal to f32 is not possible with int8 activations"
+            );
+            // the portable kernel: same integer sums
+            let xs: Vec<f32> = x.flatten_all().unwrap().to_vec1().unwrap();
+            let acts = QuantizedActs::new(&xs, t, k);
+            let data = q.data().unwrap();
+            let base = {
+                let row_bytes = k / dt.block_size() * dt.type_size();
+                let mut un = Unpacked {
+                    u: vec![0; ROWS * k],
+                    signed: (dt == Q8_0).then(|| vec![0; ROWS * k]),
+                    a: vec![0.0; ROWS * k / 4],
+                    b: vec![0.0; ROWS * k / 16],
+                };
+                unpack_row(dt, &data[..row_bytes], k, 0, &mut un);
+                dot(Level::Baseline, &un, 0, k, 0, &acts, 0, k)
+            };
+            assert!(
+                (base - f[0]).abs() <= 1e-4 * scale,
+                "{dt:?}: {base} vs {}",
+                f[0]
+            );
+        }
+    }
+}
