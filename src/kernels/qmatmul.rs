@@ -28,10 +28,16 @@ use candle_core::{Device, Tensor};
 use half::f16;
 use rayon::prelude::*;
 
-/// Weight rows per unit of work (one output quad per position).
+/// Weight rows per micro-kernel call (one output quad per position).
 const ROWS: usize = 4;
-/// Elements of the reduction dimension per pass over the positions.
-const K_CHUNK: usize = 2048;
+/// Weight rows per task: unpacked once, then reused for every position.
+const TASK_ROWS: usize = 64;
+/// Positions per tile: a tile's activations stay in the L2 cache while every row of the
+/// task passes over them.
+const TOKENS: usize = 32;
+/// Elements of the reduction dimension per pass: a task's unpacked rows (2 bytes per
+/// element) and a tile's activations (2 bytes per element) fit the L2 cache together.
+const K_CHUNK: usize = 1024;
 
 /// Whether [`matmul_t`] multiplies this block type as stored.
 pub fn supported(dt: GgmlDType) -> bool {
@@ -248,8 +254,19 @@ pub fn matmul_t(x: &Tensor, w: &QTensor) -> Result<Option<Tensor>> {
     if data.len() != n * row_bytes {
         return Ok(None);
     }
-    let out = matmul_rows(dt, &data, n, k, &acts);
+    let out = matmul_rows(dt, &data, n, k, &acts)?;
     Ok(Some(Tensor::from_vec(out, (t, n), &Device::Cpu)?))
+}
+
+impl Unpacked {
+    fn new(dt: GgmlDType, k: usize) -> Unpacked {
+        Unpacked {
+            u: vec![0; TASK_ROWS * k],
+            signed: (dt == GgmlDType::Q8_0).then(|| vec![0; TASK_ROWS * k]),
+            a: vec![0.0; TASK_ROWS * k / 4],
+            b: vec![0.0; TASK_ROWS * k / 16],
+        }
+    }
 }
 
 /// The product over raw blocks: `data` holds `n` rows of `k` elements of type `dt`.
@@ -259,23 +276,32 @@ pub fn matmul_rows(
     n: usize,
     k: usize,
     acts: &QuantizedActs,
-) -> Vec<f32> {
+) -> Result<Vec<f32>> {
     debug_assert_eq!(acts.k, k);
     let t = acts.t;
     let row_bytes = k / dt.block_size() * dt.type_size();
-    let mut out = vec![0f32; t * n];
-    let dst = out.as_mut_ptr() as usize;
     let level = level();
-    (0..n.div_ceil(ROWS)).into_par_iter().for_each_init(
-        || Unpacked {
-            u: vec![0; ROWS * k],
-            signed: (dt == GgmlDType::Q8_0).then(|| vec![0; ROWS * k]),
-            a: vec![0.0; ROWS * k / 4],
-            b: vec![0.0; ROWS * k / 16],
+    // The offsets' term, Σ_h b_h · dx_h Σ qx, of every position and row at once: an f32
+    // product of [T, k/16] and [n, k/16] (1/16 of the work), through the f32 GEMM.
+    let mut b = vec![0f32; n * k / 16];
+    b.par_chunks_mut(k / 16).enumerate().for_each_init(
+        || Unpacked::new(dt, k),
+        |un, (r, br)| {
+            unpack_row(dt, &data[r * row_bytes..(r + 1) * row_bytes], k, 0, un);
+            br.copy_from_slice(&un.b[..k / 16]);
         },
-        |un, g| {
-            let r0 = g * ROWS;
-            let rows = ROWS.min(n - r0);
+    );
+    let ds = Tensor::from_slice(&acts.dsum, (t, k / 16), &Device::Cpu)?;
+    let b = Tensor::from_vec(b, (n, k / 16), &Device::Cpu)?;
+    let mut out: Vec<f32> = crate::kernels::matmul::matmul_t(&ds, &b)?
+        .flatten_all()?
+        .to_vec1()?;
+    let dst = out.as_mut_ptr() as usize;
+    (0..n.div_ceil(TASK_ROWS)).into_par_iter().for_each_init(
+        || Unpacked::new(dt, k),
+        |un, task| {
+            let r0 = task * TASK_ROWS;
+            let rows = TASK_ROWS.min(n - r0);
             for r in 0..rows {
                 let bytes = &data[(r0 + r) * row_bytes..(r0 + r + 1) * row_bytes];
                 unpack_row(dt, bytes, k, r, un);
@@ -283,22 +309,51 @@ pub fn matmul_rows(
             let mut k0 = 0;
             while k0 < k {
                 let kc = K_CHUNK.min(k - k0);
-                for tt in 0..t {
-                    let sums = dot_rows(level, un, rows, k, tt, acts, k0, kc);
-                    // SAFETY: `out` holds `t · n` floats; group `g` alone writes columns
-                    // `r0..r0 + rows` of each row `tt < t`.
-                    unsafe {
-                        let o = (dst as *mut f32).add(tt * n + r0);
-                        for (r, s) in sums.iter().enumerate().take(rows) {
-                            *o.add(r) += s;
+                let mut t0 = 0;
+                while t0 < t {
+                    let t1 = (t0 + TOKENS).min(t);
+                    let mut g = 0;
+                    while g < rows {
+                        #[cfg(target_arch = "x86_64")]
+                        if level == Level::Avx2 && g + ROWS <= rows {
+                            let at = avx2::At {
+                                row: g,
+                                k,
+                                k0,
+                                kc,
+                                t0,
+                                t1,
+                                n,
+                                col: r0 + g,
+                            };
+                            // SAFETY: AVX2 and FMA are present (Level::Avx2); rows g..g + 4
+                            // of the task are unpacked (k elements, k/4 lane scales each),
+                            // k0 + kc <= k, t1 <= t; this task alone writes columns
+                            // r0..r0 + rows of `out` (t · n floats).
+                            unsafe {
+                                if un.signed.is_some() {
+                                    avx2::group::<true>(un, acts, at, dst as *mut f32)
+                                } else {
+                                    avx2::group::<false>(un, acts, at, dst as *mut f32)
+                                }
+                            }
+                            g += ROWS;
+                            continue;
                         }
+                        for tt in t0..t1 {
+                            let v = dot(Level::Baseline, un, g, k, tt, acts, k0, kc);
+                            // SAFETY: as above, column r0 + g of row tt.
+                            unsafe { *(dst as *mut f32).add(tt * n + r0 + g) += v };
+                        }
+                        g += 1;
                     }
+                    t0 = t1;
                 }
                 k0 += kc;
             }
         },
     );
-    out
+    Ok(out)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -317,36 +372,8 @@ fn level() -> Level {
     Level::Baseline
 }
 
-/// The group's first `rows` rows against position `tt`, elements `k0..k0 + kc`.
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn dot_rows(
-    level: Level,
-    un: &Unpacked,
-    rows: usize,
-    k: usize,
-    tt: usize,
-    acts: &QuantizedActs,
-    k0: usize,
-    kc: usize,
-) -> [f32; ROWS] {
-    #[cfg(target_arch = "x86_64")]
-    if level == Level::Avx2 && rows == ROWS {
-        let q = &acts.q[tt * k + k0..tt * k + k0 + kc];
-        let d = &acts.d[(tt * k + k0) / 4..(tt * k + k0 + kc) / 4];
-        let ds = &acts.dsum[(tt * k + k0) / 16..(tt * k + k0 + kc) / 16];
-        // SAFETY: AVX2 and FMA are present (Level::Avx2); the group holds ROWS rows of k
-        // elements, k/4 lane scales and k/16 offsets each, and k0 + kc <= k.
-        return unsafe { avx2::dot4(un, k, k0, kc, q, d, ds) };
-    }
-    let mut sums = [0f32; ROWS];
-    for (r, s) in sums.iter_mut().enumerate().take(rows) {
-        *s = dot(level, un, r, k, tt, acts, k0, kc);
-    }
-    sums
-}
-
-/// Row `r` of the unpacked group against position `tt`, elements `k0..k0 + kc`.
+/// Row `r` of the unpacked group against position `tt`, elements `k0..k0 + kc`: the
+/// integer part (the offsets' term is added by the caller).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn dot(
@@ -362,23 +389,19 @@ fn dot(
     let u = &un.u[r * k + k0..r * k + k0 + kc];
     let s = un.signed.as_ref().map(|s| &s[r * k + k0..r * k + k0 + kc]);
     let a = &un.a[(r * k + k0) / 4..(r * k + k0 + kc) / 4];
-    let b = &un.b[(r * k + k0) / 16..(r * k + k0 + kc) / 16];
     let q = &acts.q[tt * k + k0..tt * k + k0 + kc];
     let d = &acts.d[(tt * k + k0) / 4..(tt * k + k0 + kc) / 4];
-    let ds = &acts.dsum[(tt * k + k0) / 16..(tt * k + k0 + kc) / 16];
-    // the offsets' term: Σ_h b_h · dx Σ qx
-    let offsets = dot_f32(b, ds);
-    let main = match level {
+    match level {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: Avx2 is chosen only where the CPU has AVX2 and FMA; the slices' lengths
         // agree (kc elements, kc/32 blocks, kc/4 lane scales).
         Level::Avx2 => unsafe { avx2::dot(u, s, a, q, d) },
         _ => dot_baseline(u, s, a, q, d),
-    };
-    main + offsets
+    }
 }
 
-/// `Σ a·b` with eight independent sums (vectorisable).
+/// `Σ a·b` with eight independent sums.
+#[cfg(test)]
 fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
@@ -419,7 +442,7 @@ fn dot_baseline(u: &[u8], s: Option<&[i8]>, a: &[f32], q: &[i8], d: &[f32]) -> f
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{Unpacked, ROWS};
+    use super::{QuantizedActs, Unpacked};
     use std::arch::x86_64::*;
 
     #[inline(always)]
@@ -432,46 +455,86 @@ mod avx2 {
         _mm_cvtss_f32(x)
     }
 
-    /// The four rows of a group against one position: each activation block loaded once
-    /// for four independent accumulations.
+    /// Where a call works: rows `row..row + 4` of the task's unpacked rows, elements
+    /// `k0..k0 + kc` of `k`, positions `t0..t1`, output columns `col..col + 4` of `n`.
+    #[derive(Clone, Copy)]
+    pub struct At {
+        pub row: usize,
+        pub k: usize,
+        pub k0: usize,
+        pub kc: usize,
+        pub t0: usize,
+        pub t1: usize,
+        pub n: usize,
+        pub col: usize,
+    }
+
+    /// Four unpacked rows against positions `t0..t1`, added to `out` (`[t, n]`): each
+    /// activation block is loaded once for four independent accumulations. `SIGNED`:
+    /// Q8_0's signs applied to the activations.
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn dot4(
+    pub unsafe fn group<const SIGNED: bool>(
         un: &Unpacked,
-        k: usize,
-        k0: usize,
-        kc: usize,
-        q: &[i8],
-        d: &[f32],
-        ds: &[f32],
-    ) -> [f32; ROWS] {
+        acts: &QuantizedActs,
+        at: At,
+        out: *mut f32,
+    ) {
+        let At {
+            row,
+            k,
+            k0,
+            kc,
+            t0,
+            t1,
+            n,
+            col,
+        } = at;
         let ones = _mm256_set1_epi16(1);
-        let mut acc = [_mm256_setzero_ps(); ROWS];
-        let u = un.u.as_ptr().add(k0);
-        let s = un.signed.as_ref().map(|s| s.as_ptr().add(k0));
-        let a = un.a.as_ptr().add(k0 / 4);
-        for blk in 0..d.len() / 8 {
-            let q0 = _mm256_loadu_si256(q.as_ptr().add(32 * blk) as *const __m256i);
-            let dx = _mm256_loadu_ps(d.as_ptr().add(8 * blk));
-            for (r, acc) in acc.iter_mut().enumerate() {
-                let uv = _mm256_loadu_si256(u.add(r * k + 32 * blk) as *const __m256i);
-                let qv = match s {
-                    Some(s) => _mm256_sign_epi8(
-                        q0,
-                        _mm256_loadu_si256(s.add(r * k + 32 * blk) as *const __m256i),
-                    ),
-                    None => q0,
+        let u = un.u.as_ptr().add(row * k + k0);
+        let s = un
+            .signed
+            .as_ref()
+            .map_or(std::ptr::null(), |s| s.as_ptr().add(row * k + k0));
+        let a = un.a.as_ptr().add((row * k + k0) / 4);
+        let (u1, u2, u3) = (u.add(k), u.add(2 * k), u.add(3 * k));
+        let (a1, a2, a3) = (a.add(k / 4), a.add(k / 2), a.add(3 * k / 4));
+        let blocks = kc / 32;
+        for tt in t0..t1 {
+            let q = acts.q.as_ptr().add(tt * k + k0);
+            let d = acts.d.as_ptr().add((tt * k + k0) / 4);
+            let (mut c0, mut c1, mut c2, mut c3) = (
+                _mm256_setzero_ps(),
+                _mm256_setzero_ps(),
+                _mm256_setzero_ps(),
+                _mm256_setzero_ps(),
+            );
+            for blk in 0..blocks {
+                let o = 32 * blk;
+                let qv = _mm256_loadu_si256(q.add(o) as *const __m256i);
+                let dx = _mm256_loadu_ps(d.add(8 * blk));
+                let step = |acc: __m256, ur: *const u8, ar: *const f32, i: usize| {
+                    let uv = _mm256_loadu_si256(ur.add(o) as *const __m256i);
+                    let qs = if SIGNED {
+                        let sv = _mm256_loadu_si256(s.add(i * k + o) as *const __m256i);
+                        _mm256_sign_epi8(qv, sv)
+                    } else {
+                        qv
+                    };
+                    let p = _mm256_madd_epi16(_mm256_maddubs_epi16(uv, qs), ones);
+                    let scale = _mm256_mul_ps(_mm256_loadu_ps(ar.add(8 * blk)), dx);
+                    _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), scale, acc)
                 };
-                let p = _mm256_madd_epi16(_mm256_maddubs_epi16(uv, qv), ones);
-                let scale = _mm256_mul_ps(_mm256_loadu_ps(a.add(r * k / 4 + 8 * blk)), dx);
-                *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), scale, *acc);
+                c0 = step(c0, u, a, 0);
+                c1 = step(c1, u1, a1, 1);
+                c2 = step(c2, u2, a2, 2);
+                c3 = step(c3, u3, a3, 3);
             }
+            let o = out.add(tt * n + col);
+            *o += hsum(c0);
+            *o.add(1) += hsum(c1);
+            *o.add(2) += hsum(c2);
+            *o.add(3) += hsum(c3);
         }
-        let mut out = [0f32; ROWS];
-        for r in 0..ROWS {
-            let b = &un.b[(r * k + k0) / 16..(r * k + k0 + kc) / 16];
-            out[r] = hsum(acc[r]) + super::dot_f32(b, ds);
-        }
-        out
     }
 
     /// See [`super::dot_baseline`].
@@ -555,14 +618,10 @@ mod tests {
             let data = q.data().unwrap();
             let base = {
                 let row_bytes = k / dt.block_size() * dt.type_size();
-                let mut un = Unpacked {
-                    u: vec![0; ROWS * k],
-                    signed: (dt == Q8_0).then(|| vec![0; ROWS * k]),
-                    a: vec![0.0; ROWS * k / 4],
-                    b: vec![0.0; ROWS * k / 16],
-                };
+                let mut un = Unpacked::new(dt, k);
                 unpack_row(dt, &data[..row_bytes], k, 0, &mut un);
                 dot(Level::Baseline, &un, 0, k, 0, &acts, 0, k)
+                    + dot_f32(&un.b[..k / 16], &acts.dsum[..k / 16])
             };
             assert!(
                 (base - f[0]).abs() <= 1e-4 * scale,
