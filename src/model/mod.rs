@@ -215,7 +215,8 @@ impl Model {
             source::ModelSpec::Local(p) => Model::load_with(&p, opts),
             source::ModelSpec::Hub { repo, revision } => {
                 check_compute(opts, true)?;
-                let snap = source::resolve_hub(&repo, &revision, opts.offline)?;
+                let snap =
+                    source::resolve_hub(&repo, &revision, opts.offline, source::Need::Model)?;
                 let mut m = Model::load_dir(&snap.dir, &opts.device, opts.dtype, opts.residency)?;
                 m.identity.name = repo;
                 m.identity.revision = Some(snap.commit);

@@ -93,10 +93,26 @@ fn is_commit(rev: &str) -> bool {
     rev.len() == 40 && rev.chars().all(|c| c.is_ascii_hexdigit())
 }
 
-/// Files a checkpoint folder needs, given what the snapshot holds: config, tokenizer, and
-/// either one `model.safetensors` or the index with every shard it lists.
-fn missing_files(dir: &Path) -> Vec<String> {
+/// What a caller needs from a hub snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// A whole checkpoint: config, tokenizer and weights.
+    Model,
+    /// The tokenizer alone (`--tokenizer HUB_ID`, a served model's hub id): a few MB, never
+    /// the weights.
+    Tokenizer,
+}
+
+/// Files a snapshot lacks for `need`: the tokenizer, and for a model the config and either
+/// one `model.safetensors` or the index with every shard it lists.
+fn missing_files(dir: &Path, need: Need) -> Vec<String> {
     let mut missing = Vec::new();
+    if need == Need::Tokenizer {
+        if !dir.join("tokenizer.json").is_file() {
+            missing.push("tokenizer.json".to_string());
+        }
+        return missing;
+    }
     for f in ["config.json", "tokenizer.json"] {
         if !dir.join(f).is_file() {
             missing.push(f.to_string());
@@ -112,8 +128,8 @@ fn missing_files(dir: &Path) -> Vec<String> {
     missing
 }
 
-/// Finds a hub model in the cache without any network access.
-pub fn resolve_cached(cache: &Path, repo: &str, revision: &str) -> Result<HubSnapshot> {
+/// Finds what `need` asks of a hub model in the cache without any network access.
+pub fn resolve_cached(cache: &Path, repo: &str, revision: &str, need: Need) -> Result<HubSnapshot> {
     let root = cache.join(format!("models--{}", repo.replace('/', "--")));
     let hint = "download it without --offline / HF_HUB_OFFLINE, or with `huggingface-cli download`";
     let commit = if is_commit(revision) {
@@ -136,7 +152,7 @@ pub fn resolve_cached(cache: &Path, repo: &str, revision: &str) -> Result<HubSna
         }
     };
     let dir = root.join("snapshots").join(&commit);
-    let missing = missing_files(&dir);
+    let missing = missing_files(&dir, need);
     if !missing.is_empty() {
         return Err(hub_error(
             repo,
@@ -151,8 +167,9 @@ pub fn resolve_cached(cache: &Path, repo: &str, revision: &str) -> Result<HubSna
     Ok(HubSnapshot { dir, commit })
 }
 
-/// Resolves a hub id to a snapshot folder, downloading what is missing unless `offline`.
-pub fn resolve_hub(repo: &str, revision: &str, offline: bool) -> Result<HubSnapshot> {
+/// Resolves a hub id to a snapshot folder holding what `need` asks, downloading what is
+/// missing unless `offline`.
+pub fn resolve_hub(repo: &str, revision: &str, offline: bool, need: Need) -> Result<HubSnapshot> {
     let cache = hub_cache_dir().ok_or_else(|| {
         hub_error(
             repo,
@@ -161,22 +178,23 @@ pub fn resolve_hub(repo: &str, revision: &str, offline: bool) -> Result<HubSnaps
         )
     })?;
     if offline || offline_from_env() {
-        return resolve_cached(&cache, repo, revision);
+        return resolve_cached(&cache, repo, revision, need);
     }
-    download::fetch(&cache, repo, revision)?;
-    resolve_cached(&cache, repo, revision)
+    download::fetch(&cache, repo, revision, need)?;
+    resolve_cached(&cache, repo, revision, need)
 }
 
 #[cfg(feature = "hub")]
 mod download {
-    use super::hub_error;
+    use super::{hub_error, Need};
     use crate::error::Result;
     use hf_hub::api::sync::ApiBuilder;
     use hf_hub::{Cache, Repo, RepoType};
     use std::path::Path;
 
-    /// Downloads config, tokenizer and weights (all shards) into the cache, with progress bars.
-    pub(super) fn fetch(cache: &Path, repo: &str, revision: &str) -> Result<()> {
+    /// Downloads the tokenizer, and for a model the config and weights (all shards), into the
+    /// cache, with progress bars.
+    pub(super) fn fetch(cache: &Path, repo: &str, revision: &str, need: Need) -> Result<()> {
         let err = |e: hf_hub::api::sync::ApiError| {
             hub_error(repo, revision, format!("download failed: {e}"))
         };
@@ -197,8 +215,11 @@ mod download {
             RepoType::Model,
             revision.to_string(),
         ));
-        r.get("config.json").map_err(err)?;
         r.get("tokenizer.json").map_err(err)?;
+        if need == Need::Tokenizer {
+            return Ok(());
+        }
+        r.get("config.json").map_err(err)?;
         match r.get("model.safetensors.index.json") {
             Ok(index) => {
                 let text = std::fs::read_to_string(&index).map_err(|e| {
@@ -230,11 +251,11 @@ mod download {
 
 #[cfg(not(feature = "hub"))]
 mod download {
-    use super::hub_error;
+    use super::{hub_error, Need};
     use crate::error::Result;
     use std::path::Path;
 
-    pub(super) fn fetch(_cache: &Path, repo: &str, revision: &str) -> Result<()> {
+    pub(super) fn fetch(_cache: &Path, repo: &str, revision: &str, _need: Need) -> Result<()> {
         Err(hub_error(
             repo,
             revision,
@@ -300,7 +321,7 @@ mod tests {
             commit,
             &["config.json", "tokenizer.json", "model.safetensors"],
         );
-        let s = resolve_cached(d.path(), "org/tiny", "main").unwrap();
+        let s = resolve_cached(d.path(), "org/tiny", "main", Need::Model).unwrap();
         assert_eq!(
             s,
             HubSnapshot {
@@ -308,7 +329,7 @@ mod tests {
                 commit: commit.into()
             }
         );
-        let s = resolve_cached(d.path(), "org/tiny", commit).unwrap();
+        let s = resolve_cached(d.path(), "org/tiny", commit, Need::Model).unwrap();
         assert_eq!(s.dir, snap);
     }
 
@@ -317,26 +338,34 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let commit = "0123456789abcdef0123456789abcdef01234567";
         fake_snapshot(d.path(), "org/tiny", commit, &["config.json"]);
-        let e = resolve_cached(d.path(), "org/tiny", "main")
+        let e = resolve_cached(d.path(), "org/tiny", "main", Need::Model)
             .unwrap_err()
             .to_string();
         assert!(
             e.contains("tokenizer.json") && e.contains("model.safetensors"),
             "{e}"
         );
-        let e = resolve_cached(d.path(), "org/other", "main")
+        let e = resolve_cached(d.path(), "org/other", "main", Need::Model)
             .unwrap_err()
             .to_string();
         assert!(
             e.contains("org/other@main") && e.contains("not in the Hugging Face cache"),
             "{e}"
         );
-        let e = resolve_cached(d.path(), "org/tiny", "v2")
+        let e = resolve_cached(d.path(), "org/tiny", "v2", Need::Model)
             .unwrap_err()
             .to_string();
         assert!(e.contains("refs/v2"), "{e}");
+        // a tokenizer alone needs tokenizer.json alone
+        let e = resolve_cached(d.path(), "org/tiny", "main", Need::Tokenizer)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("tokenizer.json") && !e.contains("model.safetensors"),
+            "{e}"
+        );
         assert_eq!(
-            resolve_cached(d.path(), "org/tiny", "main")
+            resolve_cached(d.path(), "org/tiny", "main", Need::Model)
                 .unwrap_err()
                 .exit_code(),
             4

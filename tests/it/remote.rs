@@ -653,3 +653,68 @@ fn the_finetune_audit_through_servers_matches_the_local_engine() {
     );
     assert!(local.0 > 0.9, "the audit's signal: {local:?}");
 }
+
+/// `scan --model URL` with no `--tokenizer`: the served model's name is a hub id, so its
+/// tokenizer comes from the Hugging Face cache (offline here) and the scan says so; a name
+/// that does not resolve is an error asking for `--tokenizer`.
+#[test]
+fn a_served_hub_id_cuts_passages_with_its_own_tokenizer_from_the_cache() {
+    let Some(py) = python() else { return };
+    let gguf = common::model(common::SMOLLM2);
+    let hub = "HuggingFaceTB/SmolLM2-135M-Instruct";
+    let d = tempfile::tempdir().unwrap();
+    // a cache holding the hub id's tokenizer.json, as huggingface_hub lays it out
+    let cache = d.path().join("hub");
+    let root = cache.join("models--HuggingFaceTB--SmolLM2-135M-Instruct");
+    let commit = "0123456789abcdef0123456789abcdef01234567";
+    let snap = root.join("snapshots").join(commit);
+    std::fs::create_dir_all(&snap).unwrap();
+    std::fs::create_dir_all(root.join("refs")).unwrap();
+    std::fs::write(root.join("refs/main"), commit).unwrap();
+    let gz = common::golden().join("../served-tokenizer/smollm2-tokenizer.json.gz");
+    let mut json = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(std::fs::File::open(gz).unwrap()),
+        &mut json,
+    )
+    .unwrap();
+    std::fs::write(snap.join("tokenizer.json"), json).unwrap();
+    let docs = d.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    for (i, text) in [
+        "The river ran past the old mill and under the stone bridge where the children played.",
+        "A quiet morning in the valley, with mist over the fields and the smell of bread.",
+        "She wrote letters to her brother every week, telling him about the garden and the town.",
+    ]
+    .iter()
+    .enumerate()
+    {
+        std::fs::write(docs.join(format!("d{i}.txt")), text.repeat(3)).unwrap();
+    }
+    let scan = |url: &str, out: &Path| {
+        let mut c = common::miascan();
+        c.args(["scan", p(&docs), "--model", url, "--passage-tokens", "16"])
+            .args(["--no-lowercase", "-o", p(out)])
+            .env("HF_HUB_CACHE", &cache)
+            .env("HF_HUB_OFFLINE", "1")
+            .env("OPENAI_API_KEY", KEY);
+        c.output().unwrap()
+    };
+    let (_server, url) = test_server(&py, &[(hub, &gguf)]);
+    let out = d.path().join("out");
+    let o = ok(scan(&url, &out));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!("passages are cut with the tokenizer of {hub}")),
+        "the scan says whose tokenizer cut the passages: {err}"
+    );
+    let passages = std::fs::read_to_string(out.join("passages.jsonl")).unwrap();
+    assert!(passages.lines().count() >= 6, "{passages}");
+
+    // a served name that is no hub id in the cache: an error that asks for --tokenizer
+    let (_other, url2) = test_server(&py, &[("org/not-cached", &gguf)]);
+    let o = scan(&url2, &d.path().join("out2"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "scanned without a tokenizer: {err}");
+    assert!(err.contains("--tokenizer"), "{err}");
+}

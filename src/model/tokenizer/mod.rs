@@ -69,7 +69,12 @@ impl Tokenizer {
                 }
             }
             crate::model::source::ModelSpec::Hub { repo, revision } => {
-                let snap = crate::model::source::resolve_hub(&repo, &revision, offline)?;
+                let snap = crate::model::source::resolve_hub(
+                    &repo,
+                    &revision,
+                    offline,
+                    crate::model::source::Need::Tokenizer,
+                )?;
                 Tokenizer::from_json_file(&snap.dir.join("tokenizer.json"))
             }
         }
