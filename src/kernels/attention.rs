@@ -332,7 +332,7 @@ fn tensor_path(
 
 /// The query-block loop of attention in candle ops, written once for the packed batch's
 /// tensor backend and the one-sequence form after a prefix
-/// (`crate::model::layers::attention_after`): blocks of `block` queries bound the score
+/// (the layers' `attention_after`): blocks of `block` queries bound the score
 /// matrix to `heads × block × keys` however long the input. For the block of queries
 /// `qs..qs + qn`, `keys(qs, qn)` gives the keys `(ks, kn)` it can see; the scores
 /// `scale · q·kᵀ` (soft-capped to `c · tanh(s / c)`), shaped `[kv_heads, groups, qn, kn]`,
