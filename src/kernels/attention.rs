@@ -390,18 +390,6 @@ pub fn query_blocks(
 mod tests {
     use super::*;
 
-    fn rand(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed;
-        (0..n)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((s >> 33) as f32 / (1u64 << 31) as f32) - 0.5
-            })
-            .collect()
-    }
-
     /// One query at a time in f64, token-major inputs.
     #[allow(clippy::too_many_arguments)]
     fn naive(
@@ -456,7 +444,7 @@ mod tests {
         let (heads, kvh, d) = (6, 2, 8);
         let t: usize = spans.iter().map(|s| s.1).sum();
         // q and k as column ranges of one fused [T, (heads + 2 kv) d] projection
-        let fused = rand(t * (heads + 2 * kvh) * d, 7);
+        let fused = crate::test_support::uniform(t * (heads + 2 * kvh) * d, 7);
         let fw = (heads + 2 * kvh) * d;
         let all = Tensor::from_vec(fused.clone(), (t, fw), &Device::Cpu).unwrap();
         let q = all.narrow(1, 0, heads * d).unwrap();

@@ -150,7 +150,7 @@ fn q8_0_body(bytes: &[u8], out: &mut [MaybeUninit<f32>]) {
 
 /// Scale and min of sub-block `j` of a Q4_K block (6 bits each, packed in 12 bytes).
 #[inline(always)]
-fn scale_min_k4(j: usize, s: &[u8; 12]) -> (u8, u8) {
+pub(crate) fn scale_min_k4(j: usize, s: &[u8; 12]) -> (u8, u8) {
     if j < 4 {
         (s[j] & 63, s[j + 4] & 63)
     } else {

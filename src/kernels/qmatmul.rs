@@ -177,7 +177,7 @@ fn unpack_row(dt: GgmlDType, bytes: &[u8], k: usize, r: usize, out: &mut Unpacke
                     let q = &b[16 + 32 * g..48 + 32 * g];
                     for (s, shift) in [(2 * g, 0), (2 * g + 1, 4)] {
                         let blk = 8 * sb + s;
-                        let (sc, m) = scale_min_k4(s, scales);
+                        let (sc, m) = crate::kernels::dequant::scale_min_k4(s, scales);
                         for l in 0..32 {
                             u[32 * blk + l] = (q[l] >> shift) & 0x0F;
                         }
@@ -211,19 +211,6 @@ fn unpack_row(dt: GgmlDType, bytes: &[u8], k: usize, r: usize, out: &mut Unpacke
             }
         }
         _ => unreachable!("checked by supported()"),
-    }
-}
-
-/// Scale and min of sub-block `j` of a Q4_K block (6 bits each, packed in 12 bytes).
-#[inline(always)]
-fn scale_min_k4(j: usize, s: &[u8; 12]) -> (u8, u8) {
-    if j < 4 {
-        (s[j] & 63, s[j + 4] & 63)
-    } else {
-        (
-            (s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4),
-            (s[j + 4] >> 4) | ((s[j] >> 6) << 4),
-        )
     }
 }
 
@@ -341,7 +328,7 @@ pub fn matmul_rows(
                             continue;
                         }
                         for tt in t0..t1 {
-                            let v = dot(Level::Baseline, un, g, k, tt, acts, k0, kc);
+                            let v = dot(un, g, k, tt, acts, k0, kc);
                             // SAFETY: as above, column r0 + g of row tt.
                             unsafe { *(dst as *mut f32).add(tt * n + r0 + g) += v };
                         }
@@ -377,7 +364,6 @@ fn level() -> Level {
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn dot(
-    level: Level,
     un: &Unpacked,
     r: usize,
     k: usize,
@@ -391,13 +377,7 @@ fn dot(
     let a = &un.a[(r * k + k0) / 4..(r * k + k0 + kc) / 4];
     let q = &acts.q[tt * k + k0..tt * k + k0 + kc];
     let d = &acts.d[(tt * k + k0) / 4..(tt * k + k0 + kc) / 4];
-    match level {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: Avx2 is chosen only where the CPU has AVX2 and FMA; the slices' lengths
-        // agree (kc elements, kc/32 blocks, kc/4 lane scales).
-        Level::Avx2 => unsafe { avx2::dot(u, s, a, q, d) },
-        _ => dot_baseline(u, s, a, q, d),
-    }
+    dot_baseline(u, s, a, q, d)
 }
 
 /// `Σ a·b` with eight independent sums.
@@ -536,52 +516,13 @@ mod avx2 {
             *o.add(3) += hsum(c3);
         }
     }
-
-    /// See [`super::dot_baseline`].
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn dot(u: &[u8], s: Option<&[i8]>, a: &[f32], q: &[i8], d: &[f32]) -> f32 {
-        let ones = _mm256_set1_epi16(1);
-        let mut acc = _mm256_setzero_ps();
-        let blocks = d.len() / 8;
-        for blk in 0..blocks {
-            let uv = _mm256_loadu_si256(u.as_ptr().add(32 * blk) as *const __m256i);
-            let mut qv = _mm256_loadu_si256(q.as_ptr().add(32 * blk) as *const __m256i);
-            if let Some(s) = s {
-                let sv = _mm256_loadu_si256(s.as_ptr().add(32 * blk) as *const __m256i);
-                qv = _mm256_sign_epi8(qv, sv);
-            }
-            let p = _mm256_madd_epi16(_mm256_maddubs_epi16(uv, qv), ones);
-            let scale = _mm256_mul_ps(
-                _mm256_loadu_ps(a.as_ptr().add(8 * blk)),
-                _mm256_loadu_ps(d.as_ptr().add(8 * blk)),
-            );
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), scale, acc);
-        }
-        let hi = _mm256_extractf128_ps(acc, 1);
-        let lo = _mm256_castps256_ps128(acc);
-        let x = _mm_add_ps(hi, lo);
-        let x = _mm_add_ps(x, _mm_movehl_ps(x, x));
-        let x = _mm_add_ss(x, _mm_shuffle_ps(x, x, 1));
-        _mm_cvtss_f32(x)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::uniform;
     use candle_core::quantized::QTensor;
-
-    fn rand(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed;
-        (0..n)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((s >> 33) as f32 / (1u64 << 31) as f32) - 0.5
-            })
-            .collect()
-    }
 
     /// Every block type against the exact product of the same stored weights: the
     /// deviation is the activations' rounding alone, well under 1% of the product's scale;
@@ -589,8 +530,8 @@ mod tests {
     #[test]
     fn each_block_type_matches_the_expanded_product_within_the_activation_rounding() {
         let (t, n, k) = (5, 9, 512);
-        let x = Tensor::from_vec(rand(t * k, 1), (t, k), &Device::Cpu).unwrap();
-        let w = Tensor::from_vec(rand(n * k, 2), (n, k), &Device::Cpu).unwrap();
+        let x = Tensor::from_vec(uniform(t * k, 1), (t, k), &Device::Cpu).unwrap();
+        let w = Tensor::from_vec(uniform(n * k, 2), (n, k), &Device::Cpu).unwrap();
         use GgmlDType::*;
         for dt in [Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4K, Q6K] {
             let q = QTensor::quantize(&w, dt).unwrap();
@@ -620,8 +561,7 @@ mod tests {
                 let row_bytes = k / dt.block_size() * dt.type_size();
                 let mut un = Unpacked::new(dt, k);
                 unpack_row(dt, &data[..row_bytes], k, 0, &mut un);
-                dot(Level::Baseline, &un, 0, k, 0, &acts, 0, k)
-                    + dot_f32(&un.b[..k / 16], &acts.dsum[..k / 16])
+                dot(&un, 0, k, 0, &acts, 0, k) + dot_f32(&un.b[..k / 16], &acts.dsum[..k / 16])
             };
             assert!(
                 (base - f[0]).abs() <= 1e-4 * scale,

@@ -374,22 +374,9 @@ mod tests {
     }
 
     fn rand3(a: usize, b: usize, c: usize, seed: u64) -> Vec<Vec<Vec<f32>>> {
-        let mut s = seed;
-        (0..a)
-            .map(|_| {
-                (0..b)
-                    .map(|_| {
-                        (0..c)
-                            .map(|_| {
-                                s = s
-                                    .wrapping_mul(6364136223846793005)
-                                    .wrapping_add(1442695040888963407);
-                                ((s >> 33) as f32 / (1u64 << 31) as f32) - 0.5
-                            })
-                            .collect()
-                    })
-                    .collect()
-            })
+        let flat = crate::test_support::uniform(a * b * c, seed);
+        flat.chunks(b * c)
+            .map(|m| m.chunks(c).map(<[f32]>::to_vec).collect())
             .collect()
     }
 
