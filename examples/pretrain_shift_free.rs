@@ -10,6 +10,7 @@
 //! reads the checkpoint as it was trained (tests/it/shift_free.rs).
 //!
 //! usage: cargo run --release --example pretrain_shift_free -- DATA_DIR OUT_DIR
+//! (the committed fixture keeps each `model.safetensors` gzipped: `gzip -9n OUT_DIR/*/model.safetensors`)
 //! (DATA_DIR holds passages.jsonl and reference.jsonl; OUT_DIR gets tokenizer.json,
 //! epoch-1/ and epoch-4/.) With a third argument `reference`: a reference model, the same
 //! architecture and tokenizer (OUT_DIR/tokenizer.json) trained 1 epoch on the reference

@@ -12,6 +12,37 @@ fn data() -> PathBuf {
     common::golden().parent().unwrap().join("shift-free")
 }
 
+/// A checkpoint of the fixture as a folder miascan reads: the repository keeps its weights
+/// gzipped (`model.safetensors.gz`, under the 2 MiB a tracked file may take), expanded once
+/// per test process into the target's scratch folder under the checkpoint's own name (the
+/// name and the weights' hash are its identity: both as trained).
+fn checkpoint(name: &str) -> PathBuf {
+    static READY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = READY.lock().unwrap_or_else(|e| e.into_inner());
+    let (src, dst) = (
+        data().join(name),
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join("shift-free")
+            .join(name),
+    );
+    std::fs::create_dir_all(&dst).unwrap();
+    for f in ["config.json", "tokenizer.json"] {
+        std::fs::copy(src.join(f), dst.join(f)).unwrap();
+    }
+    let mut weights = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(
+            std::fs::File::open(src.join("model.safetensors.gz")).unwrap(),
+        ),
+        &mut weights,
+    )
+    .unwrap();
+    if std::fs::read(dst.join("model.safetensors")).ok().as_ref() != Some(&weights) {
+        std::fs::write(dst.join("model.safetensors"), weights).unwrap();
+    }
+    dst
+}
+
 fn passages() -> Vec<serde_json::Value> {
     std::fs::read_to_string(data().join("passages.jsonl"))
         .unwrap()
@@ -31,10 +62,11 @@ fn the_checkpoints_read_as_they_were_trained() {
     let (members, held) = (by_set(true), by_set(false));
     let dir = tempfile::tempdir().unwrap();
     for epoch in ["epoch-1", "epoch-4"] {
-        let model = data().join(epoch);
-        let check: Vec<serde_json::Value> =
-            serde_json::from_str(&std::fs::read_to_string(model.join("train-check.json")).unwrap())
-                .unwrap();
+        let model = checkpoint(epoch);
+        let check: Vec<serde_json::Value> = serde_json::from_str(
+            &std::fs::read_to_string(data().join(epoch).join("train-check.json")).unwrap(),
+        )
+        .unwrap();
         assert_eq!(check.len(), 64);
         // the passages the trainer checked, in its order, as one JSONL
         let input = dir.path().join(format!("{epoch}.jsonl"));
@@ -124,7 +156,7 @@ fn scan_verdict(
             "256",
             "-m",
         ])
-        .arg(data().join("epoch-4"))
+        .arg(checkpoint("epoch-4"))
         .arg(&s)
         .arg("--nonmembers")
         .arg(&c)

@@ -30,14 +30,22 @@ write("held-out.jsonl", held)
 write("held-out-a.jsonl", held[0::2])
 write("held-out-b.jsonl", held[1::2])
 PY
+# the checkpoints' weights are kept gzipped (a tracked file stays under 2 MiB): expand them
+# beside the results, each folder under its own name (its name and weights' hash are its
+# identity, as trained)
+for name in epoch-1 epoch-4 reference; do
+  mkdir -p "$out/models/$name"
+  cp "$data/$name/config.json" "$data/$name/tokenizer.json" "$out/models/$name/"
+  gzip -dc "$data/$name/model.safetensors.gz" >"$out/models/$name/model.safetensors"
+done
 for epochs in 1 4; do
-  model=$data/epoch-$epochs
+  model=$out/models/epoch-$epochs
   common=(-m "$model" --no-lowercase --k 0.1,0.2,0.5 --freq-table "$data/kjv.freq"
     --recall-prefix "$data/recall-prefix.txt" --member-prefix "$data/member-prefix.txt")
   # the reference model (the same architecture and tokenizer, 1 epoch on the reference
   # passages only) adds the reference and fine-tune scores
   /usr/bin/time -f "eval, epoch $epochs: %e s" "$bin" eval "${common[@]}" --label-field member \
-    --reference "$data/reference" \
+    --reference "$out/models/reference" \
     --json "$out/eval-epoch-$epochs.json" "$data/passages.jsonl" > "$out/eval-epoch-$epochs.txt"
   "$bin" dataset-test "${common[@]}" --scores neg_loss,mink_0.2,minkpp_0.2,gapk_0.2,zlib,dcpdd \
     --suspect "$out/members.jsonl" --validation "$out/held-out.jsonl" \
