@@ -18,9 +18,10 @@
 //! approximation is the rounding of the activations (≤ `dx / 2` per element); the weights'
 //! values are exactly the exact mode's.
 //!
-//! Work is split over groups of [`ROWS`] weight rows: a group's blocks are unpacked once per
-//! call into the form above and reused for every position, and the reduction dimension is
-//! walked in chunks of [`K_CHUNK`] so a group's unpacked rows stay in the L1 cache.
+//! Work is split over tasks of [`TASK_ROWS`] weight rows: a task's blocks are unpacked once
+//! per call into the form above and reused for every position, in tiles of [`TOKENS`]
+//! positions and chunks of [`K_CHUNK`] elements, so a task's unpacked rows and a tile's
+//! activations stay in the L2 cache together; the micro-kernel takes [`ROWS`] rows at once.
 
 use crate::error::Result;
 use candle_core::quantized::{GgmlDType, QTensor};
@@ -58,17 +59,18 @@ pub struct QuantizedActs {
 }
 
 impl QuantizedActs {
-    /// Quantises row-major `x` (`t` rows of `k`, `k` a multiple of 32).
-    pub fn new(x: &[f32], t: usize, k: usize) -> QuantizedActs {
-        debug_assert!(k.is_multiple_of(32) && x.len() == t * k);
+    /// Quantises `t` rows of `k` (`k` a multiple of 32), row `i` at `x[i · stride..][..k]`.
+    pub fn new(x: &[f32], stride: usize, t: usize, k: usize) -> QuantizedActs {
+        debug_assert!(k.is_multiple_of(32) && (t == 0 || x.len() >= (t - 1) * stride + k));
         let mut q = vec![0i8; t * k];
         let mut d = vec![0f32; t * k / 4];
         let mut dsum = vec![0f32; t * k / 16];
         q.par_chunks_mut(k)
             .zip(d.par_chunks_mut(k / 4))
             .zip(dsum.par_chunks_mut(k / 16))
-            .zip(x.par_chunks(k))
-            .for_each(|(((q, d), s), x)| {
+            .enumerate()
+            .for_each(|(i, ((q, d), s))| {
+                let x = &x[i * stride..i * stride + k];
                 for (h, xh) in x.chunks_exact(16).enumerate() {
                     let amax = xh.iter().fold(0f32, |m, v| m.max(v.abs()));
                     let dh = amax / 127.0;
@@ -224,6 +226,7 @@ pub fn matmul_t(x: &Tensor, w: &QTensor) -> Result<Option<Tensor>> {
         || !x.device().is_cpu()
         || !w.device().is_cpu()
         || x.rank() != 2
+        || x.dtype() != candle_core::DType::F32
         || x.dim(1)? != k
         || !k.is_multiple_of(dt.block_size())
         || !k.is_multiple_of(32)
@@ -231,11 +234,10 @@ pub fn matmul_t(x: &Tensor, w: &QTensor) -> Result<Option<Tensor>> {
         return Ok(None);
     }
     let t = x.dim(0)?;
-    let xs: Vec<f32> = x
-        .to_dtype(candle_core::DType::F32)?
-        .flatten_all()?
-        .to_vec1()?;
-    let acts = QuantizedActs::new(&xs, t, k);
+    // the activations where they lie (a copy only if their columns are strided)
+    let x = x.contiguous()?;
+    let rows = crate::kernels::rows::cpu_rows(&x)?;
+    let acts = QuantizedActs::new(&rows.data()[rows.offset..], rows.row_stride, t, k);
     let data = w.data()?;
     let row_bytes = k / dt.block_size() * dt.type_size();
     if data.len() != n * row_bytes {
@@ -555,7 +557,7 @@ mod tests {
             );
             // the portable kernel: same integer sums
             let xs: Vec<f32> = x.flatten_all().unwrap().to_vec1().unwrap();
-            let acts = QuantizedActs::new(&xs, t, k);
+            let acts = QuantizedActs::new(&xs, k, t, k);
             let data = q.data().unwrap();
             let base = {
                 let row_bytes = k / dt.block_size() * dt.type_size();

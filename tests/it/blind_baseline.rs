@@ -31,19 +31,10 @@ fn finetune_pool_is_one_distribution() {
     let Some(dir) = common::shared_large("finetune") else {
         return;
     };
-    let read = |f: &str| -> Vec<String> {
-        std::fs::read_to_string(dir.join(f))
-            .unwrap()
-            .lines()
-            .map(|l| {
-                serde_json::from_str::<serde_json::Value>(l).unwrap()["text"]
-                    .as_str()
-                    .unwrap()
-                    .to_string()
-            })
-            .collect()
-    };
-    let (m, n) = (read("members.jsonl"), read("nonmembers.jsonl"));
+    let (m, n) = (
+        common::jsonl_texts(&dir.join("members.jsonl")),
+        common::jsonl_texts(&dir.join("nonmembers.jsonl")),
+    );
     let texts: Vec<&str> = m.iter().chain(&n).map(String::as_str).collect();
     let labels: Vec<bool> = (0..texts.len()).map(|i| i < m.len()).collect();
     let a = blind_auroc(&texts, &labels, 0).unwrap();

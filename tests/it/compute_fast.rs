@@ -4,32 +4,15 @@
 //! passages), and a mode that is part of every output's identity.
 
 use crate::common::*;
-use miascan::input::{read_inputs, ReadOptions};
 use miascan::model::{Compute, LoadOptions, Model};
 use miascan::record::PassageRecord;
-use miascan::scorer::{ScoreOptions, Scorer};
 
 fn score(file: &str, compute: Compute, passages: usize) -> Vec<PassageRecord> {
     let opts = LoadOptions {
         compute,
         ..LoadOptions::default()
     };
-    let model = Model::load_with(&model(file), &opts).unwrap();
-    let mut inputs =
-        read_inputs(&[golden().join("corpus.jsonl")], &ReadOptions::default()).unwrap();
-    inputs.truncate(passages);
-    let so = ScoreOptions {
-        token_details: true,
-        ..ScoreOptions::default()
-    };
-    let engine = so.local_engine(model);
-    let mut out = Vec::new();
-    Scorer::new(&engine, so)
-        .score_all(&inputs, |r| {
-            out.push(r);
-            Ok(())
-        })
-        .unwrap();
+    let out = score_corpus(Model::load_with(&model(file), &opts).unwrap(), passages);
     assert_eq!(out.len(), passages);
     out
 }

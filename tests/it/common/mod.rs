@@ -73,16 +73,18 @@ pub fn goldens(name: &str) -> Vec<Golden> {
         .collect()
 }
 
-/// Scores the golden corpus and compares ids, per-token statistics and scores with a golden
-/// file. Returns the largest |logp diff|.
-pub fn check_parity(model: &Model, golden: &str, tol: f64) -> f64 {
-    let passages = read_inputs(
+/// The first `take` passages of the golden corpus scored with per-token details (ids, log-probs,
+/// mu, sigma), one record each.
+pub fn score_corpus<M: std::borrow::Borrow<Model> + Send + Sync>(
+    model: M,
+    take: usize,
+) -> Vec<miascan::record::PassageRecord> {
+    let mut passages = read_inputs(
         &[self::golden().join("corpus.jsonl")],
         &ReadOptions::default(),
     )
     .unwrap();
-    let golden = goldens(golden);
-    assert_eq!(passages.len(), golden.len());
+    passages.truncate(take);
     let opts = ScoreOptions {
         token_details: true,
         ..ScoreOptions::default()
@@ -95,6 +97,14 @@ pub fn check_parity(model: &Model, golden: &str, tol: f64) -> f64 {
             Ok(())
         })
         .unwrap();
+    results
+}
+
+/// Scores the golden corpus and compares ids, per-token statistics and scores with a golden
+/// file. Returns the largest |logp diff|.
+pub fn check_parity(model: &Model, golden: &str, tol: f64) -> f64 {
+    let golden = goldens(golden);
+    let results = score_corpus(model, usize::MAX);
     let mut max_diff = 0f64;
     let mut worst = String::new();
     // every passage has a result: a scorer that dropped the last ones must not pass
